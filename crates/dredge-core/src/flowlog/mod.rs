@@ -1,0 +1,19 @@
+//! VPC flow-log decoding: every field of versions 2-8, any custom format,
+//! header lines, CloudWatch Logs subscription documents, gzip.
+
+mod field;
+mod format;
+mod line;
+mod payload;
+mod record;
+mod value;
+
+pub use field::{Field, Kind};
+pub use format::{Format, FormatError, DEFAULT_FIELDS};
+pub use line::LineError;
+pub use payload::{
+    gunzip_bounded, is_gzip, DecodeOptions, DecodeStats, Decoder, Item, PayloadError, PayloadKind,
+    DEFAULT_MAX_DECOMPRESSED,
+};
+pub use record::{write_json_str, write_json_value, Record};
+pub use value::{Action, AddrType, FlowDirection, LogStatus, Value};

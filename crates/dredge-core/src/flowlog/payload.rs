@@ -1,0 +1,246 @@
+//! Decoding whole payloads: a Kinesis record, an S3 object or a file. The
+//! payload may be gzip-compressed; it holds either a CloudWatch Logs
+//! subscription document or raw flow-log text (one or many lines, possibly
+//! with header lines). Which one is detected from the content.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::format::Format;
+use super::line::LineError;
+use super::record::Record;
+use super::value::{LogStatus, Value};
+
+/// Default cap on decompressed size: a Kinesis record is at most 1 MiB, and
+/// flow-log text compresses about 10-20x.
+pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
+
+/// How payloads are decoded.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Format of lines that no header line precedes.
+    pub format: Format,
+    /// Largest decompressed size accepted; larger input is refused, never
+    /// expanded past the cap.
+    pub max_decompressed: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { format: Format::default_v2(), max_decompressed: DEFAULT_MAX_DECOMPRESSED }
+    }
+}
+
+/// A whole payload that could not be decoded at all.
+#[derive(Debug, Error)]
+pub enum PayloadError {
+    #[error("gzip: {0}")]
+    Gzip(std::io::Error),
+    #[error("decompresses to more than {max} bytes")]
+    TooLarge { max: usize },
+    #[error("not a CloudWatch Logs subscription document: {0}")]
+    NotCloudWatchLogs(serde_json::Error),
+    #[error("unknown CloudWatch Logs messageType `{0}`")]
+    UnknownMessageType(String),
+}
+
+/// What the payload turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    Text,
+    CloudWatchData,
+    CloudWatchControl,
+}
+
+/// One outcome per non-blank line (or CloudWatch log event).
+#[derive(Debug)]
+pub enum Item<'r, 'a> {
+    /// A decoded record; `line` is the 1-based line (or log event) number.
+    Record { line: usize, record: Record<'r, 'a> },
+    /// A rejected line and why.
+    Rejected { line: usize, error: LineError },
+}
+
+/// Counters over everything decoded; `add` them across payloads.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DecodeStats {
+    /// Payloads that decoded (possibly with rejected lines).
+    pub payloads: u64,
+    /// Payloads refused whole (bad gzip, too large, bad JSON).
+    pub payload_errors: u64,
+    /// CloudWatch Logs CONTROL_MESSAGE documents (reachability checks).
+    pub control_messages: u64,
+    /// Header lines that set a format.
+    pub headers: u64,
+    /// Records decoded, status-only ones included.
+    pub records: u64,
+    /// Records with log-status NODATA.
+    pub no_data: u64,
+    /// Records with log-status SKIPDATA.
+    pub skip_data: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.payloads += other.payloads;
+        self.payload_errors += other.payload_errors;
+        self.control_messages += other.control_messages;
+        self.headers += other.headers;
+        self.records += other.records;
+        self.no_data += other.no_data;
+        self.skip_data += other.skip_data;
+        self.rejected += other.rejected;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Subscription<'a> {
+    #[serde(borrow)]
+    message_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    log_events: Vec<LogEvent<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LogEvent<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether `bytes` starts like a gzip stream.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Decompresses gzip (all members), refusing output larger than `max`
+/// without producing more than `max + 1` bytes of it.
+pub fn gunzip_bounded(bytes: &[u8], max: usize) -> Result<Vec<u8>, PayloadError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(max));
+    MultiGzDecoder::new(bytes).take(max as u64 + 1).read_to_end(&mut out).map_err(PayloadError::Gzip)?;
+    if out.len() > max {
+        return Err(PayloadError::TooLarge { max });
+    }
+    Ok(out)
+}
+
+/// Decodes payloads; keeps one reusable value buffer.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    options: DecodeOptions,
+}
+
+impl Decoder {
+    pub fn new(options: DecodeOptions) -> Self {
+        Decoder { options }
+    }
+
+    pub fn options(&self) -> &DecodeOptions {
+        &self.options
+    }
+
+    /// Decodes one payload, calling `visit` for every record and rejected
+    /// line, in order. A refused payload returns an error and visits nothing.
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(Item<'_, '_>),
+    ) -> Result<(PayloadKind, DecodeStats), PayloadError> {
+        let inflated;
+        let bytes = if is_gzip(bytes) {
+            inflated = gunzip_bounded(bytes, self.options.max_decompressed)?;
+            &inflated[..]
+        } else {
+            bytes
+        };
+        let mut stats = DecodeStats { payloads: 1, ..DecodeStats::default() };
+        let format = &self.options.format;
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        let kind = if first == Some(&b'{') {
+            let doc: Subscription<'_> = serde_json::from_slice(bytes).map_err(PayloadError::NotCloudWatchLogs)?;
+            match doc.message_type.as_ref() {
+                "DATA_MESSAGE" => {
+                    let mut lines = LineDecoder::new(format);
+                    for (i, event) in doc.log_events.iter().enumerate() {
+                        lines.line(i + 1, event.message.as_bytes(), &mut stats, visit);
+                    }
+                    PayloadKind::CloudWatchData
+                }
+                "CONTROL_MESSAGE" => {
+                    stats.control_messages += 1;
+                    PayloadKind::CloudWatchControl
+                }
+                other => return Err(PayloadError::UnknownMessageType(other.to_owned())),
+            }
+        } else {
+            let mut lines = LineDecoder::new(format);
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                lines.line(i + 1, line, &mut stats, visit);
+            }
+            PayloadKind::Text
+        };
+        Ok((kind, stats))
+    }
+}
+
+/// Decodes successive lines of one payload; a header line switches the
+/// format for the lines after it. The value buffer is reused across lines.
+struct LineDecoder<'f, 'a> {
+    format: Cow<'f, Format>,
+    values: Vec<Value<'a>>,
+}
+
+impl<'f, 'a> LineDecoder<'f, 'a> {
+    fn new(format: &'f Format) -> Self {
+        LineDecoder { format: Cow::Borrowed(format), values: Vec::with_capacity(format.len()) }
+    }
+
+    fn line(&mut self, number: usize, raw: &'a [u8], stats: &mut DecodeStats, visit: &mut dyn FnMut(Item<'_, '_>)) {
+        let raw = raw.trim_ascii();
+        if raw.is_empty() {
+            return;
+        }
+        let mut reject = |error: LineError, stats: &mut DecodeStats| {
+            stats.rejected += 1;
+            visit(Item::Rejected { line: number, error });
+        };
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return reject(LineError::NotUtf8, stats);
+        };
+        // Only a line starting with a letter or `${` can be a header; data
+        // lines start with a digit, `-` or an id such as `eni-`, which the
+        // field-name lookup then rules out.
+        if text.as_bytes()[0].is_ascii_alphabetic() || text.starts_with("${") {
+            if let Some(header) = Format::from_header(text) {
+                match header {
+                    Ok(format) => {
+                        stats.headers += 1;
+                        self.format = Cow::Owned(format);
+                    }
+                    Err(e) => reject(LineError::BadHeader(e), stats),
+                }
+                return;
+            }
+        }
+        match self.format.decode(text, &mut self.values) {
+            Ok(record) => {
+                stats.records += 1;
+                match record.log_status() {
+                    Some(LogStatus::NoData) => stats.no_data += 1,
+                    Some(LogStatus::SkipData) => stats.skip_data += 1,
+                    _ => {}
+                }
+                visit(Item::Record { line: number, record });
+            }
+            Err(error) => reject(error, stats),
+        }
+    }
+}

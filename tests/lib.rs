@@ -1,0 +1,52 @@
+//! Shared helpers for Dredge's end-to-end tests.
+//!
+//! Tests that need AWS APIs talk to the moto server that `scripts/test`
+//! starts and announces through `AWS_ENDPOINT_URL`. Outside CI a test
+//! without it says so and passes; under `CI=true` it fails.
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A file under `events/`.
+pub fn event_path(relative: &str) -> PathBuf {
+    repo_root().join("events").join(relative)
+}
+
+/// The shared public data directory (AWS `ip-ranges.json`, ...).
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("DREDGE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("..").join("shared").join("data"))
+}
+
+/// The AWS SDK configuration for the moto server, or `None` (with a note on
+/// stderr) when no emulator runs. Panics under `CI=true` without one: a test
+/// that needs the emulator never skips silently in CI.
+pub async fn moto_config(test: &str) -> Option<aws_config::SdkConfig> {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: AWS_ENDPOINT_URL is not set; run the tests through scripts/test");
+        }
+        eprintln!("{test}: SKIPPED, no moto server (AWS_ENDPOINT_URL unset); run scripts/test");
+        return None;
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
+        .load()
+        .await;
+    Some(config)
+}
+
+/// A name no other test run uses, so tests can share one moto server.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
