@@ -1,6 +1,7 @@
 //! `dredge`: decode flow logs, manage IP ownership and run the Lambda
 //! handlers locally.
 
+mod ownership;
 mod parse;
 
 use std::process::ExitCode;
@@ -19,15 +20,27 @@ enum Command {
     /// Decode flow logs (plain or gzip text, or CloudWatch Logs subscription
     /// documents) into JSON lines.
     Parse(parse::Args),
+    /// The time-ranged IP ownership table: apply events, import snapshots,
+    /// look owners up, dump intervals.
+    Ownership(ownership::Args),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
     };
     match result {
         Ok(code) => code,
+        // `dredge ... | head` closes the pipe early: not an error.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("dredge: {e:#}");
             ExitCode::from(2)

@@ -1,14 +1,24 @@
 //! Time-ranged IP ownership: who held an address at a given time.
 
+mod apply;
 mod change;
 mod eni;
+pub mod events;
 pub mod frigga;
+mod memory;
 mod owner;
 mod scope;
+pub mod snapshot;
+mod store;
 mod time;
+mod timeline;
 
+pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
 pub use change::Change;
 pub use eni::Eni;
+pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
+pub use store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreError, StoreResult};
 pub use time::{BadTime, UnixTime};
+pub use timeline::{AddressKey, Interval, Mark, Resolution, Timeline};

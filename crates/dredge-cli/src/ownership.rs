@@ -1,0 +1,196 @@
+//! `dredge ownership`: the IP ownership table, on the embedded store
+//! (`--state DIR`) or on DynamoDB (`--table NAME`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, Subcommand};
+use dredge_core::ownership::events::{parse_event, Outcome as EventOutcome};
+use dredge_core::ownership::snapshot::Snapshot;
+use dredge_core::ownership::{
+    AddressKey, Applier, ApplyStats, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
+};
+use serde_json::json;
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ClapArgs, Clone)]
+pub struct StoreArgs {
+    /// Directory of the embedded store.
+    #[arg(long, global = true, default_value = ".dredge", env = "DREDGE_STATE")]
+    pub state: PathBuf,
+    /// Use this DynamoDB table instead of the embedded store (endpoint and
+    /// credentials from the standard AWS environment).
+    #[arg(long, global = true, env = "OWNERSHIP_TABLE")]
+    pub table: Option<String>,
+    /// Tags kept on owners (comma-separated keys).
+    #[arg(long, global = true, default_value = "app,team", env = "DREDGE_TAGS")]
+    pub tags: String,
+    /// Tag that names the app when there is no auto scaling group.
+    #[arg(long, global = true, default_value = "app", env = "DREDGE_APP_TAG")]
+    pub app_tag: String,
+}
+
+impl StoreArgs {
+    pub fn policy(&self) -> TagPolicy {
+        TagPolicy::from_keys(&self.tags, Some(&self.app_tag))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply EventBridge event JSON files (one event, or an array of events,
+    /// per file) through the ownership Lambda's logic.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Reconcile from `aws ec2 describe-network-interfaces` (and
+    /// `describe-instances`, for ASG tags) JSON output.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// When the snapshot was taken (RFC 3339 or Unix seconds; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Only close owners of this account (default: any).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only close owners in this region (default: any).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// The owner of ADDRESS at a time, as JSON, or `null`.
+    Lookup {
+        address: IpAddr,
+        /// RFC 3339 or Unix seconds; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// `vpc-...` (required for private addresses) or `global`.
+        #[arg(long)]
+        scope: Option<Scope>,
+    },
+    /// Every interval as JSON lines.
+    Dump,
+}
+
+fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
+    Ok(match t {
+        Some(s) => UnixTime::parse_any(s)?,
+        None => UnixTime::now(),
+    })
+}
+
+pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
+    let policy = args.store.policy();
+    if let Some(table) = &args.store.table {
+        bail!("--table {table}: the DynamoDB store is not wired into the CLI yet");
+    }
+    let store = MemoryStore::open(&args.store.state)
+        .with_context(|| format!("opening the embedded store in {}", args.store.state.display()))?;
+    let code = run_on(&store, policy, args.command).await?;
+    store.save().with_context(|| format!("saving {}", args.store.state.display()))?;
+    Ok(code)
+}
+
+async fn run_on<S: OwnershipStore>(
+    store: &S,
+    policy: TagPolicy,
+    command: Command,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut failed = false;
+    match command {
+        Command::Apply { files } => {
+            let applier = Applier::new(store, policy);
+            let mut stats = ApplyStats::default();
+            let mut unknown = 0u64;
+            for file in files {
+                let bytes = std::fs::read(&file).with_context(|| file.display().to_string())?;
+                let doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("{}: not JSON: {e}", file.display());
+                        failed = true;
+                        continue;
+                    }
+                };
+                let events = match doc {
+                    serde_json::Value::Array(events) => events,
+                    one => vec![one],
+                };
+                for (i, event) in events.iter().enumerate() {
+                    let parsed = match parse_event(event) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            eprintln!("{}:{}: {e}", file.display(), i + 1);
+                            failed = true;
+                            continue;
+                        }
+                    };
+                    let kind = parsed.kind.clone();
+                    match parsed.outcome {
+                        EventOutcome::Changes { changes, skipped } => {
+                            for reason in skipped {
+                                eprintln!("{}:{}: {kind}: skipped: {reason}", file.display(), i + 1);
+                            }
+                            for change in &changes {
+                                let outcome = applier.apply(change).await?;
+                                stats.record(&outcome);
+                                println!("{}", json!({"file": file, "event": kind, "result": outcome}));
+                            }
+                        }
+                        EventOutcome::Ignored(why) => {
+                            println!("{}", json!({"file": file, "event": kind, "ignored": format!("{why:?}")}));
+                        }
+                        EventOutcome::Unknown => {
+                            unknown += 1;
+                            println!("{}", json!({"file": file, "event": kind, "unknown": true}));
+                        }
+                    }
+                }
+            }
+            eprintln!("{}", json!({"applied": stats, "unknown_events": unknown}));
+        }
+        Command::Import { files, at, account, region } => {
+            let at = parse_time(at.as_deref())?;
+            let mut documents = Vec::new();
+            for file in &files {
+                documents.push(std::fs::read(file).with_context(|| file.display().to_string())?);
+            }
+            let snapshot = Snapshot::from_documents(&documents)?;
+            let scope = SnapshotScope { account_id: account, region };
+            let stats = Applier::new(store, policy).reconcile(&snapshot.enis, at, &scope).await?;
+            println!("{}", serde_json::to_string(&stats)?);
+        }
+        Command::Lookup { address, at, scope } => {
+            let at = parse_time(at.as_deref())?;
+            let scope = match scope {
+                Some(s) => s,
+                None => match Scope::of(address, None) {
+                    Some(s) => s,
+                    None => bail!("{address} is private: say which VPC with --scope vpc-..."),
+                },
+            };
+            let owner = store.lookup(&[(AddressKey::new(scope, address), at)]).await?.pop().flatten();
+            println!("{}", serde_json::to_string(&owner)?);
+        }
+        Command::Dump => {
+            let mut out = std::io::stdout().lock();
+            for (key, timeline) in store.timelines().await? {
+                for interval in timeline.intervals(&key) {
+                    use std::io::Write;
+                    serde_json::to_writer(&mut out, &interval)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    Ok(if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+}

@@ -1,0 +1,402 @@
+//! Applying ownership changes and snapshots to a store: the logic the
+//! ownership Lambda and `dredge ownership apply/import` share.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::change::Change;
+use super::eni::Eni;
+use super::owner::{TagPolicy, ASG_TAG};
+use super::scope::Scope;
+use super::store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreResult};
+use super::time::UnixTime;
+use super::timeline::{AddressKey, Mark};
+
+/// What applying one change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Marks written (possibly zero: nothing to change).
+    Applied { opened: usize, closed: usize, unscoped: usize },
+    /// The change names an ENI (or attachment, association) the table does
+    /// not know; a reconcile will catch up.
+    UnknownEni { reference: String },
+    /// The instance came back but the table knows none of its ENIs: the
+    /// caller should describe it (EC2) and apply what it finds.
+    NeedsDescribe { instance_id: String },
+    /// Nothing to do, and why.
+    Ignored { reason: String },
+}
+
+/// Counters over many changes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApplyStats {
+    pub changes: u64,
+    pub opened: u64,
+    pub closed: u64,
+    /// Private addresses skipped because their VPC is unknown.
+    pub unscoped: u64,
+    pub unknown_eni: u64,
+    pub needs_describe: u64,
+    pub ignored: u64,
+}
+
+impl ApplyStats {
+    pub fn record(&mut self, outcome: &Outcome) {
+        self.changes += 1;
+        match outcome {
+            Outcome::Applied { opened, closed, unscoped } => {
+                self.opened += *opened as u64;
+                self.closed += *closed as u64;
+                self.unscoped += *unscoped as u64;
+            }
+            Outcome::UnknownEni { .. } => self.unknown_eni += 1,
+            Outcome::NeedsDescribe { .. } => self.needs_describe += 1,
+            Outcome::Ignored { .. } => self.ignored += 1,
+        }
+    }
+}
+
+/// Which part of the world a snapshot describes: reconcile closes only
+/// owners inside it, so one account's snapshot never closes another's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotScope {
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+}
+
+impl SnapshotScope {
+    fn covers(&self, account: Option<&str>, region: Option<&str>) -> bool {
+        let matches = |want: &Option<String>, have: Option<&str>| match (want, have) {
+            (Some(w), Some(h)) => w == h,
+            _ => true,
+        };
+        matches(&self.account_id, account) && matches(&self.region, region)
+    }
+}
+
+/// What a reconcile did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReconcileStats {
+    pub enis: u64,
+    pub addresses: u64,
+    /// Addresses whose table owner already agreed with the snapshot.
+    pub unchanged: u64,
+    pub opened: u64,
+    pub closed: u64,
+    pub unscoped: u64,
+}
+
+/// Applies changes to a store under a tag policy.
+pub struct Applier<'s, S> {
+    store: &'s S,
+    policy: TagPolicy,
+}
+
+#[derive(Default)]
+struct Marks {
+    marks: Vec<(AddressKey, Mark)>,
+    opened: usize,
+    closed: usize,
+    unscoped: usize,
+}
+
+impl Marks {
+    fn key(&mut self, eni: &Eni, address: IpAddr) -> Option<AddressKey> {
+        let key = Scope::of(address, eni.vpc_id.as_deref()).map(|s| AddressKey::new(s, address));
+        if key.is_none() {
+            self.unscoped += 1;
+        }
+        key
+    }
+
+    fn open(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
+        let owner = eni.owner(policy);
+        for address in addresses {
+            if let Some(key) = self.key(eni, address) {
+                self.marks.push((key, Mark::Open { at, owner: owner.clone() }));
+                self.opened += 1;
+            }
+        }
+    }
+
+    fn close(&mut self, eni: &Eni, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
+        for address in addresses {
+            if let Some(key) = self.key(eni, address) {
+                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone() }));
+                self.closed += 1;
+            }
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        Outcome::Applied { opened: self.opened, closed: self.closed, unscoped: self.unscoped }
+    }
+}
+
+fn push_unique(list: &mut Vec<IpAddr>, items: &[IpAddr]) {
+    for a in items {
+        if !list.contains(a) {
+            list.push(*a);
+        }
+    }
+}
+
+impl<'s, S: OwnershipStore> Applier<'s, S> {
+    pub fn new(store: &'s S, policy: TagPolicy) -> Self {
+        Applier { store, policy }
+    }
+
+    async fn record_of(&self, eni_id: &str) -> StoreResult<Option<EniRecord>> {
+        self.store.eni(&EniRef::Id(eni_id.to_owned())).await
+    }
+
+    /// Writes the marks, then the ENI record: if the record write fails the
+    /// change is retried whole, and the marks are idempotent.
+    async fn finish(&self, marks: Marks, record: Option<&EniRecord>) -> StoreResult<Outcome> {
+        if !marks.marks.is_empty() {
+            self.store.put_marks(&marks.marks).await?;
+        }
+        if let Some(r) = record {
+            self.store.put_eni(r).await?;
+        }
+        Ok(marks.outcome())
+    }
+
+    /// Closes, at the time they happened, releases that were learned before
+    /// the opens they end: an ENI deleted or an instance stopped later than
+    /// `at` but processed earlier.
+    async fn close_known_later_ends(&self, record: &EniRecord, at: UnixTime, m: &mut Marks) -> StoreResult<()> {
+        let addresses: Vec<IpAddr> = record.eni.addresses().collect();
+        if let Some(deleted) = record.deleted_at.filter(|d| *d >= at) {
+            m.close(&record.eni, deleted, addresses.iter().copied());
+        }
+        if let Some(instance_id) = &record.eni.instance_id {
+            if let Some(inst) = self.store.instance(instance_id).await? {
+                if !inst.running && inst.changed_at >= at {
+                    m.close(&record.eni, inst.changed_at, addresses);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one change.
+    pub async fn apply(&self, change: &Change) -> StoreResult<Outcome> {
+        let mut m = Marks::default();
+        match change {
+            Change::EniUp { at, eni } => {
+                let existing = self.record_of(&eni.eni_id).await?;
+                let mut described = (**eni).clone();
+                if let Some(old) = &existing {
+                    described.fill_from(&old.eni);
+                }
+                m.open(&described, &self.policy, *at, described.addresses().collect::<Vec<_>>());
+                let record = match existing {
+                    Some(old) if old.updated_at > *at => old,
+                    Some(old) => EniRecord { eni: described, updated_at: *at, ..old },
+                    None => EniRecord::new(described, *at),
+                };
+                self.close_known_later_ends(&record, *at, &mut m).await?;
+                self.finish(m, Some(&record)).await
+            }
+            Change::EniDeleted { at, eni_id } => {
+                let mut record =
+                    self.record_of(eni_id).await?.unwrap_or_else(|| EniRecord::new(Eni::new(eni_id.clone()), *at));
+                m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
+                record.deleted_at = Some(record.deleted_at.map_or(*at, |d| d.min(*at)));
+                self.finish(m, Some(&record)).await
+            }
+            Change::Attached { at, eni_id, instance_id, attachment_id } => {
+                let Some(mut record) = self.record_of(eni_id).await? else {
+                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                };
+                if *at >= record.updated_at {
+                    record.eni.instance_id = Some(instance_id.clone());
+                    record.eni.attachment_id = attachment_id.clone();
+                    record.updated_at = *at;
+                    // The instance's tags (its ASG) live on its other ENIs.
+                    for sibling in self.store.enis_of_instance(instance_id).await? {
+                        for (k, v) in &sibling.eni.tags {
+                            record.eni.tags.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                }
+                m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
+                self.close_known_later_ends(&record, *at, &mut m).await?;
+                self.finish(m, Some(&record)).await
+            }
+            Change::Detached { at, attachment_id } => {
+                let Some(mut record) = self.store.eni(&EniRef::Attachment(attachment_id.clone())).await? else {
+                    return Ok(Outcome::UnknownEni { reference: attachment_id.clone() });
+                };
+                if *at >= record.updated_at {
+                    record.eni.instance_id = None;
+                    record.eni.attachment_id = None;
+                    record.eni.tags.remove(ASG_TAG);
+                    record.updated_at = *at;
+                    // Still holds its addresses, now as a bare interface.
+                    m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
+                }
+                self.finish(m, Some(&record)).await
+            }
+            Change::AddressesAssigned { at, eni_id, addresses } => {
+                let Some(mut record) = self.record_of(eni_id).await? else {
+                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                };
+                m.open(&record.eni, &self.policy, *at, addresses.iter().copied());
+                let (private, public): (Vec<IpAddr>, Vec<IpAddr>) =
+                    addresses.iter().partition(|a| super::scope::is_private(**a));
+                push_unique(&mut record.eni.private_addresses, &private);
+                push_unique(&mut record.eni.public_addresses, &public);
+                self.finish(m, Some(&record)).await
+            }
+            Change::AddressesUnassigned { at, eni_id, addresses } => {
+                let Some(mut record) = self.record_of(eni_id).await? else {
+                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                };
+                m.close(&record.eni, *at, addresses.iter().copied());
+                record.eni.private_addresses.retain(|a| !addresses.contains(a));
+                record.eni.public_addresses.retain(|a| !addresses.contains(a));
+                self.finish(m, Some(&record)).await
+            }
+            Change::PublicAssociated { at, public_ip, association_id, eni_id, instance_id, .. } => {
+                let Some(public_ip) = public_ip else {
+                    return Ok(Outcome::Ignored {
+                        reason: "AssociateAddress names no public IP (allocation only); reconcile will learn it".into(),
+                    });
+                };
+                let record = match (eni_id, instance_id) {
+                    (Some(id), _) => self.record_of(id).await?,
+                    // An instance's association goes to its primary ENI;
+                    // without device indexes, the one holding the instance's
+                    // primary private address is not known, so require a
+                    // single ENI rather than guess.
+                    (None, Some(instance)) => {
+                        let mut enis = self.store.enis_of_instance(instance).await?;
+                        if enis.len() == 1 {
+                            enis.pop()
+                        } else {
+                            return Ok(Outcome::UnknownEni { reference: format!("primary ENI of {instance}") });
+                        }
+                    }
+                    (None, None) => None,
+                };
+                let Some(mut record) = record else {
+                    let reference = eni_id.clone().or_else(|| instance_id.clone()).unwrap_or_default();
+                    return Ok(Outcome::UnknownEni { reference });
+                };
+                m.open(&record.eni, &self.policy, *at, [*public_ip]);
+                push_unique(&mut record.eni.public_addresses, &[*public_ip]);
+                if let Some(assoc) = association_id {
+                    record.associations.insert(assoc.clone(), *public_ip);
+                }
+                self.finish(m, Some(&record)).await
+            }
+            Change::PublicDisassociated { at, association_id, public_ip } => {
+                let mut found = match association_id {
+                    Some(a) => self.store.eni(&EniRef::Association(a.clone())).await?,
+                    None => None,
+                };
+                if found.is_none() {
+                    if let Some(ip) = public_ip {
+                        let key = AddressKey::new(Scope::Global, *ip);
+                        if let Some(owner) = self.store.timeline(&key).await?.current() {
+                            found = self.record_of(&owner.eni_id).await?;
+                        }
+                    }
+                }
+                let Some(mut record) = found else {
+                    let reference = association_id.clone().or(public_ip.map(|ip| ip.to_string())).unwrap_or_default();
+                    return Ok(Outcome::UnknownEni { reference });
+                };
+                let ip = association_id.as_ref().and_then(|a| record.associations.remove(a)).or(*public_ip);
+                let Some(ip) = ip else {
+                    return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() });
+                };
+                m.close(&record.eni, *at, [ip]);
+                record.eni.public_addresses.retain(|a| *a != ip);
+                self.finish(m, Some(&record)).await
+            }
+            Change::InstanceDown { at, instance_id } => {
+                self.store
+                    .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: false, changed_at: *at })
+                    .await?;
+                for record in self.store.enis_of_instance(instance_id).await? {
+                    m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
+                }
+                self.finish(m, None).await
+            }
+            Change::InstanceUp { at, instance_id } => {
+                self.store
+                    .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: true, changed_at: *at })
+                    .await?;
+                let records = self.store.enis_of_instance(instance_id).await?;
+                if records.is_empty() {
+                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() });
+                }
+                for record in &records {
+                    m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
+                }
+                self.finish(m, None).await
+            }
+        }
+    }
+
+    /// Makes the table agree with a snapshot of every ENI taken at `at`:
+    /// opens what is missing or owned differently, closes what is gone.
+    /// Only owners inside `scope` are closed.
+    pub async fn reconcile(&self, enis: &[Eni], at: UnixTime, scope: &SnapshotScope) -> StoreResult<ReconcileStats> {
+        let mut stats = ReconcileStats { enis: enis.len() as u64, ..ReconcileStats::default() };
+        let mut m = Marks::default();
+        let mut seen: BTreeSet<AddressKey> = BTreeSet::new();
+        let mut queries = Vec::new();
+        let mut wanted = Vec::new();
+        for eni in enis {
+            let owner = eni.owner(&self.policy);
+            for address in eni.addresses() {
+                stats.addresses += 1;
+                if let Some(key) = m.key(eni, address) {
+                    seen.insert(key.clone());
+                    queries.push((key.clone(), at));
+                    wanted.push((key, owner.clone()));
+                }
+            }
+        }
+        let current = self.store.lookup(&queries).await?;
+        for ((key, owner), have) in wanted.into_iter().zip(current) {
+            if have.as_ref() == Some(&owner) {
+                stats.unchanged += 1;
+            } else {
+                m.marks.push((key, Mark::Open { at, owner }));
+                m.opened += 1;
+            }
+        }
+        for (key, timeline) in self.store.timelines().await? {
+            if seen.contains(&key) {
+                continue;
+            }
+            if let Some(owner) = timeline.owner_at(at) {
+                if scope.covers(owner.account_id.as_deref(), owner.region.as_deref()) {
+                    m.marks.push((key, Mark::Close { at, eni_id: owner.eni_id.clone() }));
+                    m.closed += 1;
+                }
+            }
+        }
+        stats.opened = m.opened as u64;
+        stats.closed = m.closed as u64;
+        stats.unscoped = m.unscoped as u64;
+        self.finish(m, None).await?;
+        for eni in enis {
+            let record = match self.record_of(&eni.eni_id).await? {
+                Some(old) if old.updated_at > at => continue,
+                Some(old) => EniRecord { eni: eni.clone(), updated_at: at, deleted_at: None, ..old },
+                None => EniRecord::new(eni.clone(), at),
+            };
+            self.store.put_eni(&record).await?;
+        }
+        Ok(stats)
+    }
+}

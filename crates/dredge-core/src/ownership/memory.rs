@@ -1,0 +1,143 @@
+//! The embedded ownership store: the same semantics as DynamoDB, in memory,
+//! optionally persisted as one JSON file under a state directory (default
+//! `.dredge/`) for the CLI and local runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::owner::Owner;
+use super::store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreResult};
+use super::time::UnixTime;
+use super::timeline::{AddressKey, Mark, Timeline};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    addresses: BTreeMap<String, (AddressKey, Timeline)>,
+    enis: BTreeMap<String, EniRecord>,
+    instances: BTreeMap<String, InstanceRecord>,
+}
+
+/// File name of the persisted state inside the state directory.
+pub const STATE_FILE: &str = "ownership.json";
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    path: Option<PathBuf>,
+}
+
+impl MemoryStore {
+    /// An empty store that lives only in memory.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Loads the store persisted in `dir` (empty when there is none yet);
+    /// [`MemoryStore::save`] writes it back.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(MemoryStore { state: Mutex::new(state), path: Some(path) })
+    }
+
+    /// Writes the state atomically (temporary file, then rename).
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&*self.lock()).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, path)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every
+        // mutation is a single insert), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn key_string(key: &AddressKey) -> String {
+    key.to_string()
+}
+
+impl OwnershipStore for MemoryStore {
+    async fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
+        let mut state = self.lock();
+        for (key, mark) in marks {
+            state
+                .addresses
+                .entry(key_string(key))
+                .or_insert_with(|| (key.clone(), Timeline::new()))
+                .1
+                .insert(mark.clone());
+        }
+        Ok(())
+    }
+
+    async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
+        let state = self.lock();
+        Ok(queries
+            .iter()
+            .map(|(key, at)| state.addresses.get(&key_string(key)).and_then(|(_, t)| t.owner_at(*at).cloned()))
+            .collect())
+    }
+
+    async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
+        Ok(self.lock().addresses.get(&key_string(key)).map(|(_, t)| t.clone()).unwrap_or_default())
+    }
+
+    async fn timelines(&self) -> StoreResult<Vec<(AddressKey, Timeline)>> {
+        Ok(self.lock().addresses.values().cloned().collect())
+    }
+
+    async fn eni(&self, by: &EniRef) -> StoreResult<Option<EniRecord>> {
+        let state = self.lock();
+        Ok(match by {
+            EniRef::Id(id) => state.enis.get(id).cloned(),
+            EniRef::Attachment(a) => {
+                state.enis.values().find(|r| r.eni.attachment_id.as_deref() == Some(a.as_str())).cloned()
+            }
+            EniRef::Association(a) => state.enis.values().find(|r| r.associations.contains_key(a)).cloned(),
+        })
+    }
+
+    async fn enis_of_instance(&self, instance_id: &str) -> StoreResult<Vec<EniRecord>> {
+        Ok(self.lock().enis.values().filter(|r| r.eni.instance_id.as_deref() == Some(instance_id)).cloned().collect())
+    }
+
+    async fn enis(&self) -> StoreResult<Vec<EniRecord>> {
+        Ok(self.lock().enis.values().cloned().collect())
+    }
+
+    async fn put_eni(&self, record: &EniRecord) -> StoreResult<()> {
+        self.lock().enis.insert(record.eni.eni_id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
+        Ok(self.lock().instances.get(instance_id).cloned())
+    }
+
+    async fn put_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
+        let mut state = self.lock();
+        match state.instances.get(&record.instance_id) {
+            Some(existing) if existing.changed_at > record.changed_at => {}
+            _ => {
+                state.instances.insert(record.instance_id.clone(), record.clone());
+            }
+        }
+        Ok(())
+    }
+}

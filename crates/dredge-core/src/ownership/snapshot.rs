@@ -1,0 +1,522 @@
+//! The state of the world at one moment, as `aws ec2
+//! describe-network-interfaces` and `aws ec2 describe-instances` print it.
+//! Seeding and reconciling from a snapshot is the only way to know
+//! addresses that existed before the first event.
+//!
+//! Each document is recognised by its top-level key (`NetworkInterfaces` or
+//! `Reservations`); any number of them (pages, accounts, regions) add up to
+//! one [`Snapshot`]. Unknown members are ignored. The ownership Lambda gets
+//! the same data from the EC2 SDK (`NetworkInterface`, `Instance`): the
+//! conversion in [`NetworkInterface::into_eni`] is kept field-for-field so
+//! that it can be mirrored there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use super::events::merge_tags;
+use super::{is_private, Change, Eni, UnixTime};
+
+/// ENIs and the tags of the instances they may be attached to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub enis: Vec<Eni>,
+    /// Instance id → its tags (`aws:autoscaling:groupName` among them).
+    pub instance_tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Which document was read, and how many entries it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// `describe-network-interfaces`: this many ENIs.
+    NetworkInterfaces(usize),
+    /// `describe-instances`: this many instances.
+    Instances(usize),
+}
+
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "neither `NetworkInterfaces` (aws ec2 describe-network-interfaces) nor `Reservations` \
+         (aws ec2 describe-instances) at the top level"
+    )]
+    UnknownDocument,
+    #[error("{document}: {source}")]
+    Shape { document: &'static str, source: serde_json::Error },
+    #[error("{eni_id}: `{value}` is not an IP address")]
+    BadAddress { eni_id: String, value: String },
+}
+
+impl Snapshot {
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// Reads every document, then [`finish`](Self::finish)es.
+    pub fn from_documents<I>(documents: I) -> Result<Snapshot, SnapshotError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut snapshot = Snapshot::new();
+        for document in documents {
+            snapshot.add_slice(document.as_ref())?;
+        }
+        snapshot.finish();
+        Ok(snapshot)
+    }
+
+    /// Adds one document from its JSON text.
+    pub fn add_slice(&mut self, json: &[u8]) -> Result<Document, SnapshotError> {
+        let document: Value = serde_json::from_slice(json)?;
+        self.add(&document)
+    }
+
+    /// Adds one document. ENIs are appended as they come: call
+    /// [`finish`](Self::finish) once all documents are in.
+    pub fn add(&mut self, document: &Value) -> Result<Document, SnapshotError> {
+        if document.get("NetworkInterfaces").is_some() {
+            let page = NetworkInterfacesPage::deserialize(document).map_err(shape("describe-network-interfaces"))?;
+            let count = page.network_interfaces.len();
+            for interface in page.network_interfaces {
+                self.enis.push(interface.into_eni()?);
+            }
+            Ok(Document::NetworkInterfaces(count))
+        } else if document.get("Reservations").is_some() {
+            let page = ReservationsPage::deserialize(document).map_err(shape("describe-instances"))?;
+            let mut count = 0;
+            for instance in page.reservations.into_iter().flat_map(|r| r.instances) {
+                count += 1;
+                self.instance_tags.insert(instance.instance_id, tag_map(instance.tags));
+            }
+            Ok(Document::Instances(count))
+        } else {
+            Err(SnapshotError::UnknownDocument)
+        }
+    }
+
+    /// Keeps the last description of each ENI (a later document wins),
+    /// orders ENIs by id, and merges instance tags into attached ENIs.
+    pub fn finish(&mut self) {
+        let keep = {
+            let mut last: HashMap<&str, usize> = HashMap::with_capacity(self.enis.len());
+            for (i, eni) in self.enis.iter().enumerate() {
+                last.insert(&eni.eni_id, i);
+            }
+            let mut keep = vec![false; self.enis.len()];
+            for &i in last.values() {
+                keep[i] = true;
+            }
+            keep
+        };
+        if keep.contains(&false) {
+            let mut keep = keep.into_iter();
+            self.enis.retain(|_| keep.next().unwrap_or(false));
+        }
+        self.enis.sort_by(|a, b| a.eni_id.cmp(&b.eni_id));
+        self.merge_instance_tags();
+    }
+
+    /// Adds the tags of each ENI's instance to the ENI's own; the ENI's own
+    /// win on a clash. The instance's carry the auto scaling group.
+    pub fn merge_instance_tags(&mut self) {
+        for eni in &mut self.enis {
+            if let Some(tags) = eni.instance_id.as_ref().and_then(|i| self.instance_tags.get(i)) {
+                merge_tags(&mut eni.tags, tags);
+            }
+        }
+    }
+
+    /// The snapshot as changes stamped `at` (when it was taken): one
+    /// `EniUp` per ENI.
+    pub fn changes(&self, at: UnixTime) -> Vec<Change> {
+        self.enis.iter().map(|eni| Change::EniUp { at, eni: Box::new(eni.clone()) }).collect()
+    }
+}
+
+/// The region of an availability zone name: the name up to and including
+/// the first all-digit part's digits. `us-east-1a` → `us-east-1`, and local
+/// and Wavelength zones keep their parent region: `us-west-2-lax-1a` →
+/// `us-west-2`, `us-east-1-wl1-bos-wlz-1` → `us-east-1`; `us-gov-west-1a` →
+/// `us-gov-west-1`. Zone ids (`use1-az4`) and other shapes give `None`.
+pub fn region_of_az(az: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in az.split('-') {
+        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            if parts.len() < 2 {
+                return None;
+            }
+            parts.push(&part[..digits]);
+            return Some(parts.join("-"));
+        }
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_lowercase()) {
+            return None;
+        }
+        parts.push(part);
+    }
+    None
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkInterfacesPage {
+    network_interfaces: Vec<NetworkInterface>,
+}
+
+/// One item of `describe-network-interfaces`, as the CLI prints the SDK's
+/// `NetworkInterface`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInterface {
+    network_interface_id: String,
+    subnet_id: Option<String>,
+    vpc_id: Option<String>,
+    availability_zone: Option<String>,
+    owner_id: Option<String>,
+    interface_type: Option<String>,
+    requester_id: Option<String>,
+    description: Option<String>,
+    attachment: Option<Attachment>,
+    private_ip_address: Option<String>,
+    #[serde(default)]
+    private_ip_addresses: Vec<PrivateIpAddress>,
+    #[serde(default)]
+    ipv6_addresses: Vec<Ipv6Address>,
+    association: Option<Association>,
+    #[serde(default, alias = "Tags")]
+    tag_set: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Attachment {
+    instance_id: Option<String>,
+    attachment_id: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PrivateIpAddress {
+    private_ip_address: Option<String>,
+    association: Option<Association>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ipv6Address {
+    ipv6_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Association {
+    public_ip: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Tag {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReservationsPage {
+    reservations: Vec<Reservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Reservation {
+    #[serde(default)]
+    instances: Vec<Instance>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Instance {
+    instance_id: String,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+impl NetworkInterface {
+    /// The ENI this describes. The account is the ENI's owner, the region
+    /// that of its zone ([`region_of_az`]). A `detached` attachment is no
+    /// attachment. Private IPv4 and private (ULA) IPv6 addresses are
+    /// private; public IPv4 (per address and the ENI's own association) and
+    /// global IPv6 are public. Empty strings count as absent.
+    pub fn into_eni(self) -> Result<Eni, SnapshotError> {
+        let mut eni = Eni::new(self.network_interface_id);
+        eni.account_id = present(self.owner_id);
+        eni.region = self.availability_zone.as_deref().and_then(region_of_az);
+        eni.az = present(self.availability_zone);
+        eni.vpc_id = present(self.vpc_id);
+        eni.subnet_id = present(self.subnet_id);
+        eni.interface_type = present(self.interface_type);
+        eni.requester_id = present(self.requester_id);
+        eni.description = present(self.description);
+        if let Some(attachment) = self.attachment.filter(|a| a.status.as_deref() != Some("detached")) {
+            eni.instance_id = present(attachment.instance_id);
+            eni.attachment_id = present(attachment.attachment_id);
+        }
+        for private in self.private_ip_addresses {
+            if let Some(ip) = present(private.private_ip_address) {
+                let ip = parse(&eni.eni_id, &ip)?;
+                push_unique(&mut eni.private_addresses, ip);
+            }
+            if let Some(ip) = private.association.and_then(|a| present(a.public_ip)) {
+                let ip = parse(&eni.eni_id, &ip)?;
+                push_unique(&mut eni.public_addresses, ip);
+            }
+        }
+        if eni.private_addresses.is_empty() {
+            if let Some(ip) = present(self.private_ip_address) {
+                eni.private_addresses.push(parse(&eni.eni_id, &ip)?);
+            }
+        }
+        if let Some(ip) = self.association.and_then(|a| present(a.public_ip)) {
+            let ip = parse(&eni.eni_id, &ip)?;
+            push_unique(&mut eni.public_addresses, ip);
+        }
+        for v6 in self.ipv6_addresses {
+            if let Some(ip) = present(v6.ipv6_address) {
+                let ip = parse(&eni.eni_id, &ip)?;
+                if is_private(ip) {
+                    push_unique(&mut eni.private_addresses, ip);
+                } else {
+                    push_unique(&mut eni.public_addresses, ip);
+                }
+            }
+        }
+        eni.tags = tag_map(self.tag_set);
+        Ok(eni)
+    }
+}
+
+fn shape(document: &'static str) -> impl Fn(serde_json::Error) -> SnapshotError {
+    move |source| SnapshotError::Shape { document, source }
+}
+
+fn present(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+fn parse(eni_id: &str, ip: &str) -> Result<IpAddr, SnapshotError> {
+    ip.trim().parse().map_err(|_| SnapshotError::BadAddress { eni_id: eni_id.to_owned(), value: ip.to_owned() })
+}
+
+fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
+    if !list.contains(&ip) {
+        list.push(ip);
+    }
+}
+
+fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
+    tags.into_iter().filter_map(|t| Some((present(t.key)?, t.value.unwrap_or_default()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::{OwnerKind, Scope, TagPolicy, ASG_TAG};
+
+    const INTERFACES: &str = include_str!("../../../../events/ownership/snapshot/describe-network-interfaces.json");
+    const INSTANCES: &str = include_str!("../../../../events/ownership/snapshot/describe-instances.json");
+
+    fn snapshot() -> Snapshot {
+        Snapshot::from_documents([INTERFACES, INSTANCES]).unwrap()
+    }
+
+    fn eni<'a>(snapshot: &'a Snapshot, id: &str) -> &'a Eni {
+        snapshot.enis.iter().find(|e| e.eni_id == id).unwrap()
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn reads_both_documents() {
+        let mut s = Snapshot::new();
+        assert_eq!(s.add_slice(INTERFACES.as_bytes()).unwrap(), Document::NetworkInterfaces(6));
+        assert_eq!(s.add_slice(INSTANCES.as_bytes()).unwrap(), Document::Instances(2));
+        assert_eq!(s.enis.len(), 6);
+        let keys: Vec<&str> = s.instance_tags.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["i-0b1c2d3e4f5a67890", "i-0d4c3b2a1f0e98765"]);
+    }
+
+    #[test]
+    fn instance_tags_are_merged_into_attached_enis() {
+        let s = snapshot();
+        let primary = eni(&s, "eni-0a1b2c3d4e5f60001");
+        assert_eq!(primary.tags.get(ASG_TAG).map(String::as_str), Some("api-prod-v042"));
+        assert_eq!(primary.instance_id.as_deref(), Some("i-0d4c3b2a1f0e98765"));
+        assert_eq!(primary.attachment_id.as_deref(), Some("eni-attach-0a1b2c3d4e5f60001"));
+        assert_eq!(primary.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(primary.region.as_deref(), Some("us-east-1"));
+        assert_eq!(primary.az.as_deref(), Some("us-east-1a"));
+        assert_eq!(primary.description, None);
+        assert_eq!(primary.private_addresses, ips(&["10.20.1.15", "10.20.1.40"]));
+        assert_eq!(primary.public_addresses, ips(&["54.210.33.7"]));
+        let owner = primary.owner(&TagPolicy::default());
+        assert_eq!(owner.kind, OwnerKind::Instance);
+        assert_eq!(owner.app.as_deref(), Some("api"));
+        assert_eq!(owner.stack.as_deref(), Some("prod"));
+        assert_eq!(owner.vpc_id.as_deref(), Some("vpc-0a1b2c3d4e5f60789"));
+
+        let data = eni(&s, "eni-0a1b2c3d4e5f60002");
+        assert_eq!(data.private_addresses, ips(&["10.20.1.16", "10.20.1.17"]));
+        assert_eq!(data.public_addresses, ips(&["2600:1f18:4a3:6e01:9d2c:41a7:3b0e:5f11"]));
+        assert_eq!(data.tags.get(ASG_TAG).map(String::as_str), Some("api-prod-v042"));
+
+        // The ENI's own tag wins over its instance's.
+        let other = eni(&s, "eni-0a9b8c7d6e5f40777");
+        assert_eq!(other.tags.get("team").map(String::as_str), Some("search-infra"));
+        assert_eq!(other.tags.get(ASG_TAG).map(String::as_str), Some("search-prod-v013"));
+    }
+
+    #[test]
+    fn without_instances_no_tags_are_invented() {
+        let s = Snapshot::from_documents([INTERFACES]).unwrap();
+        assert!(eni(&s, "eni-0a1b2c3d4e5f60001").tags.is_empty());
+        // Merging later, once the instances are known, is the same as
+        // reading everything at once.
+        let mut s = s;
+        s.add_slice(INSTANCES.as_bytes()).unwrap();
+        s.merge_instance_tags();
+        assert_eq!(s, snapshot());
+    }
+
+    #[test]
+    fn service_enis_are_recognised() {
+        let s = snapshot();
+        let lambda = eni(&s, "eni-0d5e6f7a8b9c00004");
+        assert_eq!(lambda.kind(), OwnerKind::Lambda);
+        assert_eq!(lambda.instance_id, None);
+        assert_eq!(lambda.az.as_deref(), Some("us-east-1b"));
+        assert_eq!(lambda.private_addresses, ips(&["10.20.17.201"]));
+
+        let nlb = eni(&s, "eni-0e6f7a8b9c0d10005");
+        assert_eq!(nlb.kind(), OwnerKind::LoadBalancer);
+        assert_eq!(nlb.requester_id.as_deref(), Some("amazon-elb"));
+        assert_eq!(nlb.attachment_id.as_deref(), Some("ela-attach-08b1d4e7a0c3f6925"));
+
+        let nat = eni(&s, "eni-0f7a8b9c0d1e20006");
+        assert_eq!(nat.kind(), OwnerKind::NatGateway);
+        assert_eq!(nat.private_addresses, ips(&["10.20.32.12"]));
+        assert_eq!(nat.public_addresses, ips(&["44.206.18.91"]), "listed twice, kept once");
+    }
+
+    #[test]
+    fn the_same_private_address_in_two_vpcs() {
+        let s = snapshot();
+        let holders: Vec<(&str, Option<Scope>)> = s
+            .enis
+            .iter()
+            .filter(|e| e.private_addresses.contains(&"10.20.1.15".parse().unwrap()))
+            .map(|e| (e.eni_id.as_str(), Scope::of("10.20.1.15".parse().unwrap(), e.vpc_id.as_deref())))
+            .collect();
+        assert_eq!(
+            holders,
+            [
+                ("eni-0a1b2c3d4e5f60001", Some(Scope::Vpc("vpc-0a1b2c3d4e5f60789".into()))),
+                ("eni-0a9b8c7d6e5f40777", Some(Scope::Vpc("vpc-0f9e8d7c6b5a40321".into()))),
+            ]
+        );
+    }
+
+    #[test]
+    fn pages_add_up_and_the_last_description_wins() {
+        let whole: Value = serde_json::from_str(INTERFACES).unwrap();
+        let all = whole["NetworkInterfaces"].as_array().unwrap();
+        let first = serde_json::json!({ "NetworkInterfaces": all[..4], "NextToken": "eyJ..." });
+        let second = serde_json::json!({ "NetworkInterfaces": all[4..] });
+        let mut paged = Snapshot::new();
+        paged.add(&second).unwrap();
+        paged.add(&first).unwrap();
+        paged.add_slice(INSTANCES.as_bytes()).unwrap();
+        paged.finish();
+        assert_eq!(paged, snapshot());
+
+        // A later document's description of an ENI replaces an earlier one.
+        let mut changed = all[0].clone();
+        changed["PrivateIpAddresses"] = serde_json::json!([{ "PrivateIpAddress": "10.20.1.15" }]);
+        let mut s = Snapshot::new();
+        s.add(&whole).unwrap();
+        s.add(&serde_json::json!({ "NetworkInterfaces": [changed] })).unwrap();
+        s.finish();
+        assert_eq!(s.enis.len(), 6);
+        assert_eq!(eni(&s, all[0]["NetworkInterfaceId"].as_str().unwrap()).private_addresses, ips(&["10.20.1.15"]));
+    }
+
+    #[test]
+    fn enis_come_out_ordered_and_as_changes() {
+        let s = snapshot();
+        let ids: Vec<&str> = s.enis.iter().map(|e| e.eni_id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let at = UnixTime::parse_rfc3339("2026-11-06T00:00:00Z").unwrap();
+        let changes = s.changes(at);
+        assert_eq!(changes.len(), 6);
+        assert!(changes.iter().all(|c| matches!(c, Change::EniUp { .. }) && c.at() == at));
+    }
+
+    #[test]
+    fn tolerant_of_missing_and_unknown_members() {
+        let doc = br#"{"NetworkInterfaces": [{"NetworkInterfaceId": "eni-1", "SomethingNew": {"x": 1},
+            "PrivateIpAddress": "10.0.0.9", "Description": "", "Attachment": {"Status": "detached",
+            "InstanceId": "i-gone"}, "Tags": [{"Key": "app", "Value": "x"}]}]}"#;
+        let s = Snapshot::from_documents([&doc[..]]).unwrap();
+        let e = &s.enis[0];
+        assert_eq!(e.private_addresses, ips(&["10.0.0.9"]));
+        assert_eq!((e.description.as_deref(), e.region.as_deref()), (None, None));
+        assert_eq!(e.instance_id, None, "a detached attachment is no attachment");
+        assert_eq!(e.tags.get("app").map(String::as_str), Some("x"));
+    }
+
+    #[test]
+    fn bad_documents_are_errors() {
+        assert!(matches!(Snapshot::new().add_slice(b"{\"Vpcs\": []}"), Err(SnapshotError::UnknownDocument)));
+        assert!(matches!(Snapshot::new().add_slice(b"nope"), Err(SnapshotError::Json(_))));
+        let no_id = br#"{"NetworkInterfaces": [{"VpcId": "vpc-1"}]}"#;
+        let err = Snapshot::new().add_slice(no_id).unwrap_err();
+        assert!(matches!(err, SnapshotError::Shape { .. }));
+        assert!(err.to_string().starts_with("describe-network-interfaces: missing field `NetworkInterfaceId`"));
+        let bad_ip = br#"{"NetworkInterfaces": [{"NetworkInterfaceId": "eni-1", "PrivateIpAddress": "10.0.0"}]}"#;
+        assert!(matches!(
+            Snapshot::new().add_slice(bad_ip),
+            Err(SnapshotError::BadAddress { eni_id, .. }) if eni_id == "eni-1"
+        ));
+    }
+
+    #[test]
+    fn regions_of_zones() {
+        for (az, region) in [
+            ("us-east-1a", Some("us-east-1")),
+            ("eu-central-2b", Some("eu-central-2")),
+            ("ap-southeast-4c", Some("ap-southeast-4")),
+            ("us-west-2-lax-1a", Some("us-west-2")),
+            ("us-west-2-lax-1b", Some("us-west-2")),
+            ("us-east-1-wl1-bos-wlz-1", Some("us-east-1")),
+            ("us-gov-west-1a", Some("us-gov-west-1")),
+            ("cn-north-1a", Some("cn-north-1")),
+            ("us-east-1", Some("us-east-1")),
+            ("use1-az4", None),
+            ("", None),
+            ("us-1a", None),
+            ("US-EAST-1A", None),
+        ] {
+            assert_eq!(region_of_az(az).as_deref(), region, "{az}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The ownership store: the one narrow interface between the ownership
+//! logic and where the table lives (DynamoDB, or the embedded store).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::eni::Eni;
+use super::owner::Owner;
+use super::time::UnixTime;
+use super::timeline::{AddressKey, Mark, Timeline};
+
+/// What the store remembers of one ENI, to complete later partial events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EniRecord {
+    pub eni: Eni,
+    /// Time of the newest event that described the ENI.
+    pub updated_at: UnixTime,
+    /// When the ENI was deleted, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<UnixTime>,
+    /// Public IP associations: association id to public address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub associations: BTreeMap<String, IpAddr>,
+}
+
+impl EniRecord {
+    pub fn new(eni: Eni, updated_at: UnixTime) -> Self {
+        EniRecord { eni, updated_at, deleted_at: None, associations: BTreeMap::new() }
+    }
+}
+
+/// What the store remembers of one instance's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub instance_id: String,
+    /// The newest state change seen, and when.
+    pub running: bool,
+    pub changed_at: UnixTime,
+}
+
+/// How an ENI is found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EniRef {
+    Id(String),
+    Attachment(String),
+    Association(String),
+}
+
+/// A store failure. `Transient` ones are worth retrying (throttling,
+/// timeouts, conflicts); the rest are not.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("transient store error: {0}")]
+    Transient(String),
+    #[error("store error: {0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The time-ranged IP ownership table. Writes are idempotent: replaying any
+/// call leaves the table as it was after the first.
+pub trait OwnershipStore: Send + Sync {
+    /// Adds marks (facts) to address timelines.
+    fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The owner of each (address, time), in order; `None` when nobody owned
+    /// the address then, or nothing is known.
+    fn lookup(
+        &self,
+        queries: &[(AddressKey, UnixTime)],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Owner>>>> + Send;
+
+    /// The full timeline of one address.
+    fn timeline(&self, key: &AddressKey) -> impl Future<Output = StoreResult<Timeline>> + Send;
+
+    /// Every address with its timeline (for dump and reconcile).
+    fn timelines(&self) -> impl Future<Output = StoreResult<Vec<(AddressKey, Timeline)>>> + Send;
+
+    fn eni(&self, by: &EniRef) -> impl Future<Output = StoreResult<Option<EniRecord>>> + Send;
+
+    /// The ENIs last seen attached to an instance.
+    fn enis_of_instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send;
+
+    /// Every ENI record (for reconcile).
+    fn enis(&self) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send;
+
+    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Option<InstanceRecord>>> + Send;
+
+    /// Stores the record unless a newer state change is already stored.
+    fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send;
+}
