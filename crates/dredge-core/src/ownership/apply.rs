@@ -168,15 +168,20 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// Closes, at the time they happened, releases that were learned before
     /// the opens they end: an ENI deleted or an instance stopped later than
     /// `at` but processed earlier.
-    async fn close_known_later_ends(&self, record: &EniRecord, at: UnixTime, m: &mut Marks) -> StoreResult<()> {
-        let addresses: Vec<IpAddr> = record.eni.addresses().collect();
+    async fn close_known_later_ends(
+        &self,
+        record: &EniRecord,
+        addresses: &[IpAddr],
+        at: UnixTime,
+        m: &mut Marks,
+    ) -> StoreResult<()> {
         if let Some(deleted) = record.deleted_at.filter(|d| *d >= at) {
             m.close(&record.eni, deleted, addresses.iter().copied());
         }
         if let Some(instance_id) = &record.eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await? {
                 if !inst.running && inst.changed_at >= at {
-                    m.close(&record.eni, inst.changed_at, addresses);
+                    m.close(&record.eni, inst.changed_at, addresses.iter().copied());
                 }
             }
         }
@@ -193,13 +198,23 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 if let Some(old) = &existing {
                     described.fill_from(&old.eni);
                 }
-                m.open(&described, &self.policy, *at, described.addresses().collect::<Vec<_>>());
+                let addresses: Vec<IpAddr> = described.addresses().collect();
+                m.open(&described, &self.policy, *at, addresses.iter().copied());
                 let record = match existing {
-                    Some(old) if old.updated_at > *at => old,
+                    // A newer event (or a deletion) already described it:
+                    // keep that, completed from this older description.
+                    Some(mut newer) if newer.updated_at > *at => {
+                        newer.eni.fill_from(&described);
+                        if newer.eni.addresses().next().is_none() {
+                            newer.eni.private_addresses = described.private_addresses;
+                            newer.eni.public_addresses = described.public_addresses;
+                        }
+                        newer
+                    }
                     Some(old) => EniRecord { eni: described, updated_at: *at, ..old },
                     None => EniRecord::new(described, *at),
                 };
-                self.close_known_later_ends(&record, *at, &mut m).await?;
+                self.close_known_later_ends(&record, &addresses, *at, &mut m).await?;
                 self.finish(m, Some(&record)).await
             }
             Change::EniDeleted { at, eni_id } => {
@@ -224,8 +239,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         }
                     }
                 }
-                m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
-                self.close_known_later_ends(&record, *at, &mut m).await?;
+                let addresses: Vec<IpAddr> = record.eni.addresses().collect();
+                m.open(&record.eni, &self.policy, *at, addresses.iter().copied());
+                self.close_known_later_ends(&record, &addresses, *at, &mut m).await?;
                 self.finish(m, Some(&record)).await
             }
             Change::Detached { at, attachment_id } => {
@@ -398,5 +414,183 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             self.store.put_eni(&record).await?;
         }
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::ownership::MemoryStore;
+
+    /// The embedded store never waits, so its futures finish on first poll.
+    fn ready<T>(f: impl Future<Output = T>) -> T {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the embedded store never waits"),
+        }
+    }
+
+    const VPC: &str = "vpc-1";
+
+    fn eni(id: &str, instance: &str, asg: &str, addrs: &[&str]) -> Eni {
+        let mut e = Eni::new(id);
+        e.vpc_id = Some(VPC.into());
+        e.account_id = Some("123456789012".into());
+        e.region = Some("us-east-1".into());
+        e.instance_id = Some(instance.into());
+        e.attachment_id = Some(format!("eni-attach-{id}"));
+        e.tags.insert(ASG_TAG.into(), asg.into());
+        e.private_addresses = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        e
+    }
+
+    fn up(at: i64, e: &Eni) -> Change {
+        Change::EniUp { at: UnixTime(at), eni: Box::new(e.clone()) }
+    }
+
+    fn down(at: i64, instance: &str) -> Change {
+        Change::InstanceDown { at: UnixTime(at), instance_id: instance.into() }
+    }
+
+    fn app_at(store: &MemoryStore, addr: &str, at: i64) -> Option<String> {
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), addr.parse().unwrap());
+        ready(store.lookup(&[(key, UnixTime(at))])).unwrap().pop().flatten().and_then(|o| o.app)
+    }
+
+    /// Address 10.0.0.5: app x from 100, x's instance gone at 200, app y
+    /// from 300. Every delivery order, then every change delivered again,
+    /// gives the same answers.
+    #[test]
+    fn release_and_reuse_converge_in_any_order() {
+        let x = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.5"]);
+        let y = eni("eni-y", "i-y", "y-prod-v001", &["10.0.0.5"]);
+        let changes = [up(100, &x), down(200, "i-x"), up(300, &y)];
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        for order in orders {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for i in order.iter().chain(order.iter()) {
+                ready(applier.apply(&changes[*i])).unwrap();
+            }
+            let seen: Vec<_> = [50, 100, 199, 200, 250, 300, 400].map(|t| app_at(&store, "10.0.0.5", t)).into();
+            let want = [None, Some("x"), Some("x"), None, None, Some("y"), Some("y")].map(|a| a.map(String::from));
+            assert_eq!(seen, want, "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn deletion_learned_before_creation_still_ends_the_interval() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let x = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.7"]);
+        ready(applier.apply(&Change::EniDeleted { at: UnixTime(500), eni_id: "eni-x".into() })).unwrap();
+        ready(applier.apply(&up(100, &x))).unwrap();
+        assert_eq!(app_at(&store, "10.0.0.7", 300).as_deref(), Some("x"));
+        assert_eq!(app_at(&store, "10.0.0.7", 600), None);
+    }
+
+    #[test]
+    fn running_again_reopens_from_what_the_table_knows() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        ready(applier.apply(&up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.8"])))).unwrap();
+        ready(applier.apply(&down(200, "i-x"))).unwrap();
+        let outcome = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-x".into() }));
+        assert_eq!(outcome.unwrap(), Outcome::Applied { opened: 1, closed: 0, unscoped: 0 });
+        assert_eq!(app_at(&store, "10.0.0.8", 250), None);
+        assert_eq!(app_at(&store, "10.0.0.8", 300).as_deref(), Some("x"));
+        let unknown = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-new".into() }));
+        assert_eq!(unknown.unwrap(), Outcome::NeedsDescribe { instance_id: "i-new".into() });
+    }
+
+    #[test]
+    fn assign_unassign_and_detach() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        ready(applier.apply(&up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.9"])))).unwrap();
+        let extra: IpAddr = "10.0.0.10".parse().unwrap();
+        let assigned = Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-x".into(), addresses: vec![extra] };
+        ready(applier.apply(&assigned)).unwrap();
+        assert_eq!(app_at(&store, "10.0.0.10", 160).as_deref(), Some("x"));
+        let unassigned =
+            Change::AddressesUnassigned { at: UnixTime(170), eni_id: "eni-x".into(), addresses: vec![extra] };
+        ready(applier.apply(&unassigned)).unwrap();
+        assert_eq!(app_at(&store, "10.0.0.10", 180), None);
+        ready(applier.apply(&Change::Detached { at: UnixTime(200), attachment_id: "eni-attach-eni-x".into() }))
+            .unwrap();
+        // Detached: the ENI keeps its address, but no instance or app.
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.9".parse().unwrap());
+        let owner = ready(store.lookup(&[(key, UnixTime(250))])).unwrap().pop().flatten().unwrap();
+        assert_eq!((owner.eni_id.as_str(), owner.instance_id, owner.app), ("eni-x", None, None));
+        let unknown = ready(applier.apply(&Change::Detached { at: UnixTime(1), attachment_id: "nope".into() }));
+        assert_eq!(unknown.unwrap(), Outcome::UnknownEni { reference: "nope".into() });
+    }
+
+    #[test]
+    fn public_addresses_follow_associations() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        ready(applier.apply(&up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.11"])))).unwrap();
+        let public: IpAddr = "54.1.2.3".parse().unwrap();
+        let assoc = Change::PublicAssociated {
+            at: UnixTime(150),
+            public_ip: Some(public),
+            allocation_id: Some("eipalloc-1".into()),
+            association_id: Some("eipassoc-1".into()),
+            eni_id: None,
+            instance_id: Some("i-x".into()),
+        };
+        ready(applier.apply(&assoc)).unwrap();
+        let key = AddressKey::new(Scope::Global, public);
+        let owner_at = |t| ready(store.lookup(&[(key.clone(), UnixTime(t))])).unwrap().pop().flatten();
+        assert_eq!(owner_at(160).and_then(|o| o.app).as_deref(), Some("x"));
+        let dis = Change::PublicDisassociated {
+            at: UnixTime(200),
+            association_id: Some("eipassoc-1".into()),
+            public_ip: None,
+        };
+        assert_eq!(ready(applier.apply(&dis)).unwrap(), Outcome::Applied { opened: 0, closed: 1, unscoped: 0 });
+        assert_eq!(owner_at(210), None);
+    }
+
+    #[test]
+    fn private_addresses_without_a_vpc_are_not_guessed() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let mut e = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.12"]);
+        e.vpc_id = None;
+        assert_eq!(ready(applier.apply(&up(100, &e))).unwrap(), Outcome::Applied { opened: 0, closed: 0, unscoped: 1 });
+    }
+
+    #[test]
+    fn reconcile_opens_missing_closes_gone_and_respects_scope() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        ready(applier.apply(&up(100, &eni("eni-old", "i-old", "old-prod-v001", &["10.0.1.1"])))).unwrap();
+        ready(applier.apply(&up(100, &eni("eni-keep", "i-keep", "keep-prod-v001", &["10.0.1.2"])))).unwrap();
+        let mut other_account = eni("eni-else", "i-else", "else-prod-v001", &["10.0.1.3"]);
+        other_account.account_id = Some("999999999999".into());
+        ready(applier.apply(&up(100, &other_account))).unwrap();
+
+        let snapshot = vec![
+            eni("eni-keep", "i-keep", "keep-prod-v001", &["10.0.1.2"]),
+            eni("eni-new", "i-new", "new-prod-v001", &["10.0.1.4"]),
+        ];
+        let scope = SnapshotScope { account_id: Some("123456789012".into()), region: Some("us-east-1".into()) };
+        let stats = ready(applier.reconcile(&snapshot, UnixTime(1000), &scope)).unwrap();
+        assert_eq!((stats.opened, stats.closed, stats.unchanged), (1, 1, 1));
+        assert_eq!(app_at(&store, "10.0.1.1", 999).as_deref(), Some("old"));
+        assert_eq!(app_at(&store, "10.0.1.1", 1000), None);
+        assert_eq!(app_at(&store, "10.0.1.2", 1000).as_deref(), Some("keep"));
+        assert_eq!(app_at(&store, "10.0.1.4", 1000).as_deref(), Some("new"));
+        // Another account's owner is outside the snapshot: left alone.
+        assert_eq!(app_at(&store, "10.0.1.3", 1000).as_deref(), Some("else"));
+        // Reconciling again changes nothing.
+        let again = ready(applier.reconcile(&snapshot, UnixTime(1100), &scope)).unwrap();
+        assert_eq!((again.opened, again.closed, again.unchanged), (0, 0, 2));
     }
 }
