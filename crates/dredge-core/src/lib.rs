@@ -3,4 +3,5 @@
 //! live in `dredge-aws`, entry points in the Lambda and CLI crates.
 
 pub mod flowlog;
+pub mod ipranges;
 pub mod ownership;
