@@ -1,0 +1,9 @@
+//! The enriched record: a decoded flow with both sides attributed.
+
+mod json;
+pub mod schema;
+mod side;
+
+pub use json::{write_enriched, Sides};
+pub use schema::{columns, Column, ColumnType, Cross, Side, SideField, Source, TIMESTAMP};
+pub use side::{decide, Attribution, SideFacts, SideOwner};
