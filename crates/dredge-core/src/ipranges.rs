@@ -52,6 +52,9 @@ struct Entry {
     network_border_group: String,
 }
 
+/// A CIDR block as (first address, last address, prefix length, range index).
+type Block = (u128, u128, u8, u32);
+
 /// Disjoint, sorted segments `[start, end]` each naming the range that
 /// covers it most specifically.
 #[derive(Debug, Default)]
@@ -62,9 +65,8 @@ struct Segments {
 }
 
 impl Segments {
-    /// `prefixes`: (first address, last address, prefix length, range index).
     /// CIDR blocks are either nested or disjoint, which the sweep relies on.
-    fn build(mut prefixes: Vec<(u128, u128, u8, u32)>) -> Segments {
+    fn build(mut prefixes: Vec<Block>) -> Segments {
         prefixes.sort_by_key(|&(start, _, len, _)| (start, len));
         let mut seg = Segments::default();
         // Enclosing prefixes still open at the sweep position: (end, range).
@@ -159,7 +161,8 @@ impl IpRanges {
     pub fn from_json(bytes: &[u8]) -> Result<IpRanges, IpRangesError> {
         let doc: Document = serde_json::from_slice(bytes)?;
         let mut ranges = Vec::with_capacity(doc.prefixes.len() + doc.ipv6_prefixes.len());
-        let mut tiers: [[Vec<(u128, u128, u8, u32)>; 2]; 2] = Default::default();
+        // [IPv4, IPv6] x [specific services, AMAZON].
+        let mut tiers: [[Vec<Block>; 2]; 2] = Default::default();
         for entry in doc.prefixes.into_iter().chain(doc.ipv6_prefixes) {
             let (addr, len) =
                 parse_prefix(&entry.ip_prefix).ok_or_else(|| IpRangesError::BadPrefix(entry.ip_prefix.clone()))?;

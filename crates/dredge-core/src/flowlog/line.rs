@@ -43,12 +43,27 @@ impl Format {
     /// cleared first and reused across lines so decoding allocates nothing.
     pub fn decode_into<'a>(&self, line: &'a str, values: &mut Vec<Value<'a>>) -> Result<(), LineError> {
         values.clear();
-        let expected = self.len();
-        for (position, token) in tokens(line).enumerate() {
-            let Some(&field) = self.fields().get(position) else {
+        let fields = self.fields();
+        let expected = fields.len();
+        values.reserve(expected);
+        // One pass over the line: find each separator with memchr (SIMD,
+        // no per-byte branch) and decode the token in place.
+        let mut rest = line;
+        let mut position = 0;
+        loop {
+            let (token, next) = match memchr::memchr(b' ', rest.as_bytes()) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            let Some(&field) = fields.get(position) else {
                 return Err(LineError::FieldCount { expected, found: tokens(line).count() });
             };
             values.push(decode_value(field, token, position)?);
+            position += 1;
+            match next {
+                Some(r) => rest = r,
+                None => break,
+            }
         }
         if values.len() != expected {
             return Err(LineError::FieldCount { expected, found: values.len() });
@@ -67,6 +82,18 @@ impl Format {
     }
 }
 
+/// Every field's kind, indexed by `Field::index`: a table lookup in the
+/// per-token hot path instead of a call to `Field::kind`.
+const KINDS: [Kind; Field::COUNT] = {
+    let mut kinds = [Kind::Text; Field::COUNT];
+    let mut i = 0;
+    while i < Field::COUNT {
+        kinds[i] = Field::ALL[i].kind();
+        i += 1;
+    }
+    kinds
+};
+
 #[inline]
 fn decode_value(field: Field, token: &str, position: usize) -> Result<Value<'_>, LineError> {
     if token == "-" {
@@ -75,7 +102,7 @@ fn decode_value(field: Field, token: &str, position: usize) -> Result<Value<'_>,
     if token.is_empty() {
         return Err(LineError::EmptyField { position });
     }
-    Ok(match field.kind() {
+    Ok(match KINDS[field.index()] {
         Kind::UInt { max } => Value::UInt(parse_uint(field, token, max)?),
         Kind::Addr => {
             Value::Addr(parse_addr(token).ok_or_else(|| LineError::BadAddress { field, value: token.to_owned() })?)
@@ -95,31 +122,82 @@ fn keyword<T>(field: Field, token: &str, parse: fn(&str) -> Option<T>, allowed: 
 /// Decimal digits only: no sign, no spaces, checked for overflow.
 #[inline]
 fn parse_uint(field: Field, token: &str, max: u64) -> Result<u64, LineError> {
+    let bytes = token.as_bytes();
     let mut value: u64 = 0;
-    let mut overflow = false;
-    for &b in token.as_bytes() {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return Err(LineError::NotAnInteger { field, value: token.to_owned() });
+    let overflow = if bytes.len() <= 19 {
+        // At most 19 digits cannot overflow a u64: no checks per digit.
+        for &b in bytes {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(not_an_integer(field, token));
+            }
+            value = value * 10 + u64::from(digit);
         }
-        match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(digit))) {
-            Some(v) => value = v,
-            None => overflow = true,
+        false
+    } else {
+        let mut overflow = false;
+        for &b in bytes {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(not_an_integer(field, token));
+            }
+            match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(digit))) {
+                Some(v) => value = v,
+                None => overflow = true,
+            }
         }
-    }
+        overflow
+    };
     if overflow || value > max {
         return Err(LineError::OutOfRange { field, value: token.to_owned(), max });
     }
     Ok(value)
 }
 
+#[cold]
+fn not_an_integer(field: Field, token: &str) -> LineError {
+    LineError::NotAnInteger { field, value: token.to_owned() }
+}
+
 #[inline]
 fn parse_addr(token: &str) -> Option<IpAddr> {
-    if token.len() <= 15 && !token.contains(':') {
-        token.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
-    } else {
+    if token.contains(':') {
         token.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        parse_ipv4(token.as_bytes()).map(IpAddr::V4)
     }
+}
+
+/// Dotted-quad IPv4, exactly as `Ipv4Addr::from_str` accepts it (four
+/// decimal octets of one to three digits, at most 255, no leading zero),
+/// without the general-purpose parser's overhead.
+#[inline]
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    if b.len() < 7 || b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while i < b.len() && i - start < 3 && b[i].is_ascii_digit() {
+            v = v * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || v > 255 || (digits > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Time-ranged IP ownership: who held an address at a given time.
 
 mod apply;
+mod cache;
 mod change;
 mod eni;
 pub mod events;
@@ -14,11 +15,12 @@ mod time;
 mod timeline;
 
 pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
+pub use cache::{CacheConfig, CacheStats, OwnerCache};
 pub use change::Change;
 pub use eni::Eni;
 pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
-pub use store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreError, StoreResult};
+pub use store::{EniRecord, EniRef, Head, InstanceRecord, OwnershipStore, StoreError, StoreResult};
 pub use time::{BadTime, UnixTime};
 pub use timeline::{AddressKey, Interval, Mark, Resolution, Timeline};
