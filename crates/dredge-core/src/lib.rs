@@ -1,8 +1,13 @@
 //! Dredge's domain: decoding VPC flow logs, the time-ranged IP ownership
-//! model, attribution and the enriched record. No AWS SDK here: adapters
-//! live in `dredge-aws`, entry points in the Lambda and CLI crates.
+//! model, attribution and the enriched record, and the narrow interfaces
+//! (ownership store, record sink, object store) behind which AWS sits, each
+//! with an embedded implementation. No AWS SDK here: SDK adapters live in
+//! `dredge-aws`, entry points in the Lambda and CLI crates.
 
+pub mod emf;
 pub mod enrich;
 pub mod flowlog;
 pub mod ipranges;
+pub mod objects;
 pub mod ownership;
+pub mod sink;

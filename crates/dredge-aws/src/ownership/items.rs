@@ -1,0 +1,309 @@
+//! Keys and item layouts of the ownership table (see `TABLE.md`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dredge_core::ownership::{AddressKey, EniRecord, InstanceRecord, Mark, Owner, StoreError, Timeline, UnixTime};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
+/// Partition key of the instance index: `I#<instance id>` on ENI records.
+pub(crate) const GSI1PK: &str = "gsi1pk";
+/// Sort key of the instance index: `E#<eni id>`.
+pub(crate) const GSI1SK: &str = "gsi1sk";
+/// The TTL attribute (epoch seconds).
+pub(crate) const EXPIRES_AT: &str = "expires_at";
+
+pub(crate) const HEAD_SK: &str = "HEAD";
+pub(crate) const MARK_PREFIX: &str = "M#";
+pub(crate) const ADDRESS_PREFIX: &str = "A#";
+pub(crate) const ENI_SK: &str = "ENI";
+pub(crate) const ALIAS_SK: &str = "ALIAS";
+pub(crate) const INSTANCE_SK: &str = "INSTANCE";
+
+// Mark items.
+const AT: &str = "at";
+const KIND: &str = "kind";
+const ENI_ID: &str = "eni_id";
+const OWNER: &str = "owner";
+// Head items.
+const MARKS: &str = "marks";
+const COMPLETE: &str = "complete";
+pub(crate) const VERSION: &str = "version";
+// ENI records.
+const RECORD: &str = "record";
+// Instance records.
+const RUNNING: &str = "running";
+pub(crate) const CHANGED_AT: &str = "changed_at";
+
+pub(crate) fn address_pk(key: &AddressKey) -> String {
+    format!("{ADDRESS_PREFIX}{}#{}", key.scope, key.address)
+}
+
+/// The address of an `A#<scope>#<ip>` partition key. Scopes never contain
+/// `#` (see `Scope::from_str`), addresses never do.
+pub(crate) fn parse_address_pk(pk: &str) -> Option<AddressKey> {
+    let (scope, address) = pk.strip_prefix(ADDRESS_PREFIX)?.split_once('#')?;
+    Some(AddressKey::new(scope.parse().ok()?, address.parse::<IpAddr>().ok()?))
+}
+
+pub(crate) fn mark_sk(mark: &Mark) -> String {
+    format!("{MARK_PREFIX}{}", mark.sort_key())
+}
+
+/// The greatest sort key a mark at or before `at` can have.
+pub(crate) fn mark_sk_upper(at: UnixTime) -> String {
+    // Sort keys are `M#<012 digits>#<rank 0|1>#<eni>`; `#2` sorts after both ranks.
+    format!("{MARK_PREFIX}{:012}#2", at.0.max(0))
+}
+
+pub(crate) fn eni_pk(eni_id: &str) -> String {
+    format!("E#{eni_id}")
+}
+
+pub(crate) fn attachment_pk(attachment_id: &str) -> String {
+    format!("ATT#{attachment_id}")
+}
+
+pub(crate) fn association_pk(association_id: &str) -> String {
+    format!("ASC#{association_id}")
+}
+
+pub(crate) fn instance_pk(instance_id: &str) -> String {
+    format!("I#{instance_id}")
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+fn corrupt(what: &str, item: &Item) -> StoreError {
+    let pk = get_s(item, PK).unwrap_or("?");
+    let sk = get_s(item, SK).unwrap_or("?");
+    StoreError::Permanent(format!("item {pk} / {sk}: {what}"))
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &Item, name: &str) -> Option<bool> {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Permanent(format!("serialising: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
+    let text = get_s(item, name).ok_or_else(|| corrupt(&format!("no `{name}`"), item))?;
+    serde_json::from_str(text).map_err(|e| corrupt(&format!("`{name}`: {e}"), item))
+}
+
+/// One mark as its own item. The owner of an open is JSON (serde of
+/// `Owner`): read back whole, never queried by field.
+pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) -> Result<Item, StoreError> {
+    let mut item = self::key(address_pk(key), &mark_sk(mark));
+    item.insert(AT.into(), n(mark.at().0));
+    item.insert(ENI_ID.into(), s(mark.eni_id()));
+    match mark {
+        Mark::Open { owner, .. } => {
+            item.insert(KIND.into(), s("open"));
+            item.insert(OWNER.into(), s(json(owner)?));
+        }
+        Mark::Close { .. } => {
+            item.insert(KIND.into(), s("close"));
+        }
+    }
+    if let Some(e) = expires_at {
+        item.insert(EXPIRES_AT.into(), n(e));
+    }
+    Ok(item)
+}
+
+pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
+    let at = UnixTime(get_n(item, AT).ok_or_else(|| corrupt("no `at`", item))?);
+    match get_s(item, KIND) {
+        Some("open") => Ok(Mark::Open { at, owner: from_json::<Owner>(item, OWNER)? }),
+        Some("close") => {
+            let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
+            Ok(Mark::Close { at, eni_id })
+        }
+        _ => Err(corrupt("`kind` is neither `open` nor `close`", item)),
+    }
+}
+
+/// The summary item of one address: its latest marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub marks: Timeline,
+    /// No mark was ever dropped: `marks` is the whole history.
+    pub complete: bool,
+    pub version: i64,
+    pub expires_at: Option<i64>,
+}
+
+pub(crate) fn head_item(key: &AddressKey, head: &Head) -> Result<Item, StoreError> {
+    let mut item = self::key(address_pk(key), HEAD_SK);
+    item.insert(MARKS.into(), s(json(&head.marks)?));
+    item.insert(COMPLETE.into(), AttributeValue::Bool(head.complete));
+    item.insert(VERSION.into(), n(head.version));
+    if let Some(e) = head.expires_at {
+        item.insert(EXPIRES_AT.into(), n(e));
+    }
+    Ok(item)
+}
+
+pub(crate) fn parse_head(item: &Item) -> Result<Head, StoreError> {
+    Ok(Head {
+        marks: from_json(item, MARKS)?,
+        complete: get_bool(item, COMPLETE).ok_or_else(|| corrupt("no `complete`", item))?,
+        version: get_n(item, VERSION).ok_or_else(|| corrupt("no `version`", item))?,
+        expires_at: get_n(item, EXPIRES_AT),
+    })
+}
+
+pub(crate) fn eni_item(record: &EniRecord, expires_at: Option<i64>) -> Result<Item, StoreError> {
+    let eni_id = &record.eni.eni_id;
+    let mut item = key(eni_pk(eni_id), ENI_SK);
+    item.insert(RECORD.into(), s(json(record)?));
+    if let Some(instance_id) = record.eni.instance_id.as_deref().filter(|i| !i.is_empty()) {
+        item.insert(GSI1PK.into(), s(instance_pk(instance_id)));
+        item.insert(GSI1SK.into(), s(eni_pk(eni_id)));
+    }
+    if let Some(e) = expires_at {
+        item.insert(EXPIRES_AT.into(), n(e));
+    }
+    Ok(item)
+}
+
+pub(crate) fn parse_eni(item: &Item) -> Result<EniRecord, StoreError> {
+    from_json(item, RECORD)
+}
+
+/// The alias partition keys an ENI record is found by: its attachment and
+/// its public IP associations.
+pub(crate) fn alias_pks(record: &EniRecord) -> Vec<String> {
+    let mut out: Vec<String> = record.eni.attachment_id.iter().map(|a| attachment_pk(a)).collect();
+    out.extend(record.associations.keys().map(|a| association_pk(a)));
+    out
+}
+
+pub(crate) fn alias_item(pk: String, eni_id: &str, expires_at: Option<i64>) -> Item {
+    let mut item = key(pk, ALIAS_SK);
+    item.insert(ENI_ID.into(), s(eni_id));
+    if let Some(e) = expires_at {
+        item.insert(EXPIRES_AT.into(), n(e));
+    }
+    item
+}
+
+pub(crate) fn alias_target(item: &Item) -> Result<String, StoreError> {
+    get_s(item, ENI_ID).map(str::to_owned).ok_or_else(|| corrupt("no `eni_id`", item))
+}
+
+pub(crate) const ALIAS_ENI_ID: &str = ENI_ID;
+
+pub(crate) fn instance_item(record: &InstanceRecord, expires_at: Option<i64>) -> Item {
+    let mut item = key(instance_pk(&record.instance_id), INSTANCE_SK);
+    item.insert(RUNNING.into(), AttributeValue::Bool(record.running));
+    item.insert(CHANGED_AT.into(), n(record.changed_at.0));
+    if let Some(e) = expires_at {
+        item.insert(EXPIRES_AT.into(), n(e));
+    }
+    item
+}
+
+pub(crate) fn parse_instance(instance_id: &str, item: &Item) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        instance_id: instance_id.to_owned(),
+        running: get_bool(item, RUNNING).ok_or_else(|| corrupt("no `running`", item))?,
+        changed_at: UnixTime(get_n(item, CHANGED_AT).ok_or_else(|| corrupt("no `changed_at`", item))?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dredge_core::ownership::{Eni, OwnerKind, Scope};
+
+    fn owner() -> Owner {
+        let mut o = Owner::new("eni-1", OwnerKind::Instance);
+        o.app = Some("api".into());
+        o
+    }
+
+    #[test]
+    fn address_keys_round_trip() {
+        for (scope, ip) in [
+            (Scope::Vpc("vpc-0abc".into()), "10.0.0.1"),
+            (Scope::Global, "54.1.2.3"),
+            (Scope::Global, "2600:1f18::1"),
+            (Scope::Vpc("vpc-1".into()), "fd00::1:2"),
+        ] {
+            let key = AddressKey::new(scope, ip.parse().unwrap());
+            let pk = address_pk(&key);
+            assert!(pk.starts_with("A#"));
+            assert_eq!(parse_address_pk(&pk), Some(key));
+        }
+        assert_eq!(parse_address_pk("E#eni-1"), None);
+        assert_eq!(parse_address_pk("A#subnet-1#10.0.0.1"), None);
+    }
+
+    #[test]
+    fn marks_round_trip_and_sort_like_their_keys() {
+        let key = AddressKey::new(Scope::Global, "54.1.2.3".parse().unwrap());
+        let open = Mark::Open { at: UnixTime(1_700_000_000), owner: owner() };
+        let close = Mark::Close { at: UnixTime(1_700_000_000), eni_id: "eni-1".into() };
+        for m in [&open, &close] {
+            let item = mark_item(&key, m, Some(5)).unwrap();
+            assert_eq!(&parse_mark(&item).unwrap(), m);
+            assert_eq!(get_n(&item, EXPIRES_AT), Some(5));
+            assert!(mark_sk(m) <= mark_sk_upper(m.at()));
+            assert!(mark_sk(m) > mark_sk_upper(UnixTime(m.at().0 - 1)));
+        }
+        assert!(mark_sk(&close) < mark_sk(&open));
+        // Mark queries use `sk BETWEEN "M#" AND ...`: the head is never in range.
+        assert!(HEAD_SK < MARK_PREFIX);
+    }
+
+    #[test]
+    fn heads_and_records_round_trip() {
+        let key = AddressKey::new(Scope::Vpc("vpc-1".into()), "10.0.0.1".parse().unwrap());
+        let head = Head {
+            marks: Timeline::from_marks([Mark::Open { at: UnixTime(1), owner: owner() }]),
+            complete: false,
+            version: 7,
+            expires_at: None,
+        };
+        assert_eq!(parse_head(&head_item(&key, &head).unwrap()).unwrap(), head);
+
+        let mut eni = Eni::new("eni-9");
+        eni.instance_id = Some("i-1".into());
+        eni.attachment_id = Some("eni-attach-1".into());
+        let mut record = EniRecord::new(eni, UnixTime(10));
+        record.associations.insert("eipassoc-1".into(), "54.1.2.3".parse().unwrap());
+        let item = eni_item(&record, None).unwrap();
+        assert_eq!(parse_eni(&item).unwrap(), record);
+        assert_eq!(get_s(&item, GSI1PK), Some("I#i-1"));
+        assert_eq!(alias_pks(&record), vec!["ATT#eni-attach-1".to_owned(), "ASC#eipassoc-1".to_owned()]);
+
+        let inst = InstanceRecord { instance_id: "i-1".into(), running: false, changed_at: UnixTime(3) };
+        assert_eq!(parse_instance("i-1", &instance_item(&inst, Some(9))).unwrap(), inst);
+    }
+}

@@ -1,0 +1,443 @@
+//! The enricher: decode a batch of Kinesis records, attribute both sides of
+//! every flow at its start time, put the enriched records on the output
+//! stream, keep rejected input in the dead-letter store, and say which input
+//! record Lambda must retry from.
+//!
+//! A batch is decoded twice: once to learn which addresses, ENIs and times
+//! to look up (all lookups of the batch then go to the cache and store
+//! together), and once to write the output. Decoding is cheap next to an
+//! owned copy of every record.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use dredge_core::enrich::{decide, write_enriched, Side, SideFacts, SideOwner, Sides};
+use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Item, Record, Value};
+use dredge_core::ipranges::IpRanges;
+use dredge_core::objects::ObjectStore;
+use dredge_core::ownership::{
+    AddressKey, EniRef, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
+};
+use dredge_core::sink::RecordSink;
+use serde::Serialize;
+
+use crate::config::EnricherConfig;
+use crate::output::{deliver, Packer};
+
+/// One input record, as Kinesis delivered it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub sequence_number: &'a str,
+    pub data: &'a [u8],
+    /// When Kinesis received it (epoch ms): the timestamp of flows that
+    /// carry no start time.
+    pub arrival_ms: i64,
+}
+
+/// What one batch did: the counters behind the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+pub struct BatchStats {
+    pub records_in: u64,
+    /// Input records refused whole (bad gzip, too large, bad JSON).
+    pub payload_errors: u64,
+    pub control_messages: u64,
+    pub flows: u64,
+    /// NODATA and SKIPDATA records (forwarded only when configured).
+    pub status_records: u64,
+    pub rejected_lines: u64,
+    /// Flows without a start time: timestamped on arrival, unattributed.
+    pub no_start_time: u64,
+    pub src_unattributed: u64,
+    pub dst_unattributed: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub store_calls: u64,
+    pub eni_lookups: u64,
+    pub output_lines: u64,
+    pub output_records: u64,
+    pub output_bytes: u64,
+    pub put_calls: u64,
+    pub put_retried: u64,
+    pub dead_letter_lines: u64,
+}
+
+/// The batch's result: the counters, and the input record Lambda must
+/// restart from (none when everything was processed).
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    pub stats: BatchStats,
+    pub retry_from: Option<String>,
+    /// Why a retry is asked for.
+    pub error: Option<String>,
+}
+
+/// What the table knows of one logging ENI.
+#[derive(Debug)]
+struct EniInfo {
+    owner: Owner,
+    addresses: Vec<IpAddr>,
+    deleted_at: Option<UnixTime>,
+}
+
+/// Logging ENIs looked up, with when: `None` when the table knows nothing.
+type EniCache = HashMap<String, (Option<Arc<EniInfo>>, UnixTime)>;
+
+/// Interns strings seen during a batch, so flows carry small ids.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(s.to_owned(), id);
+        self.names.push(s.to_owned());
+        id
+    }
+}
+
+/// What the first pass keeps of a flow.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    start: Option<i64>,
+    eni: Option<u32>,
+    vpc: Option<u32>,
+    direction: Option<FlowDirection>,
+    /// Query indexes of each side's table lookup.
+    src_query: Option<u32>,
+    dst_query: Option<u32>,
+}
+
+fn direction(r: &Record<'_, '_>) -> Option<FlowDirection> {
+    match r.get(Field::FlowDirection) {
+        Some(Value::Direction(d)) => Some(d),
+        _ => None,
+    }
+}
+
+/// The enricher with its backends; built once per container.
+pub struct Enricher<S, K, O> {
+    store: S,
+    sink: K,
+    dead_letter: O,
+    config: EnricherConfig,
+    policy: TagPolicy,
+    ranges: Option<Arc<IpRanges>>,
+    decoder: Decoder,
+    cache: OwnerCache,
+    enis: Mutex<EniCache>,
+}
+
+impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
+    pub fn new(
+        store: S,
+        sink: K,
+        dead_letter: O,
+        config: EnricherConfig,
+        policy: TagPolicy,
+        ranges: Option<Arc<IpRanges>>,
+    ) -> Self {
+        let decoder =
+            Decoder::new(DecodeOptions { format: config.format.clone(), max_decompressed: config.max_decompressed });
+        let cache = OwnerCache::new(config.cache);
+        Enricher { store, sink, dead_letter, config, policy, ranges, decoder, cache, enis: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    fn keep(&self, r: &Record<'_, '_>) -> bool {
+        self.config.forward_status_records || !r.is_status_only()
+    }
+
+    /// What the table knows of these ENIs (cached for the cache TTL).
+    async fn eni_infos(
+        &self,
+        names: &[String],
+        now: UnixTime,
+        stats: &mut BatchStats,
+    ) -> Result<Vec<Option<Arc<EniInfo>>>, StoreError> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let cached = {
+                let enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
+                enis.get(name).filter(|(_, at)| now.0 - at.0 <= self.config.cache.ttl_seconds).map(|(i, _)| i.clone())
+            };
+            let info = match cached {
+                Some(info) => info,
+                None => {
+                    stats.eni_lookups += 1;
+                    let info = self.store.eni(&EniRef::Id(name.clone())).await?.map(|r| {
+                        Arc::new(EniInfo {
+                            owner: r.eni.owner(&self.policy),
+                            addresses: r.eni.addresses().collect(),
+                            deleted_at: r.deleted_at,
+                        })
+                    });
+                    let mut enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
+                    if enis.len() >= self.config.cache.capacity {
+                        enis.clear();
+                    }
+                    enis.insert(name.clone(), (info.clone(), now));
+                    info
+                }
+            };
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Processes one batch. `now` is the wall clock (a parameter so tests
+    /// control cache ages).
+    pub async fn process(&self, inputs: &[Input<'_>], now: UnixTime) -> BatchOutcome {
+        let mut stats = BatchStats { records_in: inputs.len() as u64, ..BatchStats::default() };
+        let fail = |stats: BatchStats, index: usize, error: String| BatchOutcome {
+            stats,
+            retry_from: inputs.get(index).map(|i| i.sequence_number.to_owned()),
+            error: Some(error),
+        };
+
+        // Pass 1: decode, collect lookups, collect rejects.
+        let mut strings = Interner::default();
+        let mut flows: Vec<Flow> = Vec::new();
+        let mut rejects: Vec<serde_json::Value> = Vec::new();
+        let mut first_reject: Option<usize> = None;
+        let mut rejected_inputs: Vec<usize> = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            let mut rejected_here = false;
+            let outcome = self.decoder.decode(input.data, &mut |item| match item {
+                Item::Record { record, .. } => {
+                    if record.is_status_only() {
+                        stats.status_records += 1;
+                    } else {
+                        stats.flows += 1;
+                    }
+                    if !self.keep(&record) {
+                        return;
+                    }
+                    flows.push(Flow {
+                        src: record.addr(Field::Srcaddr),
+                        dst: record.addr(Field::Dstaddr),
+                        start: record.u64(Field::Start).and_then(|s| i64::try_from(s).ok()),
+                        eni: record.text(Field::InterfaceId).map(|e| strings.id(e)),
+                        vpc: record.text(Field::VpcId).map(|v| strings.id(v)),
+                        direction: direction(&record),
+                        src_query: None,
+                        dst_query: None,
+                    });
+                }
+                Item::Rejected { line, error } => {
+                    rejected_here = true;
+                    rejects.push(serde_json::json!({
+                        "sequence_number": input.sequence_number, "line": line, "reason": error.to_string(),
+                    }));
+                }
+            });
+            match outcome {
+                Ok((_, s)) => {
+                    stats.control_messages += s.control_messages;
+                    stats.rejected_lines += s.rejected;
+                }
+                Err(e) => {
+                    stats.payload_errors += 1;
+                    rejected_here = true;
+                    rejects.push(serde_json::json!({
+                        "sequence_number": input.sequence_number, "line": 0, "reason": e.to_string(),
+                    }));
+                }
+            }
+            if rejected_here {
+                first_reject.get_or_insert(index);
+                rejected_inputs.push(index);
+            }
+        }
+
+        // Pass 2: look everything up at once.
+        let eni_names: Vec<String> = strings.names.clone();
+        let infos = match self.eni_infos(&eni_names, now, &mut stats).await {
+            Ok(i) => i,
+            Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
+        };
+        let mut queries: Vec<(AddressKey, UnixTime)> = Vec::new();
+        let mut query_ids: HashMap<(AddressKey, UnixTime), u32> = HashMap::new();
+        for flow in &mut flows {
+            let Some(start) = flow.start else { continue };
+            let info_vpc = flow.eni.and_then(|e| infos[e as usize].as_ref()).and_then(|i| i.owner.vpc_id.clone());
+            let vpc = flow.vpc.map(|v| strings.names[v as usize].clone()).or(info_vpc);
+            let mut query = |addr: Option<IpAddr>| -> Option<u32> {
+                let key = AddressKey::new(Scope::of(addr?, vpc.as_deref())?, addr?);
+                let next = queries.len() as u32;
+                Some(*query_ids.entry((key.clone(), UnixTime(start))).or_insert_with(|| {
+                    queries.push((key, UnixTime(start)));
+                    next
+                }))
+            };
+            flow.src_query = query(flow.src);
+            flow.dst_query = query(flow.dst);
+        }
+        let before = self.cache.stats();
+        let owners = match self.cache.lookup(&self.store, &queries, now).await {
+            Ok(o) => o,
+            Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
+        };
+        let after = self.cache.stats();
+        stats.cache_hits = after.hits - before.hits;
+        stats.cache_misses = after.misses - before.misses;
+        stats.store_calls = after.store_calls - before.store_calls;
+
+        // Pass 3: decide both sides and write.
+        let seed = inputs.first().map_or("", |i| i.sequence_number);
+        let mut packer = Packer::new(seed);
+        let mut line = Vec::with_capacity(2048);
+        let mut cursor = 0usize;
+        for (index, input) in inputs.iter().enumerate() {
+            // Errors were collected in pass 1.
+            let _ = self.decoder.decode(input.data, &mut |item| {
+                let Item::Record { record, .. } = item else { return };
+                if !self.keep(&record) {
+                    return;
+                }
+                let flow = flows[cursor];
+                cursor += 1;
+                let eni_name = flow.eni.map(|e| strings.names[e as usize].as_str());
+                let info =
+                    flow.eni.and_then(|e| infos[e as usize].as_deref()).filter(|i| match (i.deleted_at, flow.start) {
+                        (Some(deleted), Some(start)) => start < deleted.0,
+                        _ => true,
+                    });
+                let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_ref());
+                let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_ref());
+                let logging = logging_side(&flow, info, eni_name, src_owner, dst_owner);
+                let (sides, timestamp) = match flow.start {
+                    Some(start) => {
+                        let side = |which: Side, addr, owner| {
+                            let is_logging = logging == Some(which);
+                            decide(
+                                SideFacts {
+                                    address: addr,
+                                    table_owner: owner,
+                                    is_logging_side: is_logging,
+                                    interface_id: eni_name,
+                                    logging_eni: if is_logging { info.map(|i| &i.owner) } else { None },
+                                },
+                                self.ranges.as_deref(),
+                            )
+                        };
+                        let sides = Sides {
+                            src: side(Side::Src, flow.src, src_owner),
+                            dst: side(Side::Dst, flow.dst, dst_owner),
+                        };
+                        (sides, start.saturating_mul(1000))
+                    }
+                    None => {
+                        stats.no_start_time += 1;
+                        (Sides { src: SideOwner::Unattributed, dst: SideOwner::Unattributed }, input.arrival_ms)
+                    }
+                };
+                if sides.src == SideOwner::Unattributed {
+                    stats.src_unattributed += 1;
+                }
+                if sides.dst == SideOwner::Unattributed {
+                    stats.dst_unattributed += 1;
+                }
+                line.clear();
+                write_enriched(&record, timestamp, &sides, &mut line);
+                packer.push(index, &line);
+                stats.output_lines += 1;
+            });
+        }
+
+        // Rejected input goes to the dead-letter store before anything is
+        // reported done: it is never dropped.
+        let mut retry: Option<(usize, String)> = None;
+        if !rejects.is_empty() {
+            stats.dead_letter_lines = rejects.len() as u64;
+            let body = dead_letter_body(&rejects, inputs, &rejected_inputs);
+            let key = format!("{}/{}-{}.jsonl", self.config.dead_letter_prefix.trim_end_matches('/'), now.0, seed);
+            if let Err(e) = self.dead_letter.put(&key, body).await {
+                let index = first_reject.unwrap_or(0);
+                retry = Some((index, format!("dead-letter store: {e}")));
+            }
+        }
+
+        let delivery = deliver(&self.sink, packer.finish(), self.config.put_attempts, self.config.put_backoff).await;
+        stats.output_records = delivery.records;
+        stats.output_bytes = delivery.bytes;
+        stats.put_calls = delivery.calls;
+        stats.put_retried = delivery.retried;
+        if let Some(index) = delivery.failed_from {
+            if retry.as_ref().is_none_or(|(r, _)| index < *r) {
+                retry = Some((index, "enriched stream: entries still failing after retries".into()));
+            }
+        }
+        match retry {
+            Some((index, error)) => fail(stats, index, error),
+            None => BatchOutcome { stats, retry_from: None, error: None },
+        }
+    }
+}
+
+/// Which side is the interface that logged the flow: by the ENI's known
+/// addresses, then by the table, then by `flow-direction`.
+fn logging_side(
+    flow: &Flow,
+    info: Option<&EniInfo>,
+    eni: Option<&str>,
+    src: Option<&Owner>,
+    dst: Option<&Owner>,
+) -> Option<Side> {
+    if let Some(info) = info {
+        if flow.src.is_some_and(|a| info.addresses.contains(&a)) {
+            return Some(Side::Src);
+        }
+        if flow.dst.is_some_and(|a| info.addresses.contains(&a)) {
+            return Some(Side::Dst);
+        }
+    }
+    if let Some(eni) = eni {
+        if src.is_some_and(|o| o.eni_id == eni) {
+            return Some(Side::Src);
+        }
+        if dst.is_some_and(|o| o.eni_id == eni) {
+            return Some(Side::Dst);
+        }
+    }
+    match flow.direction {
+        Some(FlowDirection::Egress) => Some(Side::Src),
+        Some(FlowDirection::Ingress) => Some(Side::Dst),
+        None => None,
+    }
+}
+
+/// One JSON line per rejected line, then each affected input record whole
+/// (base64), so the exact bytes can be replayed.
+fn dead_letter_body(rejects: &[serde_json::Value], inputs: &[Input<'_>], affected: &[usize]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for r in rejects {
+        serde_json::to_writer(&mut body, r).expect("JSON into a Vec");
+        body.push(b'\n');
+    }
+    for &i in affected {
+        let record = serde_json::json!({
+            "sequence_number": inputs[i].sequence_number,
+            "data_base64": base64::engine::general_purpose::STANDARD.encode(inputs[i].data),
+        });
+        serde_json::to_writer(&mut body, &record).expect("JSON into a Vec");
+        body.push(b'\n');
+    }
+    body
+}

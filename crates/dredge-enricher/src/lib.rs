@@ -1,0 +1,12 @@
+//! The enricher Lambda's logic: Kinesis flow logs in, both sides of every
+//! flow attributed to their owner at the flow's start time, enriched
+//! records out. The binary (`dredge-enricher`) wires AWS backends; the
+//! `dredge` CLI runs the same handler on embedded ones.
+
+pub mod config;
+pub mod handler;
+pub mod lambda;
+pub mod output;
+
+pub use config::{EnricherConfig, RangesSource};
+pub use handler::{BatchOutcome, BatchStats, Enricher, Input};

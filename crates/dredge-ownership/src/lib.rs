@@ -1,0 +1,35 @@
+//! The ownership Lambda: keeps the time-ranged IP ownership table up to date
+//! from EC2 events (EventBridge: instance state changes, CloudTrail API
+//! calls) and a scheduled reconcile against a snapshot of every ENI.
+//!
+//! The [`Handler`] is generic over the store ([`OwnershipStore`]: DynamoDB in
+//! the Lambda, the embedded store locally) and over EC2 ([`Ec2Describer`]:
+//! the SDK with feature `ec2`, or [`FileDescriber`] reading describe JSON),
+//! so the `dredge` CLI and the tests run exactly the Lambda's code.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use dredge_core::ownership::{MemoryStore, TagPolicy};
+//! use dredge_ownership::{emf::Sink, FileDescriber, Handler};
+//!
+//! let describer = FileDescriber::from_paths(&["events/ownership/snapshot"])?;
+//! let handler = Handler::new(MemoryStore::new(), describer, TagPolicy::default()).with_metrics(Sink::Off);
+//! let event: serde_json::Value = serde_json::from_slice(&std::fs::read("events/ownership/run-instances.json")?)?;
+//! let summary = handler.handle(event).await?;
+//! println!("{}", serde_json::to_string(&summary)?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`OwnershipStore`]: dredge_core::ownership::OwnershipStore
+
+pub mod config;
+pub mod describe;
+#[cfg(feature = "ec2")]
+pub mod ec2;
+pub mod emf;
+pub mod handler;
+
+pub use config::{Config, ConfigError};
+pub use describe::{DescribeError, Ec2Describer, FileDescriber, FileDescriberError, TakenSnapshot};
+pub use handler::{handle, Disposition, Handler, HandlerError, Summary};
