@@ -1,6 +1,7 @@
 //! `dredge`: decode flow logs, manage IP ownership and run the Lambda
 //! handlers locally.
 
+mod invoke;
 mod ownership;
 mod parse;
 
@@ -23,6 +24,11 @@ enum Command {
     /// The time-ranged IP ownership table: apply events, import snapshots,
     /// look owners up, dump intervals.
     Ownership(ownership::Args),
+    /// Run a Lambda handler locally on a Lambda event JSON file, against
+    /// the embedded backends.
+    Invoke(invoke::InvokeArgs),
+    /// Embedded streams (what the enricher wrote locally).
+    Stream(invoke::StreamArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -34,6 +40,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Parse(args) => parse::run(args),
         Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
+        Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),
+        Command::Stream(args) => invoke::stream(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,131 @@
+//! `dredge invoke FUNCTION --event FILE`: the real Lambda handler on a
+//! Lambda event JSON (the file `sam local invoke -e` takes), against the
+//! embedded backends under `--state`. Prints the handler's response.
+//!
+//! `dredge stream read NAME`: the records of an embedded stream, one
+//! enriched record per line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use clap::{Args as ClapArgs, Subcommand};
+use dredge_core::ipranges::IpRanges;
+use dredge_core::objects::LocalObjects;
+use dredge_core::ownership::{MemoryStore, UnixTime};
+use dredge_core::sink::{read_stream, FileStream};
+use dredge_enricher::lambda::{handle, metrics};
+use dredge_enricher::{Enricher, EnricherConfig, RangesSource};
+
+use crate::ownership::StoreArgs;
+
+/// The embedded enriched stream's name unless `ENRICHED_STREAM` says otherwise.
+pub const DEFAULT_ENRICHED_STREAM: &str = "enriched";
+
+#[derive(ClapArgs)]
+pub struct InvokeArgs {
+    #[command(subcommand)]
+    function: Function,
+}
+
+#[derive(Subcommand)]
+enum Function {
+    /// The enricher: a Kinesis event of flow logs.
+    Enricher {
+        /// Lambda event JSON (Kinesis).
+        #[arg(long)]
+        event: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// AWS ip-ranges.json for public addresses (default: `IP_RANGES`
+        /// if it names a file; without one, public addresses outside the
+        /// table stay unattributed).
+        #[arg(long)]
+        ip_ranges: Option<PathBuf>,
+        /// The enriched stream (embedded) to write to.
+        #[arg(long, env = "ENRICHED_STREAM", default_value = DEFAULT_ENRICHED_STREAM)]
+        stream: String,
+    },
+}
+
+#[derive(ClapArgs)]
+pub struct StreamArgs {
+    #[command(subcommand)]
+    command: StreamCommand,
+}
+
+#[derive(Subcommand)]
+enum StreamCommand {
+    /// Print every record of an embedded stream, one enriched record per line.
+    Read {
+        name: String,
+        /// Directory of the embedded state.
+        #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
+        state: PathBuf,
+    },
+}
+
+pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
+    match args.function {
+        Function::Enricher { event, store, ip_ranges, stream } => {
+            if store.table.is_some() {
+                anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
+            }
+            let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
+            let event: KinesisEvent =
+                serde_json::from_slice(&bytes).with_context(|| format!("{}: not a Kinesis event", event.display()))?;
+            let mut config = EnricherConfig::from_env()?;
+            let ranges_file = match (ip_ranges, &config.ranges) {
+                (Some(path), _) => Some(path),
+                (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
+                (None, RangesSource::S3 { .. }) => anyhow::bail!("IP_RANGES names S3: pass --ip-ranges FILE locally"),
+                (None, RangesSource::None) => None,
+            };
+            let ranges = match ranges_file {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+                    Some(Arc::new(IpRanges::from_json(&bytes)?))
+                }
+                None => None,
+            };
+            config.ranges = RangesSource::None;
+            let state = &store.state;
+            let enricher = Enricher::new(
+                MemoryStore::open(state).with_context(|| format!("opening {}", state.display()))?,
+                FileStream::new(state, &stream),
+                LocalObjects::new(state.join("dead-letter")),
+                config,
+                store.policy(),
+                ranges,
+            );
+            let (response, outcome) = handle(&enricher, &event, UnixTime::now()).await;
+            eprintln!("{}", metrics(&outcome.stats, "enricher").to_line());
+            if let Some(error) = &outcome.error {
+                eprintln!("dredge: enricher: {error}");
+            }
+            println!("{}", serde_json::to_string(&response)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        StreamCommand::Read { name, state } => print_stream(&state, &name),
+    }
+}
+
+fn print_stream(state: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for record in read_stream(state, name)? {
+        for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

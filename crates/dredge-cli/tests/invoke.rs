@@ -1,0 +1,77 @@
+//! `dredge invoke enricher` and `dredge stream read`: the real handler on
+//! the sample Kinesis event, against the embedded backends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+fn shared_ranges() -> PathBuf {
+    std::env::var_os("DREDGE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo("../shared/data"))
+        .join("aws-ip-ranges.json")
+}
+
+fn dredge(state: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_dredge"))
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .env_remove("OWNERSHIP_TABLE")
+        .env_remove("ENRICHED_STREAM")
+        .env_remove("IP_RANGES")
+        .env_remove("FLOW_LOG_FORMAT")
+        .output()
+        .expect("run dredge");
+    assert!(out.status.success(), "dredge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn the_sample_event_enriches_against_the_imported_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
+    let instances = repo("events/ownership/snapshot/describe-instances.json");
+    dredge(
+        state,
+        &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", "2026-11-01T00:00:00Z"],
+    );
+    let event = repo("events/enricher/kinesis-flow-logs.json");
+    let ranges = shared_ranges();
+    let out = dredge(
+        state,
+        &["invoke", "enricher", "--event", event.to_str().unwrap(), "--ip-ranges", ranges.to_str().unwrap()],
+    );
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    // The EMF line on stderr carries the batch's counts.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let emf: serde_json::Value = serde_json::from_str(stderr.lines().next().unwrap()).unwrap();
+    assert_eq!(emf["FlowsDecoded"], 6);
+    assert_eq!(emf["RejectedLines"], 1);
+    assert_eq!(emf["StatusRecords"], 1);
+
+    let read = dredge(state, &["stream", "read", "enriched"]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(read.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6);
+    let to = |dst: &str| lines.iter().find(|l| l["dstaddr"] == dst).unwrap_or_else(|| panic!("{dst}"));
+    assert_eq!(to("10.20.4.10")["src_app"], "api");
+    assert_eq!(to("10.20.4.10")["src_cluster"], "api-prod");
+    assert_eq!(to("10.20.4.10")["dst_kind"], "load_balancer");
+    assert_eq!(to("52.94.0.10")["dst_app"], "DYNAMODB");
+    assert_eq!(to("10.20.17.201")["dst_kind"], "lambda");
+    assert_eq!(to("10.20.17.201")["cross_az"], true);
+    assert_eq!(to("10.99.0.9")["dst_attribution"], "unattributed");
+    assert_eq!(to("10.20.32.12")["dst_kind"], "nat_gateway");
+    assert_eq!(to("10.20.32.12")["flow_direction"], "egress");
+    assert_eq!(to("10.20.32.12")["timestamp"], 1_795_000_000_000i64);
+
+    // The rejected line is kept where a person can find it.
+    let dead: Vec<_> = std::fs::read_dir(state.join("dead-letter/rejected")).unwrap().collect();
+    assert_eq!(dead.len(), 1);
+}
