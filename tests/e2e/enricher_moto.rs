@@ -1,0 +1,171 @@
+//! The enricher end to end against the moto server: CloudWatch Logs
+//! envelopes put on a real Kinesis stream, read back as the Lambda event
+//! source mapping would deliver them, enriched against a DynamoDB ownership
+//! table, written to a second stream and read back; rejected lines land in
+//! S3.
+
+use std::io::Write;
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
+use dredge_core::ownership::{Applier, Change, Eni, TagPolicy, UnixTime, ASG_TAG};
+use dredge_enricher::lambda::handle;
+use dredge_enricher::{Enricher, EnricherConfig};
+
+const VPC: &str = "vpc-0a1b2c3d4e5f60789";
+
+fn eni(id: &str, instance: &str, asg: &str, address: &str) -> Eni {
+    let mut e = Eni::new(id);
+    e.vpc_id = Some(VPC.into());
+    e.account_id = Some("123456789012".into());
+    e.region = Some("us-east-1".into());
+    e.az = Some("us-east-1a".into());
+    e.instance_id = Some(instance.into());
+    e.tags.insert(ASG_TAG.into(), asg.into());
+    e.private_addresses = vec![address.parse().unwrap()];
+    e
+}
+
+fn envelope(lines: &[String]) -> Vec<u8> {
+    let doc = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "vpc-flow-logs",
+        "logStream": "eni-log-all", "subscriptionFilters": ["dredge"], "policyLevel": "ACCOUNT_LEVEL_POLICY",
+        "logEvents": lines.iter().enumerate().map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": m})).collect::<Vec<_>>(),
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(doc.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str) {
+    client.create_stream().stream_name(name).shard_count(1).send().await.expect("create_stream");
+}
+
+/// Every record on the stream's only shard, as the event source mapping
+/// would hand them to the function.
+async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<aws_sdk_kinesis::types::Record> {
+    let shards = client.list_shards().stream_name(stream).send().await.expect("list_shards");
+    let shard = shards.shards()[0].shard_id().to_owned();
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("get_shard_iterator")
+        .shard_iterator
+        .unwrap();
+    let out = client.get_records().shard_iterator(iterator).limit(10_000).send().await.expect("get_records");
+    out.records().to_vec()
+}
+
+fn as_event(records: &[aws_sdk_kinesis::types::Record]) -> KinesisEvent {
+    let mut event = KinesisEvent::default();
+    for r in records {
+        let mut rec = KinesisEventRecord::default();
+        rec.kinesis.data.0 = r.data().as_ref().to_vec();
+        rec.kinesis.sequence_number = r.sequence_number().to_owned();
+        rec.kinesis.partition_key = r.partition_key().unwrap_or_default().to_owned();
+        rec.event_source = Some("aws:kinesis".into());
+        event.records.push(rec);
+    }
+    event
+}
+
+#[tokio::test]
+async fn flow_logs_through_kinesis_dynamodb_and_back() {
+    let Some(config) = dredge_tests::moto_config("flow_logs_through_kinesis_dynamodb_and_back").await else {
+        return;
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    let s3 = s3_client(&config);
+    let table = dredge_tests::unique_name("ownership");
+    let input = dredge_tests::unique_name("flows");
+    let output = dredge_tests::unique_name("enriched");
+    let bucket = dredge_tests::unique_name("dead").to_lowercase();
+    create_table(&ddb, &table).await.expect("create table");
+    create_stream(&kinesis, &input).await;
+    create_stream(&kinesis, &output).await;
+    s3.create_bucket().bucket(&bucket).send().await.expect("create_bucket");
+
+    // Ownership: the logging ENI (api) from 500; 10.0.0.5 held by x from
+    // 1000 until x's instance stopped at 2000, then by y from 3000.
+    let store = DynamoOwnershipStore::new(ddb.clone(), &table);
+    let applier = Applier::new(&store, TagPolicy::default());
+    let changes = [
+        Change::EniUp { at: UnixTime(500), eni: Box::new(eni("eni-log", "i-api", "api-prod-v042", "10.0.0.1")) },
+        Change::EniUp { at: UnixTime(1000), eni: Box::new(eni("eni-x", "i-x", "x-prod-v001", "10.0.0.5")) },
+        Change::InstanceDown { at: UnixTime(2000), instance_id: "i-x".into() },
+        Change::EniUp { at: UnixTime(3000), eni: Box::new(eni("eni-y", "i-y", "y-prod-v001", "10.0.0.5")) },
+    ];
+    for change in &changes {
+        applier.apply(change).await.expect("apply");
+    }
+
+    let line = |dst: &str, start: i64| {
+        format!("2 123456789012 eni-log 10.0.0.1 {dst} 443 50000 6 10 840 {start} {} ACCEPT OK", start + 60)
+    };
+    let payloads = [
+        envelope(&[line("10.0.0.5", 1500), line("10.0.0.5", 2500)]),
+        envelope(&[line("10.0.0.5", 3500), "2 123456789012 eni-log not-an-address".into()]),
+    ];
+    for (i, p) in payloads.iter().enumerate() {
+        kinesis
+            .put_record()
+            .stream_name(&input)
+            .partition_key(format!("eni-log-{i}"))
+            .data(Blob::new(p.clone()))
+            .send()
+            .await
+            .expect("put_record");
+    }
+    let delivered = read_all(&kinesis, &input).await;
+    assert_eq!(delivered.len(), 2);
+
+    let enricher = Enricher::new(
+        DynamoOwnershipStore::new(ddb.clone(), &table),
+        KinesisSink::new(kinesis.clone(), &output),
+        S3Objects::new(s3.clone(), &bucket, ""),
+        EnricherConfig::default(),
+        TagPolicy::default(),
+        None,
+    );
+    let (response, outcome) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_000)).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", outcome.error);
+    assert_eq!(outcome.stats.rejected_lines, 1);
+
+    let enriched: Vec<serde_json::Value> = read_all(&kinesis, &output)
+        .await
+        .iter()
+        .flat_map(|r| {
+            String::from_utf8(r.data().as_ref().to_vec())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect();
+    let by_start = |s: i64| enriched.iter().find(|l| l["start"] == s).unwrap_or_else(|| panic!("start {s}"));
+    assert_eq!(enriched.len(), 3);
+    assert_eq!(by_start(1500)["dst_app"], "x");
+    assert_eq!(by_start(2500)["dst_attribution"], "unattributed");
+    assert_eq!(by_start(3500)["dst_app"], "y");
+    assert!(enriched.iter().all(|l| l["src_app"] == "api" && l["src_attribution"] == "owner"));
+
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.expect("list_objects");
+    assert_eq!(listed.contents().len(), 1, "one dead-letter object");
+    let key = listed.contents()[0].key().unwrap().to_owned();
+    let body = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap().body.collect().await.unwrap();
+    let first: serde_json::Value =
+        serde_json::from_slice(body.into_bytes().split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["line"], 2);
+    assert_eq!(first["sequence_number"], delivered[1].sequence_number());
+
+    // A second, identical batch is answered from the cache.
+    let (_, again) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010)).await;
+    assert_eq!(again.stats.store_calls, 0);
+}
