@@ -79,6 +79,9 @@ enum Command {
     },
     /// Every interval as JSON lines.
     Dump,
+    /// Create the DynamoDB table named by --table (keys, index, TTL), as the
+    /// SAM template does; for local DynamoDB-compatible endpoints.
+    CreateTable,
 }
 
 fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
@@ -91,7 +94,18 @@ fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
 pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let policy = args.store.policy();
     if let Some(table) = &args.store.table {
-        bail!("--table {table}: the DynamoDB store is not wired into the CLI yet");
+        let sdk = dredge_aws::sdk_config().await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        if let Command::CreateTable = args.command {
+            dredge_aws::create_table(&client, table).await?;
+            println!("{}", json!({"created": table}));
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        let store = dredge_aws::DynamoOwnershipStore::new(client, table.clone());
+        return run_on(&store, policy, args.command).await;
+    }
+    if let Command::CreateTable = args.command {
+        bail!("create-table needs --table NAME");
     }
     let store = MemoryStore::open(&args.store.state)
         .with_context(|| format!("opening the embedded store in {}", args.store.state.display()))?;
@@ -181,6 +195,7 @@ async fn run_on<S: OwnershipStore>(
             let owner = store.lookup(&[(AddressKey::new(scope, address), at)]).await?.pop().flatten();
             println!("{}", serde_json::to_string(&owner)?);
         }
+        Command::CreateTable => unreachable!("handled before choosing a store"),
         Command::Dump => {
             let mut out = std::io::stdout().lock();
             for (key, timeline) in store.timelines().await? {

@@ -123,3 +123,38 @@ fn private_lookups_need_a_scope_and_times_parse_both_ways() {
     assert_eq!(rfc, unix);
     assert_eq!(app(&rfc), Some("api"));
 }
+
+/// The same commands on DynamoDB (the moto server `scripts/test` starts).
+#[test]
+fn the_same_story_on_dynamodb() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI=true needs the moto server (scripts/test)");
+        eprintln!("the_same_story_on_dynamodb: SKIPPED, no moto server (AWS_ENDPOINT_URL unset); run scripts/test");
+        return;
+    }
+    let table = format!("cli-{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos());
+    let run = |args: &[&str]| -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_dredge"))
+            .arg("ownership")
+            .args(["--table", &table])
+            .args(args)
+            .output()
+            .expect("run dredge");
+        assert!(out.status.success(), "dredge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    run(&["create-table"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let reuse = reuse_event(tmp.path());
+    for file in [reuse.clone(), events("state-change-terminated.json"), events("run-instances.json")] {
+        run(&["apply", file.to_str().unwrap()]);
+    }
+    let at = |t: &str| -> serde_json::Value {
+        serde_json::from_slice(&run(&["lookup", "10.20.1.15", "--at", t, "--scope", VPC]).stdout).unwrap()
+    };
+    assert_eq!(app(&at("2026-11-05T00:00:00Z")), Some("api"));
+    assert!(at("2026-11-12T04:00:00Z").is_null());
+    assert_eq!(app(&at("2026-11-12T05:00:00Z")), Some("billing"));
+    let dump = run(&["dump"]);
+    assert!(String::from_utf8(dump.stdout).unwrap().lines().count() >= 3);
+}
