@@ -14,5 +14,5 @@ mod s3;
 pub use config::sdk_config;
 pub use kinesis::KinesisSink;
 pub use logging::init_json_logging;
-pub use s3::{s3_client, S3Objects};
 pub use ownership::{create_table, DynamoOwnershipStore, DEFAULT_HEAD_MARKS, DEFAULT_RETENTION, INSTANCE_INDEX};
+pub use s3::{s3_client, S3Objects};

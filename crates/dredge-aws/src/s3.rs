@@ -8,7 +8,8 @@ use dredge_core::objects::{ObjectError, ObjectStore};
 /// endpoint by URL) path-style addressing is used: virtual-host names like
 /// `bucket.127.0.0.1` do not resolve.
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let path_style =
+        std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
     let conf = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
     aws_sdk_s3::Client::from_conf(conf)
 }

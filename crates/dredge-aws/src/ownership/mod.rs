@@ -573,7 +573,7 @@ impl OwnershipStore for DynamoOwnershipStore {
         let mut unexplained: BTreeMap<(&AddressKey, UnixTime), Vec<usize>> = BTreeMap::new();
         for (i, (key, at)) in queries.iter().enumerate() {
             let Some(head) = heads.get(key) else { continue };
-            match head.marks.resolve(*at, true) {
+            match head.marks.resolve(*at, head.complete) {
                 Resolution::Owned(owner) => out[i] = Some(owner.clone()),
                 Resolution::Free => {}
                 Resolution::Unknown => unexplained.entry((key, *at)).or_default().push(i),
