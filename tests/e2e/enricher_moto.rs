@@ -137,6 +137,9 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     let (response, outcome) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_000)).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", outcome.error);
     assert_eq!(outcome.stats.rejected_lines, 1);
+    // Two distinct addresses, every time explained by their heads: one
+    // BatchGetItem.
+    assert_eq!(outcome.stats.store_calls, 1);
 
     let enriched: Vec<serde_json::Value> = read_all(&kinesis, &output)
         .await

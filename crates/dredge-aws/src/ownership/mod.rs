@@ -599,6 +599,19 @@ impl OwnershipStore for DynamoOwnershipStore {
         Ok(out)
     }
 
+    /// One BatchGetItem of head items per 100 addresses: what the
+    /// enricher's cache holds. An address without a head has no marks.
+    async fn heads(&self, keys: &[AddressKey]) -> StoreResult<Vec<dredge_core::ownership::Head>> {
+        let mut heads = self.get_heads(keys.iter()).await?;
+        Ok(keys
+            .iter()
+            .map(|k| match heads.remove(k) {
+                Some(h) => dredge_core::ownership::Head { timeline: h.marks, complete: h.complete },
+                None => dredge_core::ownership::Head { timeline: Timeline::new(), complete: true },
+            })
+            .collect())
+    }
+
     /// One Query of the address's partition (paginated).
     async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
         let found = self.query_all(items::address_pk(key), None).await?;

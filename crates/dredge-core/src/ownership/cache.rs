@@ -36,8 +36,8 @@ impl Default for CacheConfig {
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
-    /// Store round trips made on behalf of lookups (head batches and
-    /// history queries).
+    /// Store round trips made on behalf of lookups: head batches of up to
+    /// 100 addresses, and history lookups (counted per 100 queries).
     pub store_calls: u64,
 }
 
@@ -110,12 +110,11 @@ impl OwnerCache {
         let hits = answers.iter().filter(|a| a.is_some()).count() as u64;
         let mut calls = 0u64;
         if !missing.is_empty() {
-            let mut fetched = Vec::with_capacity(missing.len());
-            for chunk in missing.chunks(BATCH) {
-                calls += 1;
-                let heads = store.heads(chunk).await?;
-                fetched.extend(chunk.iter().cloned().zip(heads));
-            }
+            // One call: the store splits it into batches and may run them
+            // concurrently.
+            calls += missing.len().div_ceil(BATCH) as u64;
+            let heads = store.heads(&missing).await?;
+            let fetched: Vec<_> = missing.into_iter().zip(heads).collect();
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             for (key, head) in fetched {
                 let entry = Entry { timeline: Arc::new(head.timeline), complete: head.complete, fetched_at: now };

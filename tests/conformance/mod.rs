@@ -1,0 +1,640 @@
+//! The ownership store conformance suite: what every `OwnershipStore` must
+//! do, with the embedded `MemoryStore` as the reference.
+//!
+//! Each case is a generic async function taking a factory that builds a
+//! fresh, empty store (it may be called several times per case). A test
+//! target runs every case against one store type with
+//! [`conformance_suite!`]:
+//!
+//! ```ignore
+//! #[macro_use]
+//! #[path = "../conformance/mod.rs"]
+//! mod conformance;
+//!
+//! // `setup(case)` returns `Option<factory>`; `None` skips the case.
+//! conformance_suite!(setup);
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+
+use dredge_core::ownership::{
+    AddressKey, Applier, Change, Eni, EniRecord, EniRef, InstanceRecord, Mark, Outcome, Owner, OwnerKind,
+    OwnershipStore, ReconcileStats, Resolution, Scope, SnapshotScope, TagPolicy, Timeline, UnixTime, ASG_TAG,
+};
+
+/// Generates one `#[tokio::test]` per conformance case. `$setup` is an
+/// async function `(case name) -> Option<factory>`.
+macro_rules! conformance_suite {
+    ($setup:path) => {
+        conformance_suite!(@cases $setup;
+            release_and_reuse_in_every_delivery_order,
+            first_version_of_a_fact_wins,
+            batch_lookup_answers_in_input_order,
+            history_longer_than_the_head,
+            heads_agree_with_timelines,
+            vpc_scopes_never_mix,
+            eni_records_by_id_attachment_and_association,
+            instance_records_newer_state_wins,
+            applier_release_and_reuse_in_any_order,
+            applier_reconcile_makes_the_table_agree,
+        );
+    };
+    (@cases $setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                if let Some(new_store) = $setup(stringify!($case)).await {
+                    crate::conformance::$case(new_store).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A realistic epoch (2023-11-14T22:13:20Z).
+pub const T0: i64 = 1_700_000_000;
+
+pub fn at(t: i64) -> UnixTime {
+    UnixTime(t)
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+pub fn in_vpc(vpc: &str, address: &str) -> AddressKey {
+    AddressKey::new(Scope::Vpc(vpc.into()), ip(address))
+}
+
+pub fn global(address: &str) -> AddressKey {
+    AddressKey::new(Scope::Global, ip(address))
+}
+
+pub fn owner(eni: &str, app: &str) -> Owner {
+    let mut o = Owner::new(eni, OwnerKind::Instance);
+    o.app = Some(app.into());
+    o.instance_id = Some(format!("i-{eni}"));
+    o.tags.insert("team".into(), "flow".into());
+    o
+}
+
+pub fn open(t: i64, eni: &str, app: &str) -> Mark {
+    Mark::Open { at: at(t), owner: owner(eni, app) }
+}
+
+pub fn close(t: i64, eni: &str) -> Mark {
+    Mark::Close { at: at(t), eni_id: eni.into() }
+}
+
+/// The app of each answer (`None`: no owner).
+pub fn apps(answers: &[Option<Owner>]) -> Vec<Option<String>> {
+    answers.iter().map(|o| o.as_ref().map(|o| o.app.clone().unwrap_or_else(|| format!("<{}>", o.eni_id)))).collect()
+}
+
+fn app(name: &str) -> Option<String> {
+    Some(name.to_owned())
+}
+
+/// Every ordering of `0..n`.
+pub fn permutations(n: usize) -> Vec<Vec<usize>> {
+    fn go(prefix: &mut Vec<usize>, n: usize, out: &mut Vec<Vec<usize>>) {
+        if prefix.len() == n {
+            out.push(prefix.clone());
+            return;
+        }
+        for i in 0..n {
+            if !prefix.contains(&i) {
+                prefix.push(i);
+                go(prefix, n, out);
+                prefix.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(&mut Vec::new(), n, &mut out);
+    out
+}
+
+async fn lookup_apps<S: OwnershipStore>(store: &S, queries: &[(AddressKey, i64)]) -> Vec<Option<String>> {
+    let queries: Vec<(AddressKey, UnixTime)> = queries.iter().map(|(k, t)| (k.clone(), at(*t))).collect();
+    let answers = store.lookup(&queries).await.expect("lookup");
+    assert_eq!(answers.len(), queries.len(), "one answer per query");
+    apps(&answers)
+}
+
+/// App A (eni-a) holds an address, releases it, app B (eni-b) takes it
+/// over: before the release the owner is A, after the reuse B, in the gap
+/// nobody; whatever order the three facts arrive in, one at a time or in
+/// one call, and however often.
+pub async fn release_and_reuse_in_every_delivery_order<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let key = in_vpc("vpc-1", "10.0.0.7");
+    let marks = [open(T0, "eni-a", "alpha"), close(T0 + 600, "eni-a"), open(T0 + 900, "eni-b", "beta")];
+    let expected = Timeline::from_marks(marks.clone());
+    let probes = [
+        (T0 - 1, None),
+        (T0, app("alpha")),
+        (T0 + 599, app("alpha")),
+        (T0 + 600, None),
+        (T0 + 899, None),
+        (T0 + 900, app("beta")),
+        (T0 + 400 * 86_400, app("beta")),
+    ];
+    for order in permutations(marks.len()) {
+        for one_call in [false, true] {
+            let store = new_store().await;
+            let delivery: Vec<(AddressKey, Mark)> = order.iter().map(|i| (key.clone(), marks[*i].clone())).collect();
+            if one_call {
+                // Each fact twice in one call.
+                let twice: Vec<_> = delivery.iter().chain(&delivery).cloned().collect();
+                store.put_marks(&twice).await.expect("put_marks");
+            } else {
+                for m in &delivery {
+                    store.put_marks(std::slice::from_ref(m)).await.expect("put_marks");
+                }
+                // The whole delivery replayed.
+                store.put_marks(&delivery).await.expect("replay");
+            }
+            let queries: Vec<_> = probes.iter().map(|(t, _)| (key.clone(), *t)).collect();
+            let want: Vec<_> = probes.iter().map(|(_, a)| a.clone()).collect();
+            assert_eq!(lookup_apps(&store, &queries).await, want, "order {order:?}, one call: {one_call}");
+            // One at a time gives the same answers as the batch.
+            for (t, a) in &probes {
+                assert_eq!(&lookup_apps(&store, &[(key.clone(), *t)]).await[0], a, "t={t}, order {order:?}");
+            }
+            assert_eq!(store.timeline(&key).await.expect("timeline"), expected, "order {order:?}");
+            let owned = store.lookup(&[(key.clone(), at(T0 + 1))]).await.expect("lookup");
+            assert_eq!(owned[0].as_ref(), Some(&owner("eni-a", "alpha")), "the whole owner comes back");
+        }
+    }
+}
+
+/// A fact delivered again with other owner details keeps the details it
+/// was first stored with.
+pub async fn first_version_of_a_fact_wins<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let key = in_vpc("vpc-1", "10.0.0.8");
+    store.put_marks(&[(key.clone(), open(T0, "eni-a", "alpha"))]).await.expect("put");
+    store.put_marks(&[(key.clone(), open(T0, "eni-a", "renamed"))]).await.expect("put again");
+    assert_eq!(lookup_apps(&store, &[(key.clone(), T0 + 5)]).await, vec![app("alpha")]);
+    assert_eq!(store.timeline(&key).await.expect("timeline"), Timeline::from_marks([open(T0, "eni-a", "alpha")]));
+
+    // Within one call, the first occurrence wins too.
+    let other = in_vpc("vpc-1", "10.0.0.9");
+    store
+        .put_marks(&[(other.clone(), open(T0, "eni-b", "first")), (other.clone(), open(T0, "eni-b", "second"))])
+        .await
+        .expect("put both");
+    assert_eq!(lookup_apps(&store, &[(other.clone(), T0)]).await, vec![app("first")]);
+    assert_eq!(store.timeline(&other).await.expect("timeline").marks().len(), 1);
+}
+
+/// Many addresses with different histories, looked up at different times
+/// in one call (more than one DynamoDB batch), with repeated and unknown
+/// addresses: every answer in the place of its query.
+pub async fn batch_lookup_answers_in_input_order<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let n: i64 = 150;
+    let key = |i: i64| in_vpc("vpc-1", &format!("10.1.{}.{}", i / 200, i % 200 + 1));
+    let mut marks = Vec::new();
+    for i in 0..n {
+        let eni = format!("eni-{i}");
+        marks.push((key(i), open(T0 + i, &eni, &format!("app-{i}"))));
+        match i % 3 {
+            0 => marks.push((key(i), close(T0 + i + 50, &eni))),
+            1 => marks.push((key(i), open(T0 + i + 100, &format!("eni-x{i}"), "other"))),
+            _ => {}
+        }
+    }
+    store.put_marks(&marks).await.expect("put_marks");
+
+    let mut queries = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..n {
+        queries.push((key(i), T0 + i - 1));
+        want.push(None);
+        queries.push((key(i), T0 + i + 10));
+        want.push(Some(format!("app-{i}")));
+        queries.push((key(i), T0 + i + 200));
+        want.push(match i % 3 {
+            0 => None,
+            1 => app("other"),
+            _ => Some(format!("app-{i}")),
+        });
+    }
+    for j in 0..10 {
+        queries.push((in_vpc("vpc-1", &format!("10.9.9.{j}")), T0 + 10));
+        want.push(None);
+    }
+    // A fixed shuffle, then some queries repeated.
+    let len = queries.len();
+    let mut order: Vec<usize> = (0..len).collect();
+    order.sort_by_key(|i| (i * 7919) % len);
+    let mut shuffled: Vec<(AddressKey, i64)> = order.iter().map(|i| queries[*i].clone()).collect();
+    let mut expected: Vec<Option<String>> = order.iter().map(|i| want[*i].clone()).collect();
+    for i in (0..len).step_by(37) {
+        shuffled.push(shuffled[i].clone());
+        expected.push(expected[i].clone());
+    }
+    assert_eq!(lookup_apps(&store, &shuffled).await, expected);
+    assert_eq!(store.lookup(&[]).await.expect("empty lookup"), Vec::<Option<Owner>>::new());
+}
+
+/// An address reused far more often than any store keeps in a summary:
+/// lookups in the distant past are still right, even when the oldest facts
+/// arrive last.
+pub async fn history_longer_than_the_head<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let key = global("54.10.20.30");
+    let cycles = 40;
+    let mut marks = Vec::new();
+    for c in 0..cycles {
+        let eni = format!("eni-{c}");
+        marks.push(open(T0 + c * 100, &eni, &format!("app-{c}")));
+        marks.push(close(T0 + c * 100 + 60, &eni));
+    }
+    // Newest first, in uneven chunks, then everything again.
+    let newest_first: Vec<(AddressKey, Mark)> = marks.iter().rev().map(|m| (key.clone(), m.clone())).collect();
+    for chunk in newest_first.chunks(7) {
+        store.put_marks(chunk).await.expect("put_marks");
+    }
+    store.put_marks(&newest_first).await.expect("replay");
+
+    let mut queries = vec![(key.clone(), T0 - 5)];
+    let mut want = vec![None];
+    for c in 0..cycles {
+        queries.push((key.clone(), T0 + c * 100 + 30));
+        want.push(Some(format!("app-{c}")));
+        queries.push((key.clone(), T0 + c * 100 + 80));
+        want.push(None);
+    }
+    assert_eq!(lookup_apps(&store, &queries).await, want);
+    for c in [0, 1, 17, cycles - 1] {
+        assert_eq!(lookup_apps(&store, &[(key.clone(), T0 + c * 100)]).await, vec![Some(format!("app-{c}"))]);
+    }
+    assert_eq!(store.timeline(&key).await.expect("timeline"), Timeline::from_marks(marks));
+
+    // A current owner after a long history.
+    store.put_marks(&[(key.clone(), open(T0 + 10_000, "eni-now", "now"))]).await.expect("put");
+    let answers =
+        lookup_apps(&store, &[(key.clone(), T0 + 20_000), (key.clone(), T0 + 130), (key.clone(), T0 + 170)]).await;
+    assert_eq!(answers, vec![app("now"), app("app-1"), None]);
+}
+
+/// What a cache holds: each head is the latest part of the address's
+/// timeline, says whether it is all of it, and resolves every time it
+/// covers like the full history; an address without marks has an empty,
+/// complete head.
+pub async fn heads_agree_with_timelines<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let short = global("54.10.20.40");
+    let long = global("54.10.20.41");
+    let empty = global("54.10.20.42");
+    store.put_marks(&[(short.clone(), open(T0, "eni-a", "a"))]).await.expect("put");
+    let mut marks = Vec::new();
+    for c in 0..30 {
+        let eni = format!("eni-{c}");
+        marks.push((long.clone(), open(T0 + c * 100, &eni, &format!("app-{c}"))));
+        marks.push((long.clone(), close(T0 + c * 100 + 60, &eni)));
+    }
+    store.put_marks(&marks).await.expect("put");
+    let heads = store.heads(&[short.clone(), long.clone(), empty.clone()]).await.expect("heads");
+    assert_eq!(heads.len(), 3);
+    for (key, head) in [&short, &long, &empty].into_iter().zip(&heads) {
+        let full = store.timeline(key).await.expect("timeline");
+        let n = head.timeline.marks().len();
+        assert_eq!(head.timeline.marks(), &full.marks()[full.marks().len() - n..], "{key}: the latest marks");
+        assert_eq!(head.complete, n == full.marks().len(), "{key}: complete iff nothing is left out");
+        for t in (T0 - 100..T0 + 3_100).step_by(10) {
+            match head.timeline.resolve(at(t), head.complete) {
+                Resolution::Unknown => assert!(!head.complete),
+                Resolution::Owned(o) => assert_eq!(Some(o), full.owner_at(at(t)), "{key} at {t}"),
+                Resolution::Free => assert_eq!(full.owner_at(at(t)), None, "{key} at {t}"),
+            }
+        }
+    }
+    assert!(heads[0].complete && heads[2].complete && heads[2].timeline.is_empty());
+}
+
+/// Private addresses repeat across VPCs: the same address in two VPCs has
+/// two independent histories, and public addresses live in the global
+/// scope.
+pub async fn vpc_scopes_never_mix<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let a = in_vpc("vpc-1", "10.0.0.5");
+    let b = in_vpc("vpc-2", "10.0.0.5");
+    let public = global("54.1.2.3");
+    store
+        .put_marks(&[
+            (a.clone(), open(T0, "eni-a", "alpha")),
+            (b.clone(), open(T0 + 10, "eni-b", "beta")),
+            (public.clone(), open(T0, "eni-c", "gamma")),
+        ])
+        .await
+        .expect("put_marks");
+    store.put_marks(&[(a.clone(), close(T0 + 100, "eni-a"))]).await.expect("close in vpc-1");
+    // A close naming vpc-2's ENI in vpc-1 changes nothing in vpc-2.
+    store.put_marks(&[(a.clone(), close(T0 + 150, "eni-b"))]).await.expect("stray close");
+
+    let answers = lookup_apps(
+        &store,
+        &[
+            (a.clone(), T0 + 50),
+            (b.clone(), T0 + 50),
+            (a.clone(), T0 + 200),
+            (b.clone(), T0 + 200),
+            (b.clone(), T0 + 5),
+            (in_vpc("vpc-3", "10.0.0.5"), T0 + 50),
+            (public.clone(), T0 + 50),
+            (in_vpc("vpc-1", "54.1.2.3"), T0 + 50),
+            (global("10.0.0.5"), T0 + 50),
+        ],
+    )
+    .await;
+    assert_eq!(answers, vec![app("alpha"), app("beta"), None, app("beta"), None, None, app("gamma"), None, None]);
+
+    let all: BTreeMap<String, Timeline> =
+        store.timelines().await.expect("timelines").into_iter().map(|(k, t)| (k.to_string(), t)).collect();
+    let want: BTreeMap<String, Timeline> = [
+        (
+            a.to_string(),
+            Timeline::from_marks([open(T0, "eni-a", "alpha"), close(T0 + 100, "eni-a"), close(T0 + 150, "eni-b")]),
+        ),
+        (b.to_string(), Timeline::from_marks([open(T0 + 10, "eni-b", "beta")])),
+        (public.to_string(), Timeline::from_marks([open(T0, "eni-c", "gamma")])),
+    ]
+    .into();
+    assert_eq!(all, want);
+    assert_eq!(store.timeline(&in_vpc("vpc-3", "10.0.0.5")).await.expect("timeline"), Timeline::new());
+}
+
+fn eni_record(id: &str, instance: Option<&str>, attachment: Option<&str>, updated: i64) -> EniRecord {
+    let mut eni = Eni::new(id);
+    eni.vpc_id = Some("vpc-1".into());
+    eni.subnet_id = Some("subnet-1".into());
+    eni.instance_id = instance.map(str::to_owned);
+    eni.attachment_id = attachment.map(str::to_owned);
+    eni.private_addresses = vec![ip("10.0.0.1")];
+    EniRecord::new(eni, at(updated))
+}
+
+fn sorted(mut records: Vec<EniRecord>) -> Vec<EniRecord> {
+    records.sort_by(|a, b| a.eni.eni_id.cmp(&b.eni.eni_id));
+    records
+}
+
+/// ENI records are found by id, by their current attachment and public IP
+/// association, and by the instance they are attached to; stale
+/// attachments and associations find nothing.
+pub async fn eni_records_by_id_attachment_and_association<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let mut r1 = eni_record("eni-1", Some("i-1"), Some("eni-attach-1"), T0);
+    r1.associations.insert("eipassoc-1".into(), ip("54.0.0.1"));
+    r1.eni.public_addresses = vec![ip("54.0.0.1")];
+    r1.eni.tags.insert(ASG_TAG.into(), "api-prod-v001".into());
+    let r2 = eni_record("eni-2", Some("i-1"), Some("eni-attach-2"), T0 + 1);
+    let r3 = eni_record("eni-3", None, None, T0 + 2);
+    for r in [&r1, &r2, &r3] {
+        store.put_eni(r).await.expect("put_eni");
+    }
+    let by = |r: EniRef| {
+        let store = &store;
+        async move { store.eni(&r).await.expect("eni") }
+    };
+    assert_eq!(by(EniRef::Id("eni-1".into())).await, Some(r1.clone()));
+    assert_eq!(by(EniRef::Id("eni-3".into())).await, Some(r3.clone()));
+    assert_eq!(by(EniRef::Attachment("eni-attach-2".into())).await, Some(r2.clone()));
+    assert_eq!(by(EniRef::Association("eipassoc-1".into())).await, Some(r1.clone()));
+    assert_eq!(by(EniRef::Id("eni-404".into())).await, None);
+    assert_eq!(by(EniRef::Attachment("eni-attach-404".into())).await, None);
+    assert_eq!(by(EniRef::Association("eipassoc-404".into())).await, None);
+    assert_eq!(sorted(store.enis_of_instance("i-1").await.expect("of i-1")), vec![r1.clone(), r2.clone()]);
+    assert_eq!(store.enis_of_instance("i-2").await.expect("of i-2"), vec![]);
+    assert_eq!(sorted(store.enis().await.expect("enis")), vec![r1.clone(), r2.clone(), r3.clone()]);
+
+    // eni-1 moves to i-2 under a new attachment and loses its association;
+    // eni-2 is detached; eni-3 is deleted.
+    let mut moved = r1.clone();
+    moved.eni.instance_id = Some("i-2".into());
+    moved.eni.attachment_id = Some("eni-attach-9".into());
+    moved.associations.clear();
+    moved.eni.public_addresses.clear();
+    moved.updated_at = at(T0 + 100);
+    let mut detached = r2.clone();
+    detached.eni.instance_id = None;
+    detached.eni.attachment_id = None;
+    detached.updated_at = at(T0 + 100);
+    let mut deleted = r3.clone();
+    deleted.deleted_at = Some(at(T0 + 200));
+    for r in [&moved, &detached, &deleted, &moved] {
+        store.put_eni(r).await.expect("put_eni");
+    }
+    assert_eq!(by(EniRef::Id("eni-1".into())).await, Some(moved.clone()));
+    assert_eq!(by(EniRef::Attachment("eni-attach-1".into())).await, None, "old attachment");
+    assert_eq!(by(EniRef::Attachment("eni-attach-2".into())).await, None, "detached");
+    assert_eq!(by(EniRef::Attachment("eni-attach-9".into())).await, Some(moved.clone()));
+    assert_eq!(by(EniRef::Association("eipassoc-1".into())).await, None, "disassociated");
+    assert_eq!(by(EniRef::Id("eni-3".into())).await, Some(deleted.clone()));
+    assert_eq!(store.enis_of_instance("i-1").await.expect("of i-1"), vec![]);
+    assert_eq!(store.enis_of_instance("i-2").await.expect("of i-2"), vec![moved.clone()]);
+    assert_eq!(sorted(store.enis().await.expect("enis")), vec![moved, detached, deleted]);
+}
+
+/// An instance record changes only for a state change at least as new as
+/// the one stored.
+pub async fn instance_records_newer_state_wins<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let rec = |running: bool, t: i64| InstanceRecord { instance_id: "i-1".into(), running, changed_at: at(t) };
+    assert_eq!(store.instance("i-1").await.expect("instance"), None);
+    store.put_instance(&rec(true, T0)).await.expect("put");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(true, T0)));
+    store.put_instance(&rec(false, T0 + 200)).await.expect("put newer");
+    store.put_instance(&rec(true, T0 + 150)).await.expect("put older");
+    store.put_instance(&rec(false, T0 + 200)).await.expect("replay");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 200)));
+    // The same time: the later write wins, as in the reference store.
+    store.put_instance(&rec(true, T0 + 200)).await.expect("put same time");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(true, T0 + 200)));
+    store.put_instance(&rec(false, T0 + 300)).await.expect("put newest");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 300)));
+    assert_eq!(store.instance("i-2").await.expect("other instance"), None);
+}
+
+fn instance_eni(id: &str, instance: &str, asg: &str, address: &str) -> Eni {
+    let mut eni = Eni::new(id);
+    eni.account_id = Some("111111111111".into());
+    eni.region = Some("us-east-1".into());
+    eni.az = Some("us-east-1a".into());
+    eni.vpc_id = Some("vpc-1".into());
+    eni.subnet_id = Some("subnet-1".into());
+    eni.interface_type = Some("interface".into());
+    eni.instance_id = Some(instance.into());
+    eni.attachment_id = Some(format!("eni-attach-{id}"));
+    eni.private_addresses = vec![ip(address)];
+    eni.tags.insert(ASG_TAG.into(), asg.into());
+    eni.tags.insert("team".into(), "flow".into());
+    eni
+}
+
+/// The ownership logic end to end: app alpha's instance comes up, is
+/// terminated, and beta's new instance gets the same address, whatever
+/// order the events are processed in and however often.
+pub async fn applier_release_and_reuse_in_any_order<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let address = "10.0.0.9";
+    let key = in_vpc("vpc-1", address);
+    let changes = [
+        Change::EniUp { at: at(T0), eni: Box::new(instance_eni("eni-a", "i-a", "alpha-prod-v001", address)) },
+        Change::InstanceDown { at: at(T0 + 600), instance_id: "i-a".into() },
+        Change::EniUp { at: at(T0 + 900), eni: Box::new(instance_eni("eni-b", "i-b", "beta-prod-v002", address)) },
+    ];
+    let mut reference: Option<Timeline> = None;
+    for order in permutations(changes.len()) {
+        let store = new_store().await;
+        let applier = Applier::new(&store, TagPolicy::default());
+        let mut outcomes = Vec::new();
+        for i in &order {
+            outcomes.push((*i, applier.apply(&changes[*i]).await.expect("apply")));
+        }
+        if order == [0, 1, 2] {
+            let applied = |opened, closed| Outcome::Applied { opened, closed, unscoped: 0 };
+            let got: Vec<_> = outcomes.iter().map(|(_, o)| o.clone()).collect();
+            assert_eq!(got, vec![applied(1, 0), applied(0, 1), applied(1, 0)]);
+        }
+        // Everything again: changes nothing.
+        for change in &changes {
+            applier.apply(change).await.expect("replay");
+        }
+        let answers = lookup_apps(
+            &store,
+            &[(key.clone(), T0 - 1), (key.clone(), T0 + 1), (key.clone(), T0 + 700), (key.clone(), T0 + 1000)],
+        )
+        .await;
+        assert_eq!(answers, vec![None, app("alpha"), None, app("beta")], "order {order:?}");
+        let now = store.lookup(&[(key.clone(), at(T0 + 1000))]).await.expect("lookup")[0].clone().expect("owner");
+        assert_eq!(
+            (now.eni_id.as_str(), now.cluster.as_deref(), now.instance_id.as_deref(), now.kind),
+            ("eni-b", Some("beta-prod"), Some("i-b"), OwnerKind::Instance)
+        );
+        assert_eq!(
+            store.instance("i-a").await.expect("instance").map(|r| (r.running, r.changed_at)),
+            Some((false, at(T0 + 600)))
+        );
+        assert_eq!(
+            store
+                .enis_of_instance("i-a")
+                .await
+                .expect("enis_of_instance")
+                .iter()
+                .map(|r| r.eni.eni_id.clone())
+                .collect::<Vec<_>>(),
+            vec!["eni-a".to_owned()]
+        );
+        let timeline = store.timeline(&key).await.expect("timeline");
+        match &reference {
+            None => reference = Some(timeline),
+            Some(r) => assert_eq!(&timeline, r, "order {order:?} converges"),
+        }
+    }
+}
+
+/// Reconciling with a snapshot that disagrees with the table: addresses the
+/// table lacks or gives another owner are opened, owners the snapshot no
+/// longer has are closed (only inside the snapshot's account), agreeing ones
+/// are left alone; a second run changes nothing.
+pub async fn applier_reconcile_makes_the_table_agree<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let applier = Applier::new(&store, TagPolicy::default());
+    let keep = instance_eni("eni-keep", "i-1", "keep-prod-v001", "10.0.0.1");
+    let gone = instance_eni("eni-gone", "i-2", "gone-prod-v001", "10.0.0.2");
+    let moved_old = instance_eni("eni-old", "i-3", "old-prod-v001", "10.0.0.3");
+    let mut foreign = instance_eni("eni-foreign", "i-4", "foreign-prod-v001", "10.0.0.5");
+    foreign.account_id = Some("222222222222".into());
+    for eni in [&keep, &gone, &moved_old, &foreign] {
+        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni.clone()) }).await.expect("seed");
+    }
+    let new = instance_eni("eni-new", "i-5", "new-prod-v001", "10.0.0.4");
+    let moved_new = instance_eni("eni-moved", "i-6", "moved-prod-v001", "10.0.0.3");
+    let snapshot = vec![keep.clone(), new.clone(), moved_new.clone()];
+    let scope = SnapshotScope { account_id: Some("111111111111".into()), region: Some("us-east-1".into()) };
+    let t1 = T0 + 3600;
+
+    let stats = applier.reconcile(&snapshot, at(t1), &scope).await.expect("reconcile");
+    assert_eq!(stats, ReconcileStats { enis: 3, addresses: 3, unchanged: 1, opened: 2, closed: 1, unscoped: 0 });
+
+    let k = |a: &str| in_vpc("vpc-1", a);
+    let answers = lookup_apps(
+        &store,
+        &[
+            (k("10.0.0.1"), t1),
+            (k("10.0.0.2"), t1),
+            (k("10.0.0.3"), t1),
+            (k("10.0.0.4"), t1),
+            (k("10.0.0.5"), t1),
+            (k("10.0.0.2"), T0 + 10),
+            (k("10.0.0.3"), T0 + 10),
+            (k("10.0.0.4"), T0 + 10),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answers,
+        vec![app("keep"), None, app("moved"), app("new"), app("foreign"), app("gone"), app("old"), None]
+    );
+    let record = store.eni(&EniRef::Id("eni-new".into())).await.expect("eni").expect("recorded");
+    assert_eq!((record.eni, record.updated_at), (new.clone(), at(t1)));
+    assert_eq!(store.timeline(&k("10.0.0.1")).await.expect("timeline").marks().len(), 1, "agreeing address untouched");
+
+    let again = applier.reconcile(&snapshot, at(t1 + 60), &scope).await.expect("reconcile again");
+    assert_eq!(again, ReconcileStats { enis: 3, addresses: 3, unchanged: 3, opened: 0, closed: 0, unscoped: 0 });
+}
