@@ -166,7 +166,7 @@ pub fn eni_from_sdk(ni: &NetworkInterface) -> Result<Eni, DescribeError> {
     eni.az = present(ni.availability_zone());
     eni.vpc_id = present(ni.vpc_id());
     eni.subnet_id = present(ni.subnet_id());
-    eni.interface_type = present(ni.interface_type().map(|t| t.as_str()));
+    eni.interface_type = present(ni.interface_type().map(|t| interface_type(t.as_str())));
     eni.requester_id = present(ni.requester_id());
     eni.description = present(ni.description());
     if let Some(attachment) = ni.attachment().filter(|a| a.status().map(|s| s.as_str()) != Some("detached")) {
@@ -204,6 +204,16 @@ pub fn eni_from_sdk(ni: &NetworkInterface) -> Result<Eni, DescribeError> {
     }
     eni.tags = tag_map(ni.tag_set());
     Ok(eni)
+}
+
+/// The interface type as EC2 sends it and the CLI prints it. The SDK's
+/// model spells one value `natGateway`, the service (and so `Unknown`)
+/// `nat_gateway`: keep the service's spelling, which `Eni::kind` reads.
+fn interface_type(t: &str) -> &str {
+    match t {
+        "natGateway" => "nat_gateway",
+        other => other,
+    }
 }
 
 fn present(s: Option<&str>) -> Option<String> {
@@ -362,7 +372,8 @@ mod tests {
             .attachment(attachment("ela-attach-0d7f9b1c3e5a72846", None))
             .availability_zone("us-east-1a")
             .description("Interface for NAT Gateway nat-0a9b8c7d6e5f43210")
-            .interface_type(NetworkInterfaceType::NatGateway)
+            // What the service sends: the SDK keeps it as `Unknown`.
+            .interface_type(NetworkInterfaceType::from("nat_gateway"))
             .owner_id("123456789012")
             .private_ip_address("10.20.32.12")
             .private_ip_addresses(
@@ -375,6 +386,13 @@ mod tests {
         let nat = eni_from_sdk(&nat).unwrap();
         assert_eq!(nat, from_json("eni-0f7a8b9c0d1e20006"));
         assert_eq!(nat.public_addresses.len(), 1, "listed twice, kept once");
+        assert_eq!(nat.kind(), dredge_core::ownership::OwnerKind::NatGateway);
+        // The SDK's own spelling of the variant means the same.
+        let modelled = NetworkInterface::builder()
+            .network_interface_id("eni-1")
+            .interface_type(NetworkInterfaceType::NatGateway)
+            .build();
+        assert_eq!(eni_from_sdk(&modelled).unwrap().interface_type.as_deref(), Some("nat_gateway"));
 
         let other = NetworkInterface::builder()
             .network_interface_id("eni-0a9b8c7d6e5f40777")

@@ -14,6 +14,10 @@
 //! permanent failures are logged and counted, and the invocation succeeds:
 //! retrying them would fail the same way forever. Each invocation prints one
 //! EMF metrics line.
+//!
+//! The store's and EC2's futures are boxed where they are awaited: nested
+//! inline, the SDK's state machines make one future of hundreds of
+//! kilobytes, which overflows a 2 MiB thread stack in debug builds.
 
 use std::time::Instant;
 
@@ -101,6 +105,29 @@ pub enum HandlerError {
     Describe { kind: String, source: DescribeError },
 }
 
+impl HandlerError {
+    /// A short name for the Lambda error response's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Store { .. } => "Dredge.TransientStoreError",
+            HandlerError::Describe { .. } => "Dredge.TransientEc2Error",
+        }
+    }
+}
+
+impl Disposition {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Applied => "applied",
+            Disposition::Reconciled => "reconciled",
+            Disposition::Ignored => "ignored",
+            Disposition::Unknown => "unknown",
+            Disposition::Invalid => "invalid",
+            Disposition::Failed => "failed",
+        }
+    }
+}
+
 /// What to do with one event.
 enum Request {
     Reconcile { at: Option<UnixTime>, event_time: Option<UnixTime>, scope: SnapshotScope },
@@ -175,7 +202,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
     /// Handles one event; a reconcile without an account or region in the
     /// event uses the handler's scope.
     pub async fn handle(&self, event: Value) -> Result<Summary, HandlerError> {
-        self.handle_in(event, &self.scope.clone()).await
+        self.handle_in(event, &self.scope).await
     }
 
     /// Handles one event; a reconcile without an account or region in the
@@ -186,9 +213,9 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         let outcome = match classify(&event, fallback, &self.scope) {
             Request::Reconcile { at, event_time, scope } => {
                 summary.kind = RECONCILE.to_owned();
-                self.reconcile(&mut summary, at, event_time, &scope).await
+                Box::pin(self.reconcile(&mut summary, at, event_time, &scope)).await
             }
-            Request::Event => self.apply_event(&mut summary, &event).await,
+            Request::Event => Box::pin(self.apply_event(&mut summary, &event)).await,
             Request::Invalid { kind, reason } => {
                 warn!(kind = %kind, reason = %reason, "invalid event, not retried");
                 summary.kind = kind;
@@ -201,7 +228,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         match outcome {
             Ok(()) => {
                 let json = serde_json::to_string(&summary).unwrap_or_default();
-                info!(kind = %summary.kind, result = ?summary.result, summary = %json, "handled");
+                info!(kind = %summary.kind, result = summary.result.as_str(), summary = %json, "handled");
                 Ok(summary)
             }
             Err(e) => {
@@ -227,7 +254,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
             events::Outcome::Unknown => {
                 summary.result = Disposition::Unknown;
                 summary.reason = Some(format!("event type `{}` is not handled", summary.kind));
-                info!(kind = %summary.kind, source = ?event.get("source"), "unknown event type, counted and skipped");
+                info!(kind = %summary.kind, source = text(event, "source"), "unknown event type, counted and skipped");
             }
             events::Outcome::Ignored(why) => {
                 summary.result = Disposition::Ignored;
@@ -260,7 +287,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         change: &Change,
         summary: &mut Summary,
     ) -> Result<(), HandlerError> {
-        let outcome = match applier.apply(change).await {
+        let outcome = match Box::pin(applier.apply(change)).await {
             Ok(outcome) => outcome,
             Err(e) => return self.store_failed(e, summary),
         };
@@ -287,7 +314,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         at: UnixTime,
         summary: &mut Summary,
     ) -> Result<(), HandlerError> {
-        let enis: Vec<Eni> = match self.describer.describe_instance(instance_id).await {
+        let enis: Vec<Eni> = match Box::pin(self.describer.describe_instance(instance_id)).await {
             Ok(enis) => enis,
             Err(e) if e.is_transient() => return Err(HandlerError::Describe { kind: summary.kind.clone(), source: e }),
             Err(e) => {
@@ -302,7 +329,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         summary.described_enis += enis.len() as u64;
         for eni in enis {
             let change = Change::EniUp { at, eni: Box::new(eni) };
-            let outcome = match applier.apply(&change).await {
+            let outcome = match Box::pin(applier.apply(&change)).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     self.store_failed(e, summary)?;
@@ -326,9 +353,13 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
     ) -> Result<(), HandlerError> {
         summary.result = Disposition::Reconciled;
         if scope.account_id.is_none() || scope.region.is_none() {
-            warn!(account = ?scope.account_id, region = ?scope.region, "reconcile scope is partial: owners of any account or region missing from the snapshot may be closed");
+            warn!(
+                account = scope.account_id.as_deref(),
+                region = scope.region.as_deref(),
+                "reconcile scope is partial: owners of any account or region missing from the snapshot may be closed"
+            );
         }
-        let taken = match self.describer.snapshot().await {
+        let taken = match Box::pin(self.describer.snapshot()).await {
             Ok(taken) => taken,
             Err(e) if e.is_transient() => return Err(HandlerError::Describe { kind: summary.kind.clone(), source: e }),
             Err(e) => {
@@ -340,7 +371,7 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         };
         let at = at.or(taken.taken_at).or(event_time).unwrap_or_else(UnixTime::now);
         let applier = Applier::new(&self.store, self.policy.clone());
-        match applier.reconcile(&taken.snapshot.enis, at, scope).await {
+        match Box::pin(applier.reconcile(&taken.snapshot.enis, at, scope)).await {
             Ok(stats) => {
                 info!(at = %at, enis = stats.enis, opened = stats.opened, closed = stats.closed, "reconciled");
                 summary.reconcile = Some(stats);
@@ -366,7 +397,8 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
     }
 
     fn emit_metrics(&self, summary: &Summary, transient_failure: bool, started: Instant) {
-        let document = metrics(&self.function, summary, transient_failure, started.elapsed().as_secs_f64() * 1000.0);
+        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let document = metrics(&self.function, summary, transient_failure, duration_ms);
         if let Err(e) = self.metrics.emit(&document) {
             warn!(error = %e, "could not write metrics");
         }

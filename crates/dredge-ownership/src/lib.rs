@@ -27,7 +27,7 @@ pub mod config;
 pub mod describe;
 #[cfg(feature = "ec2")]
 pub mod ec2;
-pub mod emf;
+pub use dredge_core::emf;
 pub mod handler;
 
 pub use config::{Config, ConfigError};

@@ -7,23 +7,18 @@
 //! configuration, the DynamoDB and EC2 clients and the handler are built
 //! once per container and shared by every invocation.
 
-// The handler's future nests the SDK paginators' and the DynamoDB store's
-// futures deeper than rustc's default layout query limit.
-#![recursion_limit = "256"]
-
 use std::time::Duration;
 
 use dredge_aws::{sdk_config, DynamoOwnershipStore};
 use dredge_core::ownership::SnapshotScope;
 use dredge_ownership::ec2::Ec2Api;
 use dredge_ownership::{Config, Handler};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_logging();
+    dredge_aws::init_json_logging();
     let config = Config::from_env().map_err(|e| {
         tracing::error!(error = %e, "bad configuration");
         e
@@ -39,10 +34,10 @@ async fn main() -> Result<(), Error> {
         .with_scope(SnapshotScope { account_id: None, region: region.clone() });
     tracing::info!(
         table = %config.table,
-        tags = ?config.policy.keep,
-        app_tag = ?config.policy.app_tag,
-        retention_days = ?config.retention_days,
-        region = ?region,
+        tags = %config.policy.keep.join(","),
+        app_tag = config.policy.app_tag.as_deref(),
+        retention_days = config.retention_days,
+        region = region.as_deref(),
         "ownership function ready"
     );
     let handler = &handler;
@@ -50,7 +45,10 @@ async fn main() -> Result<(), Error> {
         // A `{"reconcile": true}` payload without an account covers the
         // function's own account, read from its ARN.
         let fallback = scope_of_arn(&event.context.invoked_function_arn);
-        handler.handle_in(event.payload, &fallback).await.map_err(Error::from)
+        handler
+            .handle_in(event.payload, &fallback)
+            .await
+            .map_err(|e| Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() })
     }))
     .await
 }
@@ -62,21 +60,6 @@ fn scope_of_arn(arn: &str) -> SnapshotScope {
     let part = |p: Option<&str>| p.filter(|s| !s.is_empty()).map(str::to_owned);
     let (_, _, _, region, account) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
     SnapshotScope { account_id: part(account), region: part(region) }
-}
-
-/// JSON logs, one object per line, fields at the top level; `RUST_LOG`
-/// filters (default `info`).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .init();
 }
 
 #[cfg(test)]
