@@ -18,6 +18,8 @@ use dredge_core::ownership::{MemoryStore, UnixTime};
 use dredge_core::sink::{read_stream, FileStream};
 use dredge_enricher::lambda::{handle, metrics};
 use dredge_enricher::{Enricher, EnricherConfig, RangesSource};
+use dredge_ownership::emf::Sink;
+use dredge_ownership::{FileDescriber, Handler};
 
 use crate::ownership::StoreArgs;
 
@@ -48,6 +50,19 @@ enum Function {
         #[arg(long, env = "ENRICHED_STREAM", default_value = DEFAULT_ENRICHED_STREAM)]
         stream: String,
     },
+    /// The ownership function: an EventBridge event (EC2 state change,
+    /// CloudTrail call, schedule) or `{"reconcile": true}`.
+    Ownership {
+        /// Lambda event JSON (EventBridge).
+        #[arg(long)]
+        event: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// describe-network-interfaces / describe-instances JSON (files or
+        /// folders) standing in for EC2 (reconcile, instances back running).
+        #[arg(long)]
+        describe: Vec<PathBuf>,
+    },
 }
 
 #[derive(ClapArgs)]
@@ -69,6 +84,7 @@ enum StreamCommand {
 
 pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     match args.function {
+        Function::Ownership { event, store, describe } => invoke_ownership(event, store, describe).await,
         Function::Enricher { event, store, ip_ranges, stream } => {
             if store.table.is_some() {
                 anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
@@ -107,6 +123,31 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             }
             println!("{}", serde_json::to_string(&response)?);
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    if store.table.is_some() {
+        anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
+    }
+    let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", event.display()))?;
+    let memory = MemoryStore::open(&store.state).with_context(|| format!("opening {}", store.state.display()))?;
+    let describer = if describe.is_empty() { FileDescriber::empty() } else { FileDescriber::from_paths(&describe)? };
+    let handler = Handler::new(&memory, describer, store.policy()).with_metrics(Sink::Stderr);
+    let result = handler.handle(payload).await;
+    memory.save().with_context(|| format!("saving {}", store.state.display()))?;
+    match result {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        // What Lambda would report as the invocation's error.
+        Err(e) => {
+            println!("{}", serde_json::json!({"errorType": e.error_type(), "errorMessage": e.to_string()}));
+            Ok(ExitCode::from(1))
         }
     }
 }

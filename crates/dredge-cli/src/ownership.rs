@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
-use dredge_core::ownership::events::{parse_event, Outcome as EventOutcome};
 use dredge_core::ownership::snapshot::Snapshot;
 use dredge_core::ownership::{
-    AddressKey, Applier, ApplyStats, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
+    AddressKey, Applier, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
 };
+use dredge_ownership::emf::Sink;
+use dredge_ownership::{Disposition, FileDescriber, Handler};
 use serde_json::json;
 
 #[derive(ClapArgs)]
@@ -51,6 +52,11 @@ enum Command {
     Apply {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// describe-network-interfaces / describe-instances JSON (files or
+        /// folders) standing in for EC2 when an instance comes back running
+        /// and the table knows none of its ENIs.
+        #[arg(long)]
+        describe: Vec<PathBuf>,
     },
     /// Reconcile from `aws ec2 describe-network-interfaces` (and
     /// `describe-instances`, for ASG tags) JSON output.
@@ -121,10 +127,11 @@ async fn run_on<S: OwnershipStore>(
 ) -> anyhow::Result<std::process::ExitCode> {
     let mut failed = false;
     match command {
-        Command::Apply { files } => {
-            let applier = Applier::new(store, policy);
-            let mut stats = ApplyStats::default();
-            let mut unknown = 0u64;
+        Command::Apply { files, describe } => {
+            let describer =
+                if describe.is_empty() { FileDescriber::empty() } else { FileDescriber::from_paths(&describe)? };
+            // The Lambda's own handler, on this store; metrics off locally.
+            let handler = Handler::new(store, describer, policy).with_metrics(Sink::Off);
             for file in files {
                 let bytes = std::fs::read(&file).with_context(|| file.display().to_string())?;
                 let doc: serde_json::Value = match serde_json::from_slice(&bytes) {
@@ -139,38 +146,14 @@ async fn run_on<S: OwnershipStore>(
                     serde_json::Value::Array(events) => events,
                     one => vec![one],
                 };
-                for (i, event) in events.iter().enumerate() {
-                    let parsed = match parse_event(event) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            eprintln!("{}:{}: {e}", file.display(), i + 1);
-                            failed = true;
-                            continue;
-                        }
-                    };
-                    let kind = parsed.kind.clone();
-                    match parsed.outcome {
-                        EventOutcome::Changes { changes, skipped } => {
-                            for reason in skipped {
-                                eprintln!("{}:{}: {kind}: skipped: {reason}", file.display(), i + 1);
-                            }
-                            for change in &changes {
-                                let outcome = applier.apply(change).await?;
-                                stats.record(&outcome);
-                                println!("{}", json!({"file": file, "event": kind, "result": outcome}));
-                            }
-                        }
-                        EventOutcome::Ignored(why) => {
-                            println!("{}", json!({"file": file, "event": kind, "ignored": format!("{why:?}")}));
-                        }
-                        EventOutcome::Unknown => {
-                            unknown += 1;
-                            println!("{}", json!({"file": file, "event": kind, "unknown": true}));
-                        }
+                for event in events {
+                    let summary = handler.handle(event).await?;
+                    if matches!(summary.result, Disposition::Invalid | Disposition::Failed) {
+                        failed = true;
                     }
+                    println!("{}", json!({"file": file, "summary": summary}));
                 }
             }
-            eprintln!("{}", json!({"applied": stats, "unknown_events": unknown}));
         }
         Command::Import { files, at, account, region } => {
             let at = parse_time(at.as_deref())?;

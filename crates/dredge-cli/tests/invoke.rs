@@ -75,3 +75,29 @@ fn the_sample_event_enriches_against_the_imported_snapshot() {
     let dead: Vec<_> = std::fs::read_dir(state.join("dead-letter/rejected")).unwrap().collect();
     assert_eq!(dead.len(), 1);
 }
+
+#[test]
+fn the_ownership_handler_runs_locally_on_its_sample_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let event = repo("events/ownership/run-instances.json");
+    let out = dredge(state, &["invoke", "ownership", "--event", event.to_str().unwrap()]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["kind"], "RunInstances");
+    assert_eq!(summary["result"], "applied");
+    assert_eq!(summary["stats"]["opened"], 5);
+    // The scheduled reconcile, with describe JSON standing in for EC2.
+    let scheduled = repo("events/ownership/scheduled/scheduled-event.json");
+    let snapshot = repo("events/ownership/snapshot");
+    let out = dredge(
+        state,
+        &["invoke", "ownership", "--event", scheduled.to_str().unwrap(), "--describe", snapshot.to_str().unwrap()],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["result"], "reconciled");
+    assert_eq!(summary["reconcile"]["enis"], 6);
+    // The state persisted: the address is owned after the reconcile.
+    let out = dredge(state, &["ownership", "lookup", "10.20.17.201", "--scope", "vpc-0a1b2c3d4e5f60789"]);
+    let owner: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(owner["kind"], "lambda");
+}

@@ -180,6 +180,8 @@ pub enum Sink {
     /// metrics.
     #[default]
     Stdout,
+    /// Standard error: local runs, where stdout carries the response.
+    Stderr,
     /// A shared buffer (tests, local runs that inspect the metrics).
     Memory(Arc<Mutex<Vec<u8>>>),
     /// Nowhere.
@@ -199,6 +201,11 @@ impl Sink {
         match self {
             Sink::Stdout => {
                 let mut out = io::stdout().lock();
+                out.write_all(document.to_line().as_bytes())?;
+                out.flush()
+            }
+            Sink::Stderr => {
+                let mut out = io::stderr().lock();
                 out.write_all(document.to_line().as_bytes())?;
                 out.flush()
             }

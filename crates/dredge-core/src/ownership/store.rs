@@ -122,3 +122,44 @@ pub trait OwnershipStore: Send + Sync {
     /// Stores the record unless a newer state change is already stored.
     fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send;
 }
+
+/// A borrowed store is a store: lets a handler work on a store its caller
+/// keeps (the CLI saves the embedded store afterwards).
+impl<S: OwnershipStore> OwnershipStore for &S {
+    fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).put_marks(marks)
+    }
+    fn lookup(
+        &self,
+        queries: &[(AddressKey, UnixTime)],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Owner>>>> + Send {
+        (**self).lookup(queries)
+    }
+    fn heads(&self, keys: &[AddressKey]) -> impl Future<Output = StoreResult<Vec<Head>>> + Send {
+        (**self).heads(keys)
+    }
+    fn timeline(&self, key: &AddressKey) -> impl Future<Output = StoreResult<Timeline>> + Send {
+        (**self).timeline(key)
+    }
+    fn timelines(&self) -> impl Future<Output = StoreResult<Vec<(AddressKey, Timeline)>>> + Send {
+        (**self).timelines()
+    }
+    fn eni(&self, by: &EniRef) -> impl Future<Output = StoreResult<Option<EniRecord>>> + Send {
+        (**self).eni(by)
+    }
+    fn enis_of_instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send {
+        (**self).enis_of_instance(instance_id)
+    }
+    fn enis(&self) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send {
+        (**self).enis()
+    }
+    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).put_eni(record)
+    }
+    fn instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Option<InstanceRecord>>> + Send {
+        (**self).instance(instance_id)
+    }
+    fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).put_instance(record)
+    }
+}
