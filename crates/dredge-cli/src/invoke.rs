@@ -117,7 +117,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
                 ranges,
             );
             let (response, outcome) = handle(&enricher, &event, UnixTime::now()).await;
-            eprintln!("{}", metrics(&outcome.stats, "enricher").to_line());
+            eprint!("{}", metrics(&outcome.stats, "enricher").to_line());
             if let Some(error) = &outcome.error {
                 eprintln!("dredge: enricher: {error}");
             }

@@ -63,10 +63,16 @@ async fn main() -> Result<(), Error> {
     let enricher = &enricher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
         let (response, outcome) = handle(enricher, &event.payload, UnixTime::now()).await;
-        println!("{}", metrics(&outcome.stats, "enricher").to_line());
+        // One write per EMF document (to_line ends with a newline).
+        print!("{}", metrics(&outcome.stats, "enricher").to_line());
         match &outcome.error {
-            Some(error) => tracing::warn!(error = %error, retry_from = ?outcome.retry_from, stats = ?outcome.stats, "batch partly failed"),
-            None => tracing::info!(stats = ?outcome.stats, "batch done"),
+            Some(error) => tracing::warn!(
+                error = %error,
+                retry_from = ?outcome.retry_from,
+                stats = %serde_json::json!(outcome.stats),
+                "batch partly failed"
+            ),
+            None => tracing::info!(stats = %serde_json::json!(outcome.stats), "batch done"),
         }
         Ok::<_, Error>(response)
     }))
