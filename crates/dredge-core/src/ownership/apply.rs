@@ -419,20 +419,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
     use super::*;
+    use crate::ownership::testing::ready;
     use crate::ownership::MemoryStore;
-
-    /// The embedded store never waits, so its futures finish on first poll.
-    fn ready<T>(f: impl Future<Output = T>) -> T {
-        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("the embedded store never waits"),
-        }
-    }
 
     const VPC: &str = "vpc-1";
 

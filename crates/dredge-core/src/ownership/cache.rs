@@ -172,19 +172,9 @@ impl OwnerCache {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
     use super::*;
+    use crate::ownership::testing::ready;
     use crate::ownership::{Mark, MemoryStore, OwnerKind, Scope};
-
-    fn ready<T>(f: impl Future<Output = T>) -> T {
-        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("the embedded store never waits"),
-        }
-    }
 
     fn key(i: u8) -> AddressKey {
         AddressKey::new(Scope::Vpc("vpc-1".into()), format!("10.0.0.{i}").parse().unwrap())

@@ -11,6 +11,8 @@ mod owner;
 mod scope;
 pub mod snapshot;
 mod store;
+#[cfg(test)]
+mod testing;
 mod time;
 mod timeline;
 
