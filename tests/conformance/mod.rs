@@ -324,8 +324,9 @@ where
         marks.push((long.clone(), close(T0 + c * 100 + 60, &eni)));
     }
     store.put_marks(&marks).await.expect("put");
-    let heads = store.heads(&[short.clone(), long.clone(), empty.clone()]).await.expect("heads");
-    assert_eq!(heads.len(), 3);
+    let heads = store.heads(&[short.clone(), long.clone(), empty.clone(), short.clone()]).await.expect("heads");
+    assert_eq!(heads.len(), 4, "one head per key asked, repeats included");
+    assert_eq!(heads[0], heads[3]);
     for (key, head) in [&short, &long, &empty].into_iter().zip(&heads) {
         let full = store.timeline(key).await.expect("timeline");
         let n = head.timeline.marks().len();
@@ -473,6 +474,12 @@ where
     assert_eq!(by(EniRef::Id("eni-3".into())).await, Some(deleted.clone()));
     assert_eq!(store.enis_of_instance("i-1").await.expect("of i-1"), vec![]);
     assert_eq!(store.enis_of_instance("i-2").await.expect("of i-2"), vec![moved.clone()]);
+    let ids: Vec<String> = ["eni-3", "eni-unknown", "eni-1", "eni-3"].map(String::from).into();
+    assert_eq!(
+        store.enis_by_id(&ids).await.expect("enis_by_id"),
+        vec![Some(deleted.clone()), None, Some(moved.clone()), Some(deleted.clone())],
+        "in order, unknown as None, repeats allowed"
+    );
     assert_eq!(sorted(store.enis().await.expect("enis")), vec![moved, detached, deleted]);
 }
 

@@ -602,14 +602,29 @@ impl OwnershipStore for DynamoOwnershipStore {
     /// One BatchGetItem of head items per 100 addresses: what the
     /// enricher's cache holds. An address without a head has no marks.
     async fn heads(&self, keys: &[AddressKey]) -> StoreResult<Vec<dredge_core::ownership::Head>> {
-        let mut heads = self.get_heads(keys.iter()).await?;
+        // BatchGetItem refuses duplicate keys; answers may repeat.
+        let distinct: BTreeSet<&AddressKey> = keys.iter().collect();
+        let heads = self.get_heads(distinct).await?;
         Ok(keys
             .iter()
-            .map(|k| match heads.remove(k) {
+            .map(|k| match heads.get(k).cloned() {
                 Some(h) => dredge_core::ownership::Head { timeline: h.marks, complete: h.complete },
                 None => dredge_core::ownership::Head { timeline: Timeline::new(), complete: true },
             })
             .collect())
+    }
+
+    /// One BatchGetItem per 100 ENIs (run concurrently).
+    async fn enis_by_id(&self, ids: &[String]) -> StoreResult<Vec<Option<EniRecord>>> {
+        // BatchGetItem refuses duplicate keys; answers may repeat.
+        let distinct: BTreeSet<&String> = ids.iter().collect();
+        let keys: Vec<Item> = distinct.into_iter().map(|id| items::key(items::eni_pk(id), items::ENI_SK)).collect();
+        let mut found: HashMap<String, EniRecord> = HashMap::with_capacity(ids.len());
+        for item in self.batch_get(keys).await? {
+            let record = items::parse_eni(&item)?;
+            found.insert(record.eni.eni_id.clone(), record);
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     /// One Query of the address's partition (paginated).

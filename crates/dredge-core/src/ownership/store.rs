@@ -109,6 +109,18 @@ pub trait OwnershipStore: Send + Sync {
 
     fn eni(&self, by: &EniRef) -> impl Future<Output = StoreResult<Option<EniRecord>>> + Send;
 
+    /// Several ENI records by id, in order (`None` where unknown). One
+    /// round trip per 100 ids on DynamoDB; the default asks one by one.
+    fn enis_by_id(&self, ids: &[String]) -> impl Future<Output = StoreResult<Vec<Option<EniRecord>>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.eni(&EniRef::Id(id.clone())).await?);
+            }
+            Ok(out)
+        }
+    }
+
     /// The ENIs last seen attached to an instance.
     fn enis_of_instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send;
 
@@ -146,6 +158,9 @@ impl<S: OwnershipStore> OwnershipStore for &S {
     }
     fn eni(&self, by: &EniRef) -> impl Future<Output = StoreResult<Option<EniRecord>>> + Send {
         (**self).eni(by)
+    }
+    fn enis_by_id(&self, ids: &[String]) -> impl Future<Output = StoreResult<Vec<Option<EniRecord>>>> + Send {
+        (**self).enis_by_id(ids)
     }
     fn enis_of_instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send {
         (**self).enis_of_instance(instance_id)
