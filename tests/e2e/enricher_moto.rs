@@ -138,8 +138,8 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     assert!(response.batch_item_failures.is_empty(), "{:?}", outcome.error);
     assert_eq!(outcome.stats.rejected_lines, 1);
     // Two distinct addresses, every time explained by their heads: one
-    // BatchGetItem.
-    assert_eq!(outcome.stats.store_calls, 1);
+    // BatchGetItem; and one for the logging ENI's record.
+    assert_eq!(outcome.stats.store_calls, 2);
 
     let enriched: Vec<serde_json::Value> = read_all(&kinesis, &output)
         .await

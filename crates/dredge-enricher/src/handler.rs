@@ -6,7 +6,8 @@
 //! A batch is decoded twice: once to learn which addresses, ENIs and times
 //! to look up (all lookups of the batch then go to the cache and store
 //! together), and once to write the output. Decoding is cheap next to an
-//! owned copy of every record.
+//! owned copy of every record; inflating is not, so gzip payloads are
+//! inflated once and kept inflated between the passes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,11 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use dredge_core::enrich::{decide, write_enriched, Side, SideFacts, SideOwner, Sides};
-use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Item, Record, Value};
+use dredge_core::flowlog::{
+    gunzip_bounded, is_gzip, DecodeOptions, Decoder, Field, FlowDirection, Item, Record, Value,
+};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
-    AddressKey, EniRef, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
+    is_private, AddressKey, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
 };
 use dredge_core::sink::RecordSink;
 use serde::Serialize;
@@ -109,7 +112,9 @@ struct Flow {
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
     start: Option<i64>,
+    /// Interned logging ENI id.
     eni: Option<u32>,
+    /// Interned VPC id (formats with `vpc-id`).
     vpc: Option<u32>,
     direction: Option<FlowDirection>,
     /// Query indexes of each side's table lookup.
@@ -164,41 +169,62 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         self.config.forward_status_records || !r.is_status_only()
     }
 
-    /// What the table knows of these ENIs (cached for the cache TTL).
+    /// The payload inflated, when it is gzip that inflates to something the
+    /// decoder takes as it is (not gzip again). `None` leaves the payload,
+    /// and any error inflating it, to the decoder.
+    fn inflate(&self, data: &[u8]) -> Option<Vec<u8>> {
+        if !is_gzip(data) {
+            return None;
+        }
+        let mut plain = gunzip_bounded(data, self.config.max_decompressed).ok().filter(|p| !is_gzip(p))?;
+        plain.shrink_to_fit();
+        Some(plain)
+    }
+
+    /// What the table knows of these ENIs (cached for the cache TTL); the
+    /// ones not cached are read in one batch.
     async fn eni_infos(
         &self,
         names: &[String],
         now: UnixTime,
         stats: &mut BatchStats,
     ) -> Result<Vec<Option<Arc<EniInfo>>>, StoreError> {
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let cached = {
-                let enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
-                enis.get(name).filter(|(_, at)| now.0 - at.0 <= self.config.cache.ttl_seconds).map(|(i, _)| i.clone())
-            };
-            let info = match cached {
-                Some(info) => info,
-                None => {
-                    stats.eni_lookups += 1;
-                    let info = self.store.eni(&EniRef::Id(name.clone())).await?.map(|r| {
-                        Arc::new(EniInfo {
-                            owner: r.eni.owner(&self.policy),
-                            addresses: r.eni.addresses().collect(),
-                            deleted_at: r.deleted_at,
-                        })
-                    });
-                    let mut enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
-                    if enis.len() >= self.config.cache.capacity {
-                        enis.clear();
-                    }
-                    enis.insert(name.clone(), (info.clone(), now));
-                    info
-                }
-            };
-            out.push(info);
+        let mut out: Vec<Option<Option<Arc<EniInfo>>>> = {
+            let enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
+            names
+                .iter()
+                .map(|name| {
+                    enis.get(name)
+                        .filter(|(_, at)| now.0 - at.0 <= self.config.cache.ttl_seconds)
+                        .map(|(i, _)| i.clone())
+                })
+                .collect()
+        };
+        let missing: Vec<String> =
+            names.iter().zip(&out).filter(|(_, cached)| cached.is_none()).map(|(n, _)| n.clone()).collect();
+        if !missing.is_empty() {
+            stats.eni_lookups += missing.len() as u64;
+            stats.store_calls += missing.len().div_ceil(100) as u64;
+            let records = self.store.enis_by_id(&missing).await?;
+            let mut enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
+            if enis.len() + missing.len() > self.config.cache.capacity {
+                enis.clear();
+            }
+            let mut fetched = missing.into_iter().zip(records);
+            for slot in out.iter_mut().filter(|s| s.is_none()) {
+                let (name, record) = fetched.next().expect("one record per missing ENI");
+                let info = record.map(|r| {
+                    Arc::new(EniInfo {
+                        owner: r.eni.owner(&self.policy),
+                        addresses: r.eni.addresses().collect(),
+                        deleted_at: r.deleted_at,
+                    })
+                });
+                enis.insert(name, (info.clone(), now));
+                *slot = Some(info);
+            }
         }
-        Ok(out)
+        Ok(out.into_iter().map(Option::flatten).collect())
     }
 
     /// Processes one batch. `now` is the wall clock (a parameter so tests
@@ -212,14 +238,18 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         };
 
         // Pass 1: decode, collect lookups, collect rejects.
-        let mut strings = Interner::default();
+        let mut enis = Interner::default();
+        let mut vpcs = Interner::default();
         let mut flows: Vec<Flow> = Vec::new();
         let mut rejects: Vec<serde_json::Value> = Vec::new();
         let mut first_reject: Option<usize> = None;
         let mut rejected_inputs: Vec<usize> = Vec::new();
+        // Each input's payload as the decoder reads it (inflated once).
+        let mut payloads: Vec<Option<Vec<u8>>> = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
             let mut rejected_here = false;
-            let outcome = self.decoder.decode(input.data, &mut |item| match item {
+            let plain = self.inflate(input.data);
+            let outcome = self.decoder.decode(plain.as_deref().unwrap_or(input.data), &mut |item| match item {
                 Item::Record { record, .. } => {
                     if record.is_status_only() {
                         stats.status_records += 1;
@@ -233,8 +263,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                         src: record.addr(Field::Srcaddr),
                         dst: record.addr(Field::Dstaddr),
                         start: record.u64(Field::Start).and_then(|s| i64::try_from(s).ok()),
-                        eni: record.text(Field::InterfaceId).map(|e| strings.id(e)),
-                        vpc: record.text(Field::VpcId).map(|v| strings.id(v)),
+                        eni: record.text(Field::InterfaceId).map(|e| enis.id(e)),
+                        vpc: record.text(Field::VpcId).map(|v| vpcs.id(v)),
                         direction: direction(&record),
                         src_query: None,
                         dst_query: None,
@@ -264,31 +294,45 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 first_reject.get_or_insert(index);
                 rejected_inputs.push(index);
             }
+            payloads.push(plain);
         }
 
         // Pass 2: look everything up at once.
-        let eni_names: Vec<String> = strings.names.clone();
-        let infos = match self.eni_infos(&eni_names, now, &mut stats).await {
+        let infos = match self.eni_infos(&enis.names, now, &mut stats).await {
             Ok(i) => i,
             Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
         };
+        // The VPC of each logging ENI, for formats without `vpc-id`.
+        let eni_vpcs: Vec<Option<u32>> =
+            infos.iter().map(|i| i.as_ref().and_then(|i| i.owner.vpc_id.as_deref()).map(|v| vpcs.id(v))).collect();
+        // Each distinct (VPC, address) becomes one key and each distinct
+        // (key, start) one query, found by small ids: no allocation per flow.
+        let mut keys: Vec<AddressKey> = Vec::new();
+        let mut key_ids: HashMap<(Option<u32>, IpAddr), Option<u32>> = HashMap::new();
         let mut queries: Vec<(AddressKey, UnixTime)> = Vec::new();
-        let mut query_ids: HashMap<(AddressKey, UnixTime), u32> = HashMap::new();
+        let mut query_ids: HashMap<(u32, i64), u32> = HashMap::with_capacity(flows.len());
         for flow in &mut flows {
             let Some(start) = flow.start else { continue };
-            let info_vpc = flow.eni.and_then(|e| infos[e as usize].as_ref()).and_then(|i| i.owner.vpc_id.clone());
-            let vpc = flow.vpc.map(|v| strings.names[v as usize].clone()).or(info_vpc);
+            let vpc = flow.vpc.or_else(|| flow.eni.and_then(|e| eni_vpcs[e as usize]));
             let mut query = |addr: Option<IpAddr>| -> Option<u32> {
-                let key = AddressKey::new(Scope::of(addr?, vpc.as_deref())?, addr?);
+                let addr = addr?;
+                // A public address has one (global) key whatever the VPC.
+                let vpc = if is_private(addr) { vpc } else { None };
+                let key = (*key_ids.entry((vpc, addr)).or_insert_with(|| {
+                    let scope = Scope::of(addr, vpc.map(|v| vpcs.names[v as usize].as_str()))?;
+                    keys.push(AddressKey::new(scope, addr));
+                    Some(keys.len() as u32 - 1)
+                }))?;
                 let next = queries.len() as u32;
-                Some(*query_ids.entry((key.clone(), UnixTime(start))).or_insert_with(|| {
-                    queries.push((key, UnixTime(start)));
+                Some(*query_ids.entry((key, start)).or_insert_with(|| {
+                    queries.push((keys[key as usize].clone(), UnixTime(start)));
                     next
                 }))
             };
             flow.src_query = query(flow.src);
             flow.dst_query = query(flow.dst);
         }
+        drop((keys, key_ids, query_ids));
         let before = self.cache.stats();
         let owners = match self.cache.lookup(&self.store, &queries, now).await {
             Ok(o) => o,
@@ -297,23 +341,22 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         let after = self.cache.stats();
         stats.cache_hits = after.hits - before.hits;
         stats.cache_misses = after.misses - before.misses;
-        stats.store_calls = after.store_calls - before.store_calls;
+        stats.store_calls += after.store_calls - before.store_calls;
 
         // Pass 3: decide both sides and write.
         let seed = inputs.first().map_or("", |i| i.sequence_number);
         let mut packer = Packer::new(seed);
-        let mut line = Vec::with_capacity(2048);
         let mut cursor = 0usize;
-        for (index, input) in inputs.iter().enumerate() {
+        for (index, (input, plain)) in inputs.iter().zip(&payloads).enumerate() {
             // Errors were collected in pass 1.
-            let _ = self.decoder.decode(input.data, &mut |item| {
+            let _ = self.decoder.decode(plain.as_deref().unwrap_or(input.data), &mut |item| {
                 let Item::Record { record, .. } = item else { return };
                 if !self.keep(&record) {
                     return;
                 }
                 let flow = flows[cursor];
                 cursor += 1;
-                let eni_name = flow.eni.map(|e| strings.names[e as usize].as_str());
+                let eni_name = flow.eni.map(|e| enis.names[e as usize].as_str());
                 let info =
                     flow.eni.and_then(|e| infos[e as usize].as_deref()).filter(|i| match (i.deleted_at, flow.start) {
                         (Some(deleted), Some(start)) => start < deleted.0,
@@ -354,9 +397,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 if sides.dst == SideOwner::Unattributed {
                     stats.dst_unattributed += 1;
                 }
-                line.clear();
-                write_enriched(&record, timestamp, &sides, &mut line);
-                packer.push(index, &line);
+                packer.push_with(index, |out| write_enriched(&record, timestamp, &sides, out));
                 stats.output_lines += 1;
             });
         }

@@ -14,7 +14,13 @@ pub struct Packed {
     pub first_source: usize,
 }
 
+/// Room left past `max_bytes` in a record's buffer, so that the line that
+/// overflows it is written without moving the buffer.
+const LINE_SLACK: usize = 16 * 1024;
+
 /// Packs newline-delimited lines into records of at most `max_bytes`.
+/// Lines are written straight into the record being filled, whose buffer is
+/// allocated once at its full size: no per-line copy, no regrowth.
 #[derive(Debug)]
 pub struct Packer {
     max_bytes: usize,
@@ -37,10 +43,26 @@ impl Packer {
 
     /// Adds one line (without its newline) from input record `source`.
     pub fn push(&mut self, source: usize, line: &[u8]) {
-        if !self.current.is_empty() && self.current.len() + line.len() + 1 > self.max_bytes {
-            self.flush();
+        self.push_with(source, |out| out.extend_from_slice(line));
+    }
+
+    /// Adds the line `write` appends (without its newline) from input
+    /// record `source`.
+    pub fn push_with(&mut self, source: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.current.capacity() == 0 {
+            self.current = Vec::with_capacity(self.max_bytes.saturating_add(LINE_SLACK));
         }
-        self.current.extend_from_slice(line);
+        let start = self.current.len();
+        write(&mut self.current);
+        if start > 0 && self.current.len() + 1 > self.max_bytes {
+            // The line does not fit: the lines before it are one record,
+            // the line starts the next.
+            let mut next = Vec::with_capacity(self.max_bytes.saturating_add(LINE_SLACK));
+            next.extend_from_slice(&self.current[start..]);
+            self.current.truncate(start);
+            self.flush();
+            self.current = next;
+        }
         self.current.push(b'\n');
         self.current_first = self.current_first.min(source);
     }
@@ -83,12 +105,12 @@ pub struct Delivery {
 }
 
 /// Splits records into PutRecords-sized calls.
-fn calls(records: &[Packed]) -> Vec<std::ops::Range<usize>> {
+fn calls(records: &[OutRecord]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
-    for (i, p) in records.iter().enumerate() {
-        let size = p.record.data.len() + p.record.partition_key.len();
+    for (i, r) in records.iter().enumerate() {
+        let size = r.data.len() + r.partition_key.len();
         if i > start && (i - start == MAX_RECORDS_PER_CALL || bytes + size > MAX_BYTES_PER_CALL) {
             out.push(start..i);
             start = i;
@@ -103,11 +125,13 @@ fn calls(records: &[Packed]) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Puts every record, retrying failed entries (and transiently failed
-/// calls) with exponential backoff, `attempts` times in all.
+/// calls) with exponential backoff, `attempts` times in all. Calls borrow
+/// the records: nothing is copied, even for a retry.
 pub async fn deliver<K: RecordSink>(sink: &K, records: Vec<Packed>, attempts: u32, backoff: Duration) -> Delivery {
     let mut d = Delivery::default();
-    let mut pending = records;
-    let mut given_up: Vec<Packed> = Vec::new();
+    let (mut pending, mut sources): (Vec<OutRecord>, Vec<usize>) =
+        records.into_iter().map(|p| (p.record, p.first_source)).unzip();
+    let mut given_up: Vec<usize> = Vec::new();
     for attempt in 0..attempts.max(1) {
         if pending.is_empty() {
             break;
@@ -116,39 +140,41 @@ pub async fn deliver<K: RecordSink>(sink: &K, records: Vec<Packed>, attempts: u3
             d.retried += pending.len() as u64;
             tokio::time::sleep(backoff.saturating_mul(1 << (attempt - 1).min(10))).await;
         }
-        let mut failed = Vec::new();
+        // Indexes into `pending` to put again.
+        let mut failed: Vec<usize> = Vec::new();
         for range in calls(&pending) {
-            let batch: Vec<OutRecord> = pending[range.clone()].iter().map(|p| p.record.clone()).collect();
             d.calls += 1;
-            match sink.put_records(&batch).await {
+            match sink.put_records(&pending[range.clone()]).await {
                 Ok(results) => {
-                    for (p, result) in pending[range].iter().zip(results) {
+                    for (i, result) in range.zip(results) {
                         match result {
                             Ok(()) => {
                                 d.records += 1;
-                                d.bytes += p.record.data.len() as u64;
+                                d.bytes += pending[i].data.len() as u64;
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "put entry failed");
-                                failed.push(p.clone());
+                                failed.push(i);
                             }
                         }
                     }
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, "put call failed");
-                    failed.extend(pending[range].iter().cloned());
+                    failed.extend(range);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "put call failed permanently");
-                    given_up.extend(pending[range].iter().cloned());
+                    given_up.extend(&sources[range]);
                 }
             }
         }
-        pending = failed;
+        let empty = || OutRecord { partition_key: String::new(), data: Vec::new() };
+        pending = failed.iter().map(|&i| std::mem::replace(&mut pending[i], empty())).collect();
+        sources = failed.iter().map(|&i| sources[i]).collect();
     }
-    given_up.extend(pending);
-    d.failed_from = given_up.iter().map(|p| p.first_source).min();
+    given_up.extend(sources);
+    d.failed_from = given_up.into_iter().min();
     d
 }
 
@@ -176,16 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_written_in_place_pack_like_pushed_ones() {
+        let mut p = Packer::with_max_bytes("seed", 12);
+        p.push_with(0, |out| out.extend_from_slice(b"aaaa"));
+        p.push_with(1, |out| out.extend_from_slice(b"bbbbbbb"));
+        // Longer than a record on its own: alone in its record, never split.
+        p.push_with(2, |out| out.extend_from_slice(b"cccccccccccccccc"));
+        p.push(3, b"dd");
+        let out = p.finish();
+        let data: Vec<&[u8]> = out.iter().map(|p| p.record.data.as_slice()).collect();
+        assert_eq!(data, [&b"aaaa\n"[..], b"bbbbbbb\n", b"cccccccccccccccc\n", b"dd\n"]);
+        assert_eq!(out.iter().map(|p| p.first_source).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    }
+
+    #[test]
     fn calls_respect_count_and_size_limits() {
-        let small =
-            |i| Packed { record: OutRecord { partition_key: "k".into(), data: vec![b'x'; 10] }, first_source: i };
+        let small = |_| OutRecord { partition_key: "k".into(), data: vec![b'x'; 10] };
         let records: Vec<_> = (0..1001).map(small).collect();
         let ranges = calls(&records);
         assert_eq!(ranges.iter().map(|r| r.len()).collect::<Vec<_>>(), [500, 500, 1]);
-        let big = |i| Packed {
-            record: OutRecord { partition_key: "k".into(), data: vec![b'x'; 1_000_000] },
-            first_source: i,
-        };
+        let big = |_| OutRecord { partition_key: "k".into(), data: vec![b'x'; 1_000_000] };
         let records: Vec<_> = (0..12).map(big).collect();
         assert!(calls(&records).iter().all(|r| r.len() <= 5));
     }
