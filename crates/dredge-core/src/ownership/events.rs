@@ -501,8 +501,22 @@ fn detach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError
     Ok(())
 }
 
-/// The addresses the response lists (EC2 picks them when the request gave
-/// only a count), else those the request named.
+/// The ENI and the addresses the response lists (EC2 picks them when the
+/// request gave only a count), else those the request named.
+fn changed_addresses(
+    cx: &Cx<'_>,
+    response_sets: &[&str],
+    request_sets: &[&str],
+    key: &'static str,
+) -> Result<(String, Vec<IpAddr>), EventError> {
+    let eni_id = cx.required("networkInterfaceId")?.to_owned();
+    let mut addresses = cx.addresses(cx.response, response_sets, key)?;
+    if addresses.is_empty() {
+        addresses = cx.addresses(cx.request, request_sets, key)?;
+    }
+    Ok((eni_id, addresses))
+}
+
 fn assigned(
     cx: &Cx<'_>,
     out: &mut Out,
@@ -510,11 +524,7 @@ fn assigned(
     request_sets: &[&str],
     key: &'static str,
 ) -> Result<(), EventError> {
-    let eni_id = cx.required("networkInterfaceId")?.to_owned();
-    let mut addresses = cx.addresses(cx.response, response_sets, key)?;
-    if addresses.is_empty() {
-        addresses = cx.addresses(cx.request, request_sets, key)?;
-    }
+    let (eni_id, addresses) = changed_addresses(cx, response_sets, request_sets, key)?;
     if addresses.is_empty() {
         out.skip(format!("{eni_id}: no assigned addresses in the response or the request"));
     } else {
@@ -523,8 +533,6 @@ fn assigned(
     Ok(())
 }
 
-/// The addresses the response says were removed, else those the request
-/// named.
 fn unassigned(
     cx: &Cx<'_>,
     out: &mut Out,
@@ -532,11 +540,7 @@ fn unassigned(
     request_sets: &[&str],
     key: &'static str,
 ) -> Result<(), EventError> {
-    let eni_id = cx.required("networkInterfaceId")?.to_owned();
-    let mut addresses = cx.addresses(cx.response, response_sets, key)?;
-    if addresses.is_empty() {
-        addresses = cx.addresses(cx.request, request_sets, key)?;
-    }
+    let (eni_id, addresses) = changed_addresses(cx, response_sets, request_sets, key)?;
     if addresses.is_empty() {
         out.skip(format!("{eni_id}: no unassigned addresses in the request or the response"));
     } else {
