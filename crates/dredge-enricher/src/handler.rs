@@ -362,8 +362,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                         (Some(deleted), Some(start)) => start < deleted.0,
                         _ => true,
                     });
-                let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_ref());
-                let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_ref());
+                let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_deref());
+                let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_deref());
                 let logging = logging_side(&flow, info, eni_name, src_owner, dst_owner);
                 let (sides, timestamp) = match flow.start {
                     Some(start) => {

@@ -80,14 +80,23 @@ impl OwnerCache {
     }
 
     /// The owner for each (address, time) query, in order. `now` is the
-    /// wall clock (passed in so tests control it).
+    /// wall clock (passed in so tests control it). Owners are shared: many
+    /// flows of a batch name the same one.
     pub async fn lookup<S: OwnershipStore>(
         &self,
         store: &S,
         queries: &[(AddressKey, UnixTime)],
         now: UnixTime,
-    ) -> StoreResult<Vec<Option<Owner>>> {
-        let mut answers: Vec<Option<Option<Owner>>> = vec![None; queries.len()];
+    ) -> StoreResult<Vec<Option<Arc<Owner>>>> {
+        let mut answers: Vec<Option<Option<Arc<Owner>>>> = vec![None; queries.len()];
+        // One shared copy per owner of the cached timelines. While a lock
+        // guard is held the map does not change, so an owner's address
+        // identifies it; the memo is cleared whenever the guard is let go
+        // (a replaced timeline's memory may be reused).
+        let mut shared: HashMap<usize, Arc<Owner>> = HashMap::new();
+        fn share(shared: &mut HashMap<usize, Arc<Owner>>, o: &Owner) -> Arc<Owner> {
+            shared.entry(o as *const Owner as usize).or_insert_with(|| Arc::new(o.clone())).clone()
+        }
         let mut missing: Vec<AddressKey> = Vec::new();
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -95,7 +104,7 @@ impl OwnerCache {
             for (i, (key, at)) in queries.iter().enumerate() {
                 match entries.get(key).filter(|e| self.usable(e, *at, now)) {
                     Some(e) => match e.timeline.resolve(*at, e.complete) {
-                        Resolution::Owned(o) => answers[i] = Some(Some(o.clone())),
+                        Resolution::Owned(o) => answers[i] = Some(Some(share(&mut shared, o))),
                         Resolution::Free => answers[i] = Some(None),
                         Resolution::Unknown => {}
                     },
@@ -115,6 +124,7 @@ impl OwnerCache {
             calls += missing.len().div_ceil(BATCH) as u64;
             let heads = store.heads(&missing).await?;
             let fetched: Vec<_> = missing.into_iter().zip(heads).collect();
+            shared.clear();
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             for (key, head) in fetched {
                 let entry = Entry { timeline: Arc::new(head.timeline), complete: head.complete, fetched_at: now };
@@ -128,7 +138,7 @@ impl OwnerCache {
                 // Freshly fetched: authoritative as of now, whatever the flow time.
                 if let Some(e) = entries.get(key).filter(|e| e.fetched_at == now) {
                     match e.timeline.resolve(*at, e.complete) {
-                        Resolution::Owned(o) => answers[i] = Some(Some(o.clone())),
+                        Resolution::Owned(o) => answers[i] = Some(Some(share(&mut shared, o))),
                         Resolution::Free => answers[i] = Some(None),
                         Resolution::Unknown => {}
                     }
@@ -142,7 +152,7 @@ impl OwnerCache {
             calls += asked.len().div_ceil(BATCH) as u64;
             let owners = store.lookup(&asked).await?;
             for (i, owner) in history.into_iter().zip(owners) {
-                answers[i] = Some(owner);
+                answers[i] = Some(owner.map(Arc::new));
             }
         }
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -217,6 +227,20 @@ mod tests {
         // Past the TTL the entry is refetched.
         ready(cache.lookup(&store, &[(key(0), UnixTime(500))], UnixTime(1400))).unwrap();
         assert_eq!(cache.stats().store_calls, 3);
+    }
+
+    #[test]
+    fn answers_share_one_copy_per_owner() {
+        let store = store_with(1);
+        let cache = OwnerCache::new(CacheConfig::default());
+        let queries = [(key(0), UnixTime(500)), (key(0), UnixTime(600)), (key(1), UnixTime(600))];
+        for now in [1000, 1010] {
+            let a = ready(cache.lookup(&store, &queries, UnixTime(now))).unwrap();
+            let (first, second) = (a[0].as_ref().unwrap(), a[1].as_ref().unwrap());
+            assert!(Arc::ptr_eq(first, second), "cold and warm alike");
+            assert_eq!(first.eni_id, "eni-0");
+            assert!(a[2].is_none());
+        }
     }
 
     #[test]
