@@ -15,9 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use dredge_core::enrich::{decide, write_enriched, Side, SideFacts, SideOwner, Sides};
-use dredge_core::flowlog::{
-    gunzip_bounded, is_gzip, DecodeOptions, Decoder, Field, FlowDirection, Item, Record, Value,
-};
+use dredge_core::flowlog::{gunzip_bounded, is_gzip, DecodeOptions, Decoder, Field, FlowDirection, Item, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
@@ -120,13 +118,6 @@ struct Flow {
     /// Query indexes of each side's table lookup.
     src_query: Option<u32>,
     dst_query: Option<u32>,
-}
-
-fn direction(r: &Record<'_, '_>) -> Option<FlowDirection> {
-    match r.get(Field::FlowDirection) {
-        Some(Value::Direction(d)) => Some(d),
-        _ => None,
-    }
 }
 
 /// The enricher with its backends; built once per container.
@@ -265,7 +256,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                         start: record.u64(Field::Start).and_then(|s| i64::try_from(s).ok()),
                         eni: record.text(Field::InterfaceId).map(|e| enis.id(e)),
                         vpc: record.text(Field::VpcId).map(|v| vpcs.id(v)),
-                        direction: direction(&record),
+                        direction: record.flow_direction(),
                         src_query: None,
                         dst_query: None,
                     });

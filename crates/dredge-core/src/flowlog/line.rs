@@ -28,8 +28,6 @@ pub enum LineError {
     NotUtf8,
     #[error("header line: {0}")]
     BadHeader(#[from] super::format::FormatError),
-    #[error("line is longer than {max} bytes")]
-    TooLong { max: usize },
 }
 
 /// Splits on single spaces; AWS separates fields with exactly one.

@@ -65,13 +65,12 @@ pub enum Item<'r, 'a> {
     Rejected { line: usize, error: LineError },
 }
 
-/// Counters over everything decoded; `add` them across payloads.
+/// Counters over everything decoded; `add` them across payloads. A payload
+/// refused whole is not counted here: `decode` returns its error instead.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
     /// Payloads that decoded (possibly with rejected lines).
     pub payloads: u64,
-    /// Payloads refused whole (bad gzip, too large, bad JSON).
-    pub payload_errors: u64,
     /// CloudWatch Logs CONTROL_MESSAGE documents (reachability checks).
     pub control_messages: u64,
     /// Header lines that set a format.
@@ -89,7 +88,6 @@ pub struct DecodeStats {
 impl DecodeStats {
     pub fn add(&mut self, other: &DecodeStats) {
         self.payloads += other.payloads;
-        self.payload_errors += other.payload_errors;
         self.control_messages += other.control_messages;
         self.headers += other.headers;
         self.records += other.records;
@@ -132,7 +130,7 @@ pub fn gunzip_bounded(bytes: &[u8], max: usize) -> Result<Vec<u8>, PayloadError>
     Ok(out)
 }
 
-/// Decodes payloads; keeps one reusable value buffer.
+/// Decodes payloads. Each payload reuses one value buffer across its lines.
 #[derive(Debug, Default)]
 pub struct Decoder {
     options: DecodeOptions,

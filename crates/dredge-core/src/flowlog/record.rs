@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::field::Field;
 use super::format::Format;
-use super::value::{Action, LogStatus, Value};
+use super::value::{Action, FlowDirection, LogStatus, Value};
 
 /// One decoded line. Borrows its format and values; fields outside the
 /// format read as absent (`None`), exactly like `-`.
@@ -64,6 +64,13 @@ impl<'v, 'a> Record<'v, 'a> {
     pub fn log_status(&self) -> Option<LogStatus> {
         match self.get(Field::LogStatus) {
             Some(Value::LogStatus(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn flow_direction(&self) -> Option<FlowDirection> {
+        match self.get(Field::FlowDirection) {
+            Some(Value::Direction(d)) => Some(d),
             _ => None,
         }
     }
