@@ -43,7 +43,9 @@ def main():
     kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     s3.create_bucket(Bucket=bucket)
-    run(["cargo", "build", "--quiet", "-p", "dredge-cli", "-p", "dredge-enricher", "-p", "dredge-ownership"])
+    # The same feature set as `cargo test --workspace` (dev-dependencies on), so
+    # nothing already built for the tests is compiled again.
+    run(["cargo", "build", "--quiet", "--workspace", "--bins", "--tests"])
     run([str(DREDGE), "ownership", "--table", table, "create-table"])
     snapshot = ROOT / "events/ownership/snapshot"
     run([str(DREDGE), "ownership", "--table", table, "import",

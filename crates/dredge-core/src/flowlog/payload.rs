@@ -4,13 +4,12 @@
 //! with header lines). Which one is detected from the content.
 
 use std::borrow::Cow;
-use std::io::Read;
 
-use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use thiserror::Error;
 
 use super::format::Format;
+use super::gzip::{is_gzip, Inflater};
 use super::line::LineError;
 use super::record::Record;
 use super::value::{LogStatus, Value};
@@ -112,24 +111,6 @@ struct LogEvent<'a> {
     message: Cow<'a, str>,
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Whether `bytes` starts like a gzip stream.
-pub fn is_gzip(bytes: &[u8]) -> bool {
-    bytes.starts_with(&GZIP_MAGIC)
-}
-
-/// Decompresses gzip (all members), refusing output larger than `max`
-/// without producing more than `max + 1` bytes of it.
-pub fn gunzip_bounded(bytes: &[u8], max: usize) -> Result<Vec<u8>, PayloadError> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(max));
-    MultiGzDecoder::new(bytes).take(max as u64 + 1).read_to_end(&mut out).map_err(PayloadError::Gzip)?;
-    if out.len() > max {
-        return Err(PayloadError::TooLarge { max });
-    }
-    Ok(out)
-}
-
 /// Decodes payloads. Each payload reuses one value buffer across its lines.
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -152,13 +133,18 @@ impl Decoder {
         bytes: &[u8],
         visit: &mut dyn FnMut(Item<'_, '_>),
     ) -> Result<(PayloadKind, DecodeStats), PayloadError> {
-        let inflated;
-        let bytes = if is_gzip(bytes) {
-            inflated = gunzip_bounded(bytes, self.options.max_decompressed)?;
-            &inflated[..]
-        } else {
-            bytes
-        };
+        self.decode_with(bytes, &mut Inflater::new(), visit)
+    }
+
+    /// [`Decoder::decode`] with a caller's [`Inflater`], reused across
+    /// payloads: what a batch of many small gzip payloads wants.
+    pub fn decode_with(
+        &self,
+        bytes: &[u8],
+        inflater: &mut Inflater,
+        visit: &mut dyn FnMut(Item<'_, '_>),
+    ) -> Result<(PayloadKind, DecodeStats), PayloadError> {
+        let bytes = if is_gzip(bytes) { inflater.gunzip(bytes, self.options.max_decompressed)? } else { bytes };
         let mut stats = DecodeStats { payloads: 1, ..DecodeStats::default() };
         let format = &self.options.format;
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
