@@ -172,3 +172,30 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     let (_, again) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010)).await;
     assert_eq!(again.stats.store_calls, 0);
 }
+
+/// `IP_RANGES=s3://bucket/key`: the published file from a bucket, and a
+/// missing object named in the error.
+#[tokio::test]
+async fn ip_ranges_load_from_s3() {
+    use dredge_enricher::ranges::{self, FetchOptions};
+    use dredge_enricher::RangesSource;
+
+    let Some(config) = dredge_tests::moto_config("ip_ranges_load_from_s3").await else {
+        return;
+    };
+    let s3 = s3_client(&config);
+    let bucket = dredge_tests::unique_name("ranges").to_lowercase();
+    s3.create_bucket().bucket(&bucket).send().await.expect("create_bucket");
+    let path = dredge_tests::shared_data().join("aws-ip-ranges.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s3.put_object().bucket(&bucket).key("aws/ip-ranges.json").body(bytes.into()).send().await.expect("put_object");
+
+    let options = FetchOptions::default();
+    let source = RangesSource::S3 { bucket: bucket.clone(), key: "aws/ip-ranges.json".into() };
+    let loaded = ranges::load(&source, &s3, &options).await.unwrap().unwrap();
+    assert_eq!(loaded.len(), 10_668 + 6_160);
+
+    let missing = RangesSource::S3 { bucket: bucket.clone(), key: "aws/missing.json".into() };
+    let e = ranges::load(&missing, &s3, &options).await.unwrap_err().to_string();
+    assert!(e.starts_with("IP_RANGES: ") && e.contains(&format!("s3://{bucket}/aws/missing.json")), "{e}");
+}

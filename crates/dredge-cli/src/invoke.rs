@@ -97,6 +97,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
                 (Some(path), _) => Some(path),
                 (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
                 (None, RangesSource::S3 { .. }) => anyhow::bail!("IP_RANGES names S3: pass --ip-ranges FILE locally"),
+                (None, RangesSource::Url(_)) => anyhow::bail!("IP_RANGES names a URL: pass --ip-ranges FILE locally"),
                 (None, RangesSource::None) => None,
             };
             let ranges = match ranges_file {

@@ -16,6 +16,9 @@ pub enum RangesSource {
         bucket: String,
         key: String,
     },
+    /// An `http://` or `https://` URL, e.g. AWS's published
+    /// `https://ip-ranges.amazonaws.com/ip-ranges.json`.
+    Url(String),
 }
 
 impl RangesSource {
@@ -32,13 +35,27 @@ impl RangesSource {
             return Ok(RangesSource::S3 { bucket: bucket.to_owned(), key: key.to_owned() });
         }
         if s.starts_with("http://") || s.starts_with("https://") {
-            return Err(ConfigError::Invalid {
-                name: "IP_RANGES",
-                value: s.to_owned(),
-                reason: "URLs are not supported yet: copy the file to S3 (s3://bucket/key) or package it".into(),
-            });
+            // Checked here so a typo fails at config time, not after the fetch's retries.
+            let invalid = |reason: String| ConfigError::Invalid { name: "IP_RANGES", value: s.to_owned(), reason };
+            let uri: hyper::Uri = s.parse().map_err(|e: hyper::http::uri::InvalidUri| invalid(e.to_string()))?;
+            if uri.host().is_none_or(str::is_empty) {
+                return Err(invalid("the URL has no host".into()));
+            }
+            return Ok(RangesSource::Url(s.to_owned()));
         }
         Ok(RangesSource::File(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for RangesSource {
+    /// The source as `IP_RANGES` names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RangesSource::None => Ok(()),
+            RangesSource::File(path) => f.write_str(path),
+            RangesSource::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            RangesSource::Url(url) => f.write_str(url),
+        }
     }
 }
 
@@ -172,5 +189,24 @@ mod tests {
         let e = config(&[("CACHE_CAPACITY", "lots")]).unwrap_err().to_string();
         assert!(e.starts_with("CACHE_CAPACITY="), "{e}");
         assert!(config(&[("IP_RANGES", "s3://bucket-only")]).is_err());
+    }
+
+    #[test]
+    fn ip_ranges_urls() {
+        for url in ["https://ip-ranges.amazonaws.com/ip-ranges.json", "http://127.0.0.1:8080/ip-ranges.json"] {
+            let c = config(&[("IP_RANGES", url)]).unwrap();
+            assert_eq!(c.ranges, RangesSource::Url(url.into()));
+            assert_eq!(c.ranges.to_string(), url);
+        }
+        for bad in ["https://", "http:///ip-ranges.json", "https://exa mple.com/ip-ranges.json"] {
+            let e = config(&[("IP_RANGES", bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("IP_RANGES=`{bad}`")), "{e}");
+        }
+        // Anything else is still a path.
+        assert_eq!(
+            config(&[("IP_RANGES", "/opt/ip-ranges.json")]).unwrap().ranges,
+            RangesSource::File("/opt/ip-ranges.json".into())
+        );
+        assert_eq!(config(&[]).unwrap().ranges, RangesSource::None);
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod handler;
 pub mod lambda;
 pub mod output;
+pub mod ranges;
 
 pub use config::{EnricherConfig, RangesSource};
 pub use handler::{BatchOutcome, BatchStats, Enricher, Input};

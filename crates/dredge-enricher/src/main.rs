@@ -15,12 +15,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use dredge_aws::{init_json_logging, s3_client, sdk_config, DynamoOwnershipStore, KinesisSink, S3Objects};
-use dredge_core::ipranges::IpRanges;
-use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{TagPolicy, UnixTime};
 use dredge_enricher::config::required;
 use dredge_enricher::lambda::{handle, metrics};
-use dredge_enricher::{Enricher, EnricherConfig, RangesSource};
+use dredge_enricher::ranges::{self, FetchOptions};
+use dredge_enricher::{Enricher, EnricherConfig};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -36,18 +35,12 @@ async fn main() -> Result<(), Error> {
     );
     let sdk = sdk_config().await;
     let s3 = s3_client(&sdk);
-    let ranges = match &config.ranges {
-        RangesSource::None => None,
-        RangesSource::File(path) => Some(std::fs::read(path).map_err(|e| format!("IP_RANGES {path}: {e}"))?),
-        RangesSource::S3 { bucket, key } => Some(S3Objects::new(s3.clone(), bucket, "").get(key).await?),
-    };
-    let ranges = match ranges {
-        Some(bytes) => Some(Arc::new(IpRanges::from_json(&bytes)?)),
-        None => {
-            tracing::warn!("IP_RANGES not set: public addresses outside the table stay unattributed");
-            None
-        }
-    };
+    // A source that fails to load fails init: the operator configured it.
+    let ranges = ranges::load(&config.ranges, &s3, &FetchOptions::default()).await.map_err(|e| e.to_string())?;
+    if ranges.is_none() {
+        tracing::warn!("IP_RANGES not set: public addresses outside the table stay unattributed");
+    }
+    let ranges = ranges.map(Arc::new);
     tracing::info!(
         table = %table,
         stream = %stream,
