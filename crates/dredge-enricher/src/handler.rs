@@ -3,29 +3,30 @@
 //! stream, keep rejected input in the dead-letter store, and say which input
 //! record Lambda must retry from.
 //!
-//! A batch is decoded twice: once to learn which addresses, ENIs and times
-//! to look up (all lookups of the batch then go to the cache and store
-//! together), and once to write the output. Decoding is cheap next to an
-//! owned copy of every record; inflating is not, so gzip payloads are
-//! inflated once and kept inflated between the passes.
+//! A batch is decoded once, in three passes: the first decodes every
+//! payload, writes each flow's first half of output (timestamp and flow-log
+//! fields) and collects what to look up; the second looks everything up at
+//! once (cache, then store); the third decides both sides of every flow and
+//! completes its output line, delivering full output records as it goes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use dredge_core::enrich::{decide, write_enriched, Side, SideFacts, SideOwner, Sides};
-use dredge_core::flowlog::{gunzip_bounded, is_gzip, DecodeOptions, Decoder, Field, FlowDirection, Item, Record};
+use dredge_core::enrich::{decide, FlowWriter, Side, SideFacts, SideOwner, SideWriter, Sides};
+use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
     is_private, AddressKey, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
 };
 use dredge_core::sink::RecordSink;
+use dredge_core::FastHashMap;
 use serde::Serialize;
 
 use crate::config::EnricherConfig;
-use crate::output::{deliver, Packer};
+use crate::output::{deliver, Delivery, Packer};
 
 /// One input record, as Kinesis delivered it.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +75,11 @@ pub struct BatchOutcome {
     pub error: Option<String>,
 }
 
+/// Output records are delivered as soon as this many are full (about
+/// 10 MiB, two PutRecords calls of 5 MB), so a batch's output is never all
+/// held at once.
+const DELIVER_EVERY: usize = 10;
+
 /// What the table knows of one logging ENI.
 #[derive(Debug)]
 struct EniInfo {
@@ -88,7 +94,7 @@ type EniCache = HashMap<String, (Option<Arc<EniInfo>>, UnixTime)>;
 /// Interns strings seen during a batch, so flows carry small ids.
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FastHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -118,6 +124,11 @@ struct Flow {
     /// Query indexes of each side's table lookup.
     src_query: Option<u32>,
     dst_query: Option<u32>,
+    /// The input record it came from.
+    input: u32,
+    /// Where its output's first half ends in the batch's flow JSON (it
+    /// starts where the previous flow's ends).
+    json_end: usize,
 }
 
 /// The enricher with its backends; built once per container.
@@ -158,18 +169,6 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
 
     fn keep(&self, r: &Record<'_, '_>) -> bool {
         self.config.forward_status_records || !r.is_status_only()
-    }
-
-    /// The payload inflated, when it is gzip that inflates to something the
-    /// decoder takes as it is (not gzip again). `None` leaves the payload,
-    /// and any error inflating it, to the decoder.
-    fn inflate(&self, data: &[u8]) -> Option<Vec<u8>> {
-        if !is_gzip(data) {
-            return None;
-        }
-        let mut plain = gunzip_bounded(data, self.config.max_decompressed).ok().filter(|p| !is_gzip(p))?;
-        plain.shrink_to_fit();
-        Some(plain)
     }
 
     /// What the table knows of these ENIs (cached for the cache TTL); the
@@ -228,19 +227,20 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             error: Some(error),
         };
 
-        // Pass 1: decode, collect lookups, collect rejects.
+        // Pass 1: decode, write each flow's first half, collect lookups and
+        // rejects.
         let mut enis = Interner::default();
         let mut vpcs = Interner::default();
         let mut flows: Vec<Flow> = Vec::new();
+        let mut flow_json: Vec<u8> = Vec::new();
+        let mut flow_writer = FlowWriter::new();
+        let mut inflater = Inflater::new();
         let mut rejects: Vec<serde_json::Value> = Vec::new();
         let mut first_reject: Option<usize> = None;
         let mut rejected_inputs: Vec<usize> = Vec::new();
-        // Each input's payload as the decoder reads it (inflated once).
-        let mut payloads: Vec<Option<Vec<u8>>> = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
             let mut rejected_here = false;
-            let plain = self.inflate(input.data);
-            let outcome = self.decoder.decode(plain.as_deref().unwrap_or(input.data), &mut |item| match item {
+            let outcome = self.decoder.decode_with(input.data, &mut inflater, &mut |item| match item {
                 Item::Record { record, .. } => {
                     if record.is_status_only() {
                         stats.status_records += 1;
@@ -250,15 +250,21 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     if !self.keep(&record) {
                         return;
                     }
+                    let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
+                    // Flows without a start are timestamped on arrival.
+                    let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
+                    flow_writer.write(&record, timestamp, &mut flow_json);
                     flows.push(Flow {
                         src: record.addr(Field::Srcaddr),
                         dst: record.addr(Field::Dstaddr),
-                        start: record.u64(Field::Start).and_then(|s| i64::try_from(s).ok()),
+                        start,
                         eni: record.text(Field::InterfaceId).map(|e| enis.id(e)),
                         vpc: record.text(Field::VpcId).map(|v| vpcs.id(v)),
                         direction: record.flow_direction(),
                         src_query: None,
                         dst_query: None,
+                        input: index as u32,
+                        json_end: flow_json.len(),
                     });
                 }
                 Item::Rejected { line, error } => {
@@ -285,8 +291,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 first_reject.get_or_insert(index);
                 rejected_inputs.push(index);
             }
-            payloads.push(plain);
         }
+        drop(inflater);
 
         // Pass 2: look everything up at once.
         let infos = match self.eni_infos(&enis.names, now, &mut stats).await {
@@ -299,9 +305,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         // Each distinct (VPC, address) becomes one key and each distinct
         // (key, start) one query, found by small ids: no allocation per flow.
         let mut keys: Vec<AddressKey> = Vec::new();
-        let mut key_ids: HashMap<(Option<u32>, IpAddr), Option<u32>> = HashMap::new();
+        let mut key_ids: FastHashMap<(Option<u32>, IpAddr), Option<u32>> = FastHashMap::default();
         let mut queries: Vec<(AddressKey, UnixTime)> = Vec::new();
-        let mut query_ids: HashMap<(u32, i64), u32> = HashMap::with_capacity(flows.len());
+        let mut query_ids: FastHashMap<(u32, i64), u32> =
+            FastHashMap::with_capacity_and_hasher(flows.len(), Default::default());
         for flow in &mut flows {
             let Some(start) = flow.start else { continue };
             let vpc = flow.vpc.or_else(|| flow.eni.and_then(|e| eni_vpcs[e as usize]));
@@ -334,63 +341,68 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         stats.cache_misses = after.misses - before.misses;
         stats.store_calls += after.store_calls - before.store_calls;
 
-        // Pass 3: decide both sides and write.
+        // Pass 3: decide both sides, complete each line, and deliver output
+        // records as they fill.
         let seed = inputs.first().map_or("", |i| i.sequence_number);
         let mut packer = Packer::new(seed);
-        let mut cursor = 0usize;
-        for (index, (input, plain)) in inputs.iter().zip(&payloads).enumerate() {
-            // Errors were collected in pass 1.
-            let _ = self.decoder.decode(plain.as_deref().unwrap_or(input.data), &mut |item| {
-                let Item::Record { record, .. } = item else { return };
-                if !self.keep(&record) {
-                    return;
-                }
-                let flow = flows[cursor];
-                cursor += 1;
-                let eni_name = flow.eni.map(|e| enis.names[e as usize].as_str());
-                let info =
-                    flow.eni.and_then(|e| infos[e as usize].as_deref()).filter(|i| match (i.deleted_at, flow.start) {
-                        (Some(deleted), Some(start)) => start < deleted.0,
-                        _ => true,
-                    });
-                let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_deref());
-                let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_deref());
-                let logging = logging_side(&flow, info, eni_name, src_owner, dst_owner);
-                let (sides, timestamp) = match flow.start {
-                    Some(start) => {
-                        let side = |which: Side, addr, owner| {
-                            let is_logging = logging == Some(which);
-                            decide(
-                                SideFacts {
-                                    address: addr,
-                                    table_owner: owner,
-                                    is_logging_side: is_logging,
-                                    interface_id: eni_name,
-                                    logging_eni: if is_logging { info.map(|i| &i.owner) } else { None },
-                                },
-                                self.ranges.as_deref(),
-                            )
-                        };
-                        let sides = Sides {
-                            src: side(Side::Src, flow.src, src_owner),
-                            dst: side(Side::Dst, flow.dst, dst_owner),
-                        };
-                        (sides, start.saturating_mul(1000))
-                    }
-                    None => {
-                        stats.no_start_time += 1;
-                        (Sides { src: SideOwner::Unattributed, dst: SideOwner::Unattributed }, input.arrival_ms)
-                    }
+        let mut side_writer = SideWriter::new();
+        let mut delivery = Delivery::default();
+        let mut json_start = 0;
+        for flow in &flows {
+            let eni_name = flow.eni.map(|e| enis.names[e as usize].as_str());
+            let info =
+                flow.eni.and_then(|e| infos[e as usize].as_deref()).filter(|i| match (i.deleted_at, flow.start) {
+                    (Some(deleted), Some(start)) => start < deleted.0,
+                    _ => true,
+                });
+            let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_deref());
+            let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_deref());
+            let logging = logging_side(flow, info, eni_name, src_owner, dst_owner);
+            let sides = if flow.start.is_some() {
+                let side = |which: Side, addr, owner| {
+                    let is_logging = logging == Some(which);
+                    decide(
+                        SideFacts {
+                            address: addr,
+                            table_owner: owner,
+                            is_logging_side: is_logging,
+                            interface_id: eni_name,
+                            logging_eni: if is_logging { info.map(|i| &i.owner) } else { None },
+                        },
+                        self.ranges.as_deref(),
+                    )
                 };
-                if sides.src == SideOwner::Unattributed {
-                    stats.src_unattributed += 1;
-                }
-                if sides.dst == SideOwner::Unattributed {
-                    stats.dst_unattributed += 1;
-                }
-                packer.push_with(index, |out| write_enriched(&record, timestamp, &sides, out));
-                stats.output_lines += 1;
+                Sides { src: side(Side::Src, flow.src, src_owner), dst: side(Side::Dst, flow.dst, dst_owner) }
+            } else {
+                stats.no_start_time += 1;
+                Sides { src: SideOwner::Unattributed, dst: SideOwner::Unattributed }
+            };
+            if sides.src == SideOwner::Unattributed {
+                stats.src_unattributed += 1;
+            }
+            if sides.dst == SideOwner::Unattributed {
+                stats.dst_unattributed += 1;
+            }
+            packer.push_with(flow.input as usize, |out| {
+                out.extend_from_slice(&flow_json[json_start..flow.json_end]);
+                side_writer.write(&sides, out);
             });
+            json_start = flow.json_end;
+            stats.output_lines += 1;
+            if packer.ready() >= DELIVER_EVERY {
+                delivery.add(
+                    deliver(&self.sink, packer.take_ready(), self.config.put_attempts, self.config.put_backoff).await,
+                );
+                if delivery.failed_from.is_some() {
+                    // Lambda retries from the earliest failed input, which
+                    // is no later than this flow's: the rest is redone then.
+                    break;
+                }
+            }
+        }
+        drop(flow_json);
+        if delivery.failed_from.is_none() {
+            delivery.add(deliver(&self.sink, packer.finish(), self.config.put_attempts, self.config.put_backoff).await);
         }
 
         // Rejected input goes to the dead-letter store before anything is
@@ -406,7 +418,6 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             }
         }
 
-        let delivery = deliver(&self.sink, packer.finish(), self.config.put_attempts, self.config.put_backoff).await;
         stats.output_records = delivery.records;
         stats.output_bytes = delivery.bytes;
         stats.put_calls = delivery.calls;

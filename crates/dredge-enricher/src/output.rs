@@ -28,6 +28,8 @@ pub struct Packer {
     done: Vec<Packed>,
     current: Vec<u8>,
     current_first: usize,
+    /// Records made so far (taken or not): the next one's key index.
+    made: usize,
 }
 
 impl Packer {
@@ -38,7 +40,14 @@ impl Packer {
     }
 
     pub fn with_max_bytes(seed: &str, max_bytes: usize) -> Self {
-        Packer { max_bytes, seed: seed.to_owned(), done: Vec::new(), current: Vec::new(), current_first: usize::MAX }
+        Packer {
+            max_bytes,
+            seed: seed.to_owned(),
+            done: Vec::new(),
+            current: Vec::new(),
+            current_first: usize::MAX,
+            made: 0,
+        }
     }
 
     /// Adds one line (without its newline) from input record `source`.
@@ -72,9 +81,20 @@ impl Packer {
             return;
         }
         let data = std::mem::take(&mut self.current);
-        let partition_key = partition_key(&self.seed, self.done.len());
+        let partition_key = partition_key(&self.seed, self.made);
+        self.made += 1;
         self.done.push(Packed { record: OutRecord { partition_key, data }, first_source: self.current_first });
         self.current_first = usize::MAX;
+    }
+
+    /// How many records are full.
+    pub fn ready(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Takes the full records, leaving the one being filled.
+    pub fn take_ready(&mut self) -> Vec<Packed> {
+        std::mem::take(&mut self.done)
     }
 
     pub fn finish(mut self) -> Vec<Packed> {
@@ -102,6 +122,20 @@ pub struct Delivery {
     pub retried: u64,
     /// The earliest input record with output that could not be delivered.
     pub failed_from: Option<usize>,
+}
+
+impl Delivery {
+    /// Adds a later delivery of the same batch.
+    pub fn add(&mut self, other: Delivery) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.calls += other.calls;
+        self.retried += other.retried;
+        self.failed_from = match (self.failed_from, other.failed_from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// Splits records into PutRecords-sized calls.
@@ -213,6 +247,25 @@ mod tests {
         let data: Vec<&[u8]> = out.iter().map(|p| p.record.data.as_slice()).collect();
         assert_eq!(data, [&b"aaaa\n"[..], b"bbbbbbb\n", b"cccccccccccccccc\n", b"dd\n"]);
         assert_eq!(out.iter().map(|p| p.first_source).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn records_taken_early_keep_distinct_keys_and_sources() {
+        let mut p = Packer::with_max_bytes("seed", 6);
+        let mut records = Vec::new();
+        for source in 0..6 {
+            p.push(source, b"line");
+            if p.ready() >= 2 {
+                records.extend(p.take_ready());
+            }
+        }
+        records.extend(p.finish());
+        assert_eq!(records.len(), 6);
+        assert_eq!(records.iter().map(|p| p.first_source).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+        let mut keys: Vec<&str> = records.iter().map(|p| p.record.partition_key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 6, "one key per record, across takes");
     }
 
     #[test]

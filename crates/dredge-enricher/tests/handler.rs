@@ -23,6 +23,8 @@ struct TestSink {
     /// Fail the first N entries offered (then accept).
     fail_first: Mutex<usize>,
     fail_always: bool,
+    /// Accept only this many entries in all, then fail every one.
+    accept_only: Option<usize>,
 }
 
 impl RecordSink for TestSink {
@@ -31,7 +33,8 @@ impl RecordSink for TestSink {
         Ok(records
             .iter()
             .map(|r| {
-                if self.fail_always || *fail_first > 0 {
+                let full = self.accept_only.is_some_and(|n| self.accepted.lock().unwrap().len() >= n);
+                if self.fail_always || full || *fail_first > 0 {
                     *fail_first = fail_first.saturating_sub(1);
                     Err(EntryError {
                         code: "ProvisionedThroughputExceededException".into(),
@@ -319,6 +322,42 @@ async fn a_stream_that_keeps_failing_makes_lambda_retry_from_the_first_record() 
     let seq = seqs(3);
     let out = e.process(&inputs(&payloads, &seq), NOW).await;
     assert_eq!(out.retry_from.as_deref(), Some(seq[0].as_str()));
+}
+
+/// Output is delivered while the batch is written; when the stream stops
+/// taking it, the batch stops and Lambda retries from the first input whose
+/// output is not all delivered: nothing before it is missing.
+#[tokio::test]
+async fn a_stream_failing_mid_batch_stops_it_with_nothing_before_the_retry_point_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        EnricherConfig { put_backoff: std::time::Duration::ZERO, put_attempts: 2, ..EnricherConfig::default() };
+    let sink = TestSink { accept_only: Some(12), ..TestSink::default() };
+    let e = Enricher::new(
+        table().await,
+        sink,
+        Objects { inner: LocalObjects::new(dir.path()), fail: false },
+        config,
+        TagPolicy::default(),
+        None,
+    );
+    // 40 inputs of 1,000 flows each, about 35 MB of output: output records
+    // fill and are delivered long before the batch ends.
+    const FLOWS: i64 = 1000;
+    let payloads: Vec<Vec<u8>> = (0..40)
+        .map(|i| cloudwatch(&(0..FLOWS).map(|j| line("10.0.0.1", "10.0.0.5", i * FLOWS + j)).collect::<Vec<_>>()))
+        .collect();
+    let seq = seqs(payloads.len());
+    let out = e.process(&inputs(&payloads, &seq), NOW).await;
+    let retry = seq.iter().position(|s| Some(s.as_str()) == out.retry_from.as_deref()).expect("a retry point");
+    assert!(retry > 0, "the first records were delivered");
+    assert!(out.stats.output_lines < 40 * FLOWS as u64, "stopped early: {:?}", out.stats);
+    let mut per_input = vec![0i64; payloads.len()];
+    for l in e.sink().lines() {
+        per_input[(l["start"].as_i64().unwrap() / FLOWS) as usize] += 1;
+    }
+    assert!(per_input[..retry].iter().all(|&n| n == FLOWS), "{retry} {per_input:?}");
+    assert!(per_input[retry] < FLOWS, "{retry} {per_input:?}");
 }
 
 #[tokio::test]

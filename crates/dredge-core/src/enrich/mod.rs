@@ -4,6 +4,6 @@ mod json;
 pub mod schema;
 mod side;
 
-pub use json::{write_enriched, Sides};
+pub use json::{write_enriched, FlowWriter, SideWriter, Sides};
 pub use schema::{columns, Column, ColumnType, Cross, Side, SideField, Source, TIMESTAMP};
 pub use side::{decide, Attribution, SideFacts, SideOwner};

@@ -11,8 +11,8 @@ mod value;
 
 pub use field::{Field, Kind};
 pub use format::{Format, FormatError, DEFAULT_FIELDS};
-pub use line::LineError;
 pub use gzip::{gunzip_bounded, is_gzip, Inflater};
+pub use line::LineError;
 pub use payload::{DecodeOptions, DecodeStats, Decoder, Item, PayloadError, PayloadKind, DEFAULT_MAX_DECOMPRESSED};
 pub use record::{write_json_str, write_json_value, Record};
 pub use value::{Action, AddrType, FlowDirection, LogStatus, Value};

@@ -25,6 +25,11 @@ impl<'v, 'a> Record<'v, 'a> {
         self.format
     }
 
+    /// The values, in the format's field order.
+    pub fn values(&self) -> &'v [Value<'a>] {
+        self.values
+    }
+
     /// The fields of the record's format with their values, in line order.
     pub fn iter(&self) -> impl Iterator<Item = (Field, Value<'a>)> + 'v {
         self.format.fields().iter().copied().zip(self.values.iter().copied())
@@ -103,6 +108,17 @@ pub fn write_json_value(value: &Value<'_>, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::UInt(v) => out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes()),
+        Value::Addr(IpAddr::V4(a)) => {
+            // The common case, without the formatting machinery.
+            out.push(b'"');
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+            out.push(b'"');
+        }
         Value::Addr(a) => {
             // Infallible: writing to a Vec.
             let _ = write!(out, "\"{a}\"");
@@ -148,6 +164,15 @@ mod tests {
         assert_eq!(obj["start"], 1431280876u64);
         assert_eq!(obj["log_status"], "NODATA");
         assert!(rec.is_status_only());
+    }
+
+    #[test]
+    fn addresses_are_written_in_canonical_form() {
+        for a in ["0.0.0.0", "10.0.0.1", "192.168.100.255", "255.255.255.255", "2001:db8::1", "::ffff:10.0.0.1"] {
+            let mut out = Vec::new();
+            write_json_value(&Value::Addr(a.parse().unwrap()), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("\"{a}\""));
+        }
     }
 
     #[test]
