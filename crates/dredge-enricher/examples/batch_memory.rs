@@ -153,6 +153,7 @@ fn main() {
         event_json.len() as f64 / 1e6 / secs
     );
     println!("  output: {} records, {} enriched, {} put calls", s.output_records, mb(s.output_bytes), s.put_calls);
+    println!("  passes: decode {:.1} ms, lookup {:.1} ms, write {:.1} ms", s.decode_ms, s.lookup_ms, s.write_ms);
     println!(
         "heap: {} live before the batch (fixture, caches, event JSON); parsed event {}; peak during the batch {} \
          (+{} over before)",

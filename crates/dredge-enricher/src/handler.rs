@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use base64::Engine;
 use dredge_core::enrich::{decide, FlowWriter, Side, SideFacts, SideOwner, SideWriter, Sides};
@@ -63,6 +64,12 @@ pub struct BatchStats {
     pub put_calls: u64,
     pub put_retried: u64,
     pub dead_letter_lines: u64,
+    /// Wall time of each pass: decoding (with inflating and the flow
+    /// fields' output), lookups (cache and store), writing (deciding,
+    /// completing and delivering output).
+    pub decode_ms: f64,
+    pub lookup_ms: f64,
+    pub write_ms: f64,
 }
 
 /// The batch's result: the counters, and the input record Lambda must
@@ -227,6 +234,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             error: Some(error),
         };
 
+        let started = Instant::now();
         // Pass 1: decode, write each flow's first half, collect lookups and
         // rejects.
         let mut enis = Interner::default();
@@ -294,6 +302,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         }
         drop(inflater);
 
+        stats.decode_ms = ms(started);
+        let started = Instant::now();
         // Pass 2: look everything up at once.
         let infos = match self.eni_infos(&enis.names, now, &mut stats).await {
             Ok(i) => i,
@@ -302,13 +312,11 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         // The VPC of each logging ENI, for formats without `vpc-id`.
         let eni_vpcs: Vec<Option<u32>> =
             infos.iter().map(|i| i.as_ref().and_then(|i| i.owner.vpc_id.as_deref()).map(|v| vpcs.id(v))).collect();
-        // Each distinct (VPC, address) becomes one key and each distinct
-        // (key, start) one query, found by small ids: no allocation per flow.
+        // Each distinct (VPC, address) becomes one key, found by small ids;
+        // each side of each flow one query of a key at the flow's start.
         let mut keys: Vec<AddressKey> = Vec::new();
         let mut key_ids: FastHashMap<(Option<u32>, IpAddr), Option<u32>> = FastHashMap::default();
-        let mut queries: Vec<(AddressKey, UnixTime)> = Vec::new();
-        let mut query_ids: FastHashMap<(u32, i64), u32> =
-            FastHashMap::with_capacity_and_hasher(flows.len(), Default::default());
+        let mut queries: Vec<(u32, UnixTime)> = Vec::with_capacity(2 * flows.len());
         for flow in &mut flows {
             let Some(start) = flow.start else { continue };
             let vpc = flow.vpc.or_else(|| flow.eni.and_then(|e| eni_vpcs[e as usize]));
@@ -321,18 +329,15 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     keys.push(AddressKey::new(scope, addr));
                     Some(keys.len() as u32 - 1)
                 }))?;
-                let next = queries.len() as u32;
-                Some(*query_ids.entry((key, start)).or_insert_with(|| {
-                    queries.push((keys[key as usize].clone(), UnixTime(start)));
-                    next
-                }))
+                queries.push((key, UnixTime(start)));
+                Some(queries.len() as u32 - 1)
             };
             flow.src_query = query(flow.src);
             flow.dst_query = query(flow.dst);
         }
-        drop((keys, key_ids, query_ids));
+        drop(key_ids);
         let before = self.cache.stats();
-        let owners = match self.cache.lookup(&self.store, &queries, now).await {
+        let owners = match self.cache.lookup(&self.store, &keys, &queries, now).await {
             Ok(o) => o,
             Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
         };
@@ -341,6 +346,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         stats.cache_misses = after.misses - before.misses;
         stats.store_calls += after.store_calls - before.store_calls;
 
+        stats.lookup_ms = ms(started);
+        let started = Instant::now();
         // Pass 3: decide both sides, complete each line, and deliver output
         // records as they fill.
         let seed = inputs.first().map_or("", |i| i.sequence_number);
@@ -355,8 +362,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     (Some(deleted), Some(start)) => start < deleted.0,
                     _ => true,
                 });
-            let src_owner = flow.src_query.and_then(|q| owners[q as usize].as_deref());
-            let dst_owner = flow.dst_query.and_then(|q| owners[q as usize].as_deref());
+            let src_owner = flow.src_query.and_then(|q| owners.get(q as usize));
+            let dst_owner = flow.dst_query.and_then(|q| owners.get(q as usize));
             let logging = logging_side(flow, info, eni_name, src_owner, dst_owner);
             let sides = if flow.start.is_some() {
                 let side = |which: Side, addr, owner| {
@@ -405,6 +412,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             delivery.add(deliver(&self.sink, packer.finish(), self.config.put_attempts, self.config.put_backoff).await);
         }
 
+        stats.write_ms = ms(started);
         // Rejected input goes to the dead-letter store before anything is
         // reported done: it is never dropped.
         let mut retry: Option<(usize, String)> = None;
@@ -432,6 +440,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             None => BatchOutcome { stats, retry_from: None, error: None },
         }
     }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Which side is the interface that logged the flow: by the ENI's known

@@ -62,6 +62,9 @@ pub fn metrics(stats: &BatchStats, function: &str) -> emf::Document {
         .count("OutputRecords", stats.output_records)
         .metric("OutputBytes", stats.output_bytes as f64, emf::Unit::Bytes)
         .count("PutCalls", stats.put_calls)
-        .count("PutRetried", stats.put_retried);
+        .count("PutRetried", stats.put_retried)
+        .metric("DecodeTime", stats.decode_ms, emf::Unit::Milliseconds)
+        .metric("LookupTime", stats.lookup_ms, emf::Unit::Milliseconds)
+        .metric("WriteTime", stats.write_ms, emf::Unit::Milliseconds);
     doc
 }

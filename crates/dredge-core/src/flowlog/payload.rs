@@ -154,7 +154,8 @@ impl Decoder {
                 "DATA_MESSAGE" => {
                     let mut lines = LineDecoder::new(format);
                     for (i, event) in doc.log_events.iter().enumerate() {
-                        lines.line(i + 1, event.message.as_bytes(), &mut stats, visit);
+                        // JSON strings are UTF-8 already.
+                        lines.text(i + 1, &event.message, &mut stats, visit);
                     }
                     PayloadKind::CloudWatchData
                 }
@@ -192,17 +193,25 @@ impl<'f, 'a> LineDecoder<'f, 'a> {
         LineDecoder { format: Cow::Borrowed(format), values: Vec::with_capacity(format.len()) }
     }
 
+    /// A line of raw text: checked to be UTF-8 first.
     fn line(&mut self, number: usize, raw: &'a [u8], stats: &mut DecodeStats, visit: &mut dyn FnMut(Item<'_, '_>)) {
-        let raw = raw.trim_ascii();
-        if raw.is_empty() {
+        match std::str::from_utf8(raw) {
+            Ok(text) => self.text(number, text, stats, visit),
+            Err(_) => {
+                stats.rejected += 1;
+                visit(Item::Rejected { line: number, error: LineError::NotUtf8 });
+            }
+        }
+    }
+
+    fn text(&mut self, number: usize, text: &'a str, stats: &mut DecodeStats, visit: &mut dyn FnMut(Item<'_, '_>)) {
+        let text = text.trim_ascii();
+        if text.is_empty() {
             return;
         }
         let mut reject = |error: LineError, stats: &mut DecodeStats| {
             stats.rejected += 1;
             visit(Item::Rejected { line: number, error });
-        };
-        let Ok(text) = std::str::from_utf8(raw) else {
-            return reject(LineError::NotUtf8, stats);
         };
         // Only a line starting with a letter or `${` can be a header; data
         // lines start with a digit, `-` or an id such as `eni-`, which the

@@ -7,13 +7,14 @@
 //! for a flow starting at `t` only while `t + freshness <= f` (changes up to
 //! `t` had landed when it was fetched) and the entry is younger than `ttl`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::FastHashMap;
 
 use super::owner::Owner;
 use super::store::{OwnershipStore, StoreResult};
 use super::time::UnixTime;
-use super::timeline::{AddressKey, Resolution, Timeline};
+use super::timeline::{AddressKey, Located, Mark, Timeline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -51,16 +52,61 @@ struct Entry {
 /// Keys per store call: DynamoDB's BatchGetItem limit.
 const BATCH: usize = 100;
 
+/// Where a query's owner was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Unowned at that time (or unknown to the store's history too).
+    Free,
+    /// An open mark of a key's timeline.
+    Mark { key: u32, mark: u32 },
+    /// An owner the store's history gave.
+    History(u32),
+}
+
+/// What [`OwnerCache::lookup`] found: each query's owner, borrowed from
+/// shared timelines.
+#[derive(Debug)]
+pub struct Owners {
+    timelines: Vec<Option<Arc<Timeline>>>,
+    found: Vec<Found>,
+    owned: Vec<Owner>,
+}
+
+impl Owners {
+    /// The owner of query `i`; `None` when the address was unowned then.
+    pub fn get(&self, i: usize) -> Option<&Owner> {
+        match self.found[i] {
+            Found::Free => None,
+            Found::Mark { key, mark } => {
+                let timeline = self.timelines[key as usize].as_deref().expect("a found mark's timeline is kept");
+                match &timeline.marks()[mark as usize] {
+                    Mark::Open { owner, .. } => Some(owner),
+                    Mark::Close { .. } => unreachable!("found marks are open marks"),
+                }
+            }
+            Found::History(i) => Some(&self.owned[i as usize]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OwnerCache {
     config: CacheConfig,
-    entries: Mutex<HashMap<AddressKey, Entry>>,
+    entries: Mutex<FastHashMap<AddressKey, Entry>>,
     stats: Mutex<CacheStats>,
 }
 
 impl OwnerCache {
     pub fn new(config: CacheConfig) -> Self {
-        OwnerCache { config, entries: Mutex::new(HashMap::new()), stats: Mutex::new(CacheStats::default()) }
+        OwnerCache { config, entries: Mutex::default(), stats: Mutex::default() }
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -79,91 +125,96 @@ impl OwnerCache {
         now.0 - e.fetched_at.0 <= self.config.ttl_seconds && at.0 + self.config.freshness_seconds <= e.fetched_at.0
     }
 
-    /// The owner for each (address, time) query, in order. `now` is the
-    /// wall clock (passed in so tests control it). Owners are shared: many
-    /// flows of a batch name the same one.
+    /// The owner of each query: an index into `keys` and a time. `now` is
+    /// the wall clock (passed in so tests control it). Each key is looked
+    /// up once however many queries name it; owners are borrowed from the
+    /// cached timelines, never copied.
     pub async fn lookup<S: OwnershipStore>(
         &self,
         store: &S,
-        queries: &[(AddressKey, UnixTime)],
+        keys: &[AddressKey],
+        queries: &[(u32, UnixTime)],
         now: UnixTime,
-    ) -> StoreResult<Vec<Option<Arc<Owner>>>> {
-        let mut answers: Vec<Option<Option<Arc<Owner>>>> = vec![None; queries.len()];
-        // One shared copy per owner of the cached timelines. While a lock
-        // guard is held the map does not change, so an owner's address
-        // identifies it; the memo is cleared whenever the guard is let go
-        // (a replaced timeline's memory may be reused).
-        let mut shared: HashMap<usize, Arc<Owner>> = HashMap::new();
-        fn share(shared: &mut HashMap<usize, Arc<Owner>>, o: &Owner) -> Arc<Owner> {
-            shared.entry(o as *const Owner as usize).or_insert_with(|| Arc::new(o.clone())).clone()
+    ) -> StoreResult<Owners> {
+        // A cached entry answers a key only if it answers the key's latest
+        // query: then it answers all of them.
+        let mut latest: Vec<Option<UnixTime>> = vec![None; keys.len()];
+        for &(k, at) in queries {
+            let l = &mut latest[k as usize];
+            *l = Some(l.map_or(at, |l| l.max(at)));
         }
-        let mut missing: Vec<AddressKey> = Vec::new();
+        let mut timelines: Vec<Option<(Arc<Timeline>, bool)>> = vec![None; keys.len()];
+        let mut missing: Vec<usize> = Vec::new();
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let mut seen = std::collections::HashSet::new();
-            for (i, (key, at)) in queries.iter().enumerate() {
-                match entries.get(key).filter(|e| self.usable(e, *at, now)) {
-                    Some(e) => match e.timeline.resolve(*at, e.complete) {
-                        Resolution::Owned(o) => answers[i] = Some(Some(share(&mut shared, o))),
-                        Resolution::Free => answers[i] = Some(None),
-                        Resolution::Unknown => {}
-                    },
-                    None => {
-                        if seen.insert(key) {
-                            missing.push(key.clone());
-                        }
-                    }
+            for (k, key) in keys.iter().enumerate() {
+                let Some(at) = latest[k] else { continue };
+                match entries.get(key).filter(|e| self.usable(e, at, now)) {
+                    Some(e) => timelines[k] = Some((e.timeline.clone(), e.complete)),
+                    None => missing.push(k),
                 }
             }
         }
-        let hits = answers.iter().filter(|a| a.is_some()).count() as u64;
         let mut calls = 0u64;
+        let mut fetched = vec![false; keys.len()];
         if !missing.is_empty() {
             // One call: the store splits it into batches and may run them
             // concurrently.
             calls += missing.len().div_ceil(BATCH) as u64;
-            let heads = store.heads(&missing).await?;
-            let fetched: Vec<_> = missing.into_iter().zip(heads).collect();
-            shared.clear();
+            let asked: Vec<AddressKey> = missing.iter().map(|&k| keys[k].clone()).collect();
+            let heads = store.heads(&asked).await?;
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            for (key, head) in fetched {
-                let entry = Entry { timeline: Arc::new(head.timeline), complete: head.complete, fetched_at: now };
-                entries.insert(key, entry);
+            for ((k, key), head) in missing.into_iter().zip(asked).zip(heads) {
+                // Freshly fetched: authoritative as of now, whatever the flow time.
+                let timeline = Arc::new(head.timeline);
+                timelines[k] = Some((timeline.clone(), head.complete));
+                fetched[k] = true;
+                entries.insert(key, Entry { timeline, complete: head.complete, fetched_at: now });
             }
             self.evict(&mut entries, now);
-            for (i, (key, at)) in queries.iter().enumerate() {
-                if answers[i].is_some() {
-                    continue;
-                }
-                // Freshly fetched: authoritative as of now, whatever the flow time.
-                if let Some(e) = entries.get(key).filter(|e| e.fetched_at == now) {
-                    match e.timeline.resolve(*at, e.complete) {
-                        Resolution::Owned(o) => answers[i] = Some(Some(share(&mut shared, o))),
-                        Resolution::Free => answers[i] = Some(None),
-                        Resolution::Unknown => {}
-                    }
-                }
+        }
+        let mut found = Vec::with_capacity(queries.len());
+        let mut history: Vec<usize> = Vec::new();
+        let mut hits = 0u64;
+        for (i, &(k, at)) in queries.iter().enumerate() {
+            let (timeline, complete) = timelines[k as usize].as_ref().expect("every queried key has a timeline");
+            let located = timeline.locate(at, *complete);
+            // A hit: answered by what was cached before this lookup.
+            if !fetched[k as usize] && located != Located::Unknown {
+                hits += 1;
             }
+            found.push(match located {
+                Located::Open(mark) => Found::Mark { key: k, mark: mark as u32 },
+                Located::Free => Found::Free,
+                Located::Unknown => {
+                    history.push(i);
+                    Found::Free
+                }
+            });
         }
         // Times older than any cached head: ask the store's history.
-        let history: Vec<usize> = (0..queries.len()).filter(|i| answers[*i].is_none()).collect();
+        let mut owned = Vec::new();
         if !history.is_empty() {
-            let asked: Vec<(AddressKey, UnixTime)> = history.iter().map(|i| queries[*i].clone()).collect();
+            let asked: Vec<(AddressKey, UnixTime)> =
+                history.iter().map(|&i| (keys[queries[i].0 as usize].clone(), queries[i].1)).collect();
             calls += asked.len().div_ceil(BATCH) as u64;
-            let owners = store.lookup(&asked).await?;
-            for (i, owner) in history.into_iter().zip(owners) {
-                answers[i] = Some(owner.map(Arc::new));
+            for (i, owner) in history.into_iter().zip(store.lookup(&asked).await?) {
+                if let Some(owner) = owner {
+                    found[i] = Found::History(owned.len() as u32);
+                    owned.push(owner);
+                }
             }
         }
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.hits += hits;
         stats.misses += queries.len() as u64 - hits;
         stats.store_calls += calls;
-        Ok(answers.into_iter().map(|a| a.flatten()).collect())
+        let timelines = timelines.into_iter().map(|t| t.map(|(t, _)| t)).collect();
+        Ok(Owners { timelines, found, owned })
     }
 
     /// Drops expired entries, then (still over capacity) the oldest.
-    fn evict(&self, entries: &mut HashMap<AddressKey, Entry>, now: UnixTime) {
+    fn evict(&self, entries: &mut FastHashMap<AddressKey, Entry>, now: UnixTime) {
         if entries.len() <= self.config.capacity {
             return;
         }
@@ -201,16 +252,36 @@ mod tests {
         store
     }
 
+    /// Looks up (key, time) pairs, each distinct key once.
+    fn ask(cache: &OwnerCache, store: &impl OwnershipStore, queries: &[(AddressKey, UnixTime)], now: i64) -> Owners {
+        let mut keys: Vec<AddressKey> = Vec::new();
+        let queries: Vec<(u32, UnixTime)> = queries
+            .iter()
+            .map(|(key, at)| {
+                let k = keys.iter().position(|k| k == key).unwrap_or_else(|| {
+                    keys.push(key.clone());
+                    keys.len() - 1
+                });
+                (k as u32, *at)
+            })
+            .collect();
+        ready(cache.lookup(store, &keys, &queries, UnixTime(now))).unwrap()
+    }
+
+    fn enis(owners: &Owners) -> Vec<Option<String>> {
+        (0..owners.len()).map(|i| owners.get(i).map(|o| o.eni_id.clone())).collect()
+    }
+
     #[test]
     fn a_warm_batch_costs_no_store_call() {
         let store = store_with(200);
         let cache = OwnerCache::new(CacheConfig::default());
         let queries: Vec<_> = (0..200).map(|i| (key(i), UnixTime(500))).collect();
-        let cold = ready(cache.lookup(&store, &queries, UnixTime(1000))).unwrap();
-        assert!(cold.iter().all(Option::is_some));
+        let cold = ask(&cache, &store, &queries, 1000);
+        assert!(enis(&cold).iter().all(Option::is_some));
         assert_eq!(cache.stats().store_calls, 2, "200 keys: two batches of 100");
-        let warm = ready(cache.lookup(&store, &queries, UnixTime(1010))).unwrap();
-        assert_eq!(warm, cold);
+        let warm = ask(&cache, &store, &queries, 1010);
+        assert_eq!(enis(&warm), enis(&cold));
         let stats = cache.stats();
         assert_eq!((stats.store_calls, stats.hits, stats.misses), (2, 200, 200));
     }
@@ -219,28 +290,100 @@ mod tests {
     fn recent_flows_and_old_entries_go_back_to_the_store() {
         let store = store_with(1);
         let cache = OwnerCache::new(CacheConfig { capacity: 10, ttl_seconds: 300, freshness_seconds: 120 });
-        ready(cache.lookup(&store, &[(key(0), UnixTime(500))], UnixTime(1000))).unwrap();
+        ask(&cache, &store, &[(key(0), UnixTime(500))], 1000);
         assert_eq!(cache.stats().store_calls, 1);
         // A flow from after the fetch (minus freshness) is not answered from it.
-        ready(cache.lookup(&store, &[(key(0), UnixTime(950))], UnixTime(1001))).unwrap();
+        ask(&cache, &store, &[(key(0), UnixTime(950))], 1001);
         assert_eq!(cache.stats().store_calls, 2);
         // Past the TTL the entry is refetched.
-        ready(cache.lookup(&store, &[(key(0), UnixTime(500))], UnixTime(1400))).unwrap();
+        ask(&cache, &store, &[(key(0), UnixTime(500))], 1400);
         assert_eq!(cache.stats().store_calls, 3);
     }
 
     #[test]
-    fn answers_share_one_copy_per_owner() {
+    fn answers_borrow_one_copy_per_owner() {
         let store = store_with(1);
         let cache = OwnerCache::new(CacheConfig::default());
         let queries = [(key(0), UnixTime(500)), (key(0), UnixTime(600)), (key(1), UnixTime(600))];
         for now in [1000, 1010] {
-            let a = ready(cache.lookup(&store, &queries, UnixTime(now))).unwrap();
-            let (first, second) = (a[0].as_ref().unwrap(), a[1].as_ref().unwrap());
-            assert!(Arc::ptr_eq(first, second), "cold and warm alike");
+            let a = ask(&cache, &store, &queries, now);
+            let (first, second) = (a.get(0).unwrap(), a.get(1).unwrap());
+            assert!(std::ptr::eq(first, second), "cold and warm alike");
             assert_eq!(first.eni_id, "eni-0");
-            assert!(a[2].is_none());
+            assert!(a.get(2).is_none());
         }
+    }
+
+    /// A store whose heads hold only the latest mark, as DynamoDB's hold
+    /// the latest few: older times need the history.
+    struct ShortHeads(MemoryStore);
+
+    impl OwnershipStore for ShortHeads {
+        async fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
+            self.0.put_marks(marks).await
+        }
+        async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
+            self.0.lookup(queries).await
+        }
+        async fn heads(&self, keys: &[AddressKey]) -> StoreResult<Vec<super::super::Head>> {
+            let full = self.0.heads(keys).await?;
+            Ok(full
+                .into_iter()
+                .map(|h| super::super::Head { complete: h.timeline.marks().len() <= 1, timeline: h.timeline.latest(1) })
+                .collect())
+        }
+        async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
+            self.0.timeline(key).await
+        }
+        async fn timelines(&self) -> StoreResult<Vec<(AddressKey, Timeline)>> {
+            self.0.timelines().await
+        }
+        async fn eni(&self, by: &super::super::EniRef) -> StoreResult<Option<super::super::EniRecord>> {
+            self.0.eni(by).await
+        }
+        async fn enis_of_instance(&self, instance_id: &str) -> StoreResult<Vec<super::super::EniRecord>> {
+            self.0.enis_of_instance(instance_id).await
+        }
+        async fn enis(&self) -> StoreResult<Vec<super::super::EniRecord>> {
+            self.0.enis().await
+        }
+        async fn put_eni(&self, record: &super::super::EniRecord) -> StoreResult<()> {
+            self.0.put_eni(record).await
+        }
+        async fn instance(&self, instance_id: &str) -> StoreResult<Option<super::super::InstanceRecord>> {
+            self.0.instance(instance_id).await
+        }
+        async fn put_instance(&self, record: &super::super::InstanceRecord) -> StoreResult<()> {
+            self.0.put_instance(record).await
+        }
+    }
+
+    /// Times before the cached marks are asked of the store's history; a
+    /// closed interval reads as free.
+    #[test]
+    fn older_times_fall_back_to_the_history() {
+        let store = MemoryStore::new();
+        let owner = |eni: &str| Owner::new(eni, OwnerKind::Instance);
+        let marks: Vec<_> = [
+            Mark::Open { at: UnixTime(100), owner: owner("eni-old") },
+            Mark::Close { at: UnixTime(200), eni_id: "eni-old".into() },
+            Mark::Open { at: UnixTime(300), owner: owner("eni-new") },
+        ]
+        .into_iter()
+        .map(|m| (key(0), m))
+        .collect();
+        ready(crate::ownership::OwnershipStore::put_marks(&store, &marks)).unwrap();
+        let store = ShortHeads(store);
+        let cache = OwnerCache::new(CacheConfig::default());
+        let queries: Vec<_> = [150, 250, 350].map(|t| (key(0), UnixTime(t))).into();
+        let want = [Some("eni-old".to_owned()), None, Some("eni-new".to_owned())];
+        let cold = ask(&cache, &store, &queries, 1000);
+        assert_eq!(enis(&cold), want);
+        assert_eq!(cache.stats().store_calls, 2, "one head batch, one history batch");
+        let warm = ask(&cache, &store, &queries, 1001);
+        assert_eq!(enis(&warm), want);
+        let stats = cache.stats();
+        assert_eq!((stats.store_calls, stats.hits), (3, 1), "the head answers only the latest time");
     }
 
     #[test]
@@ -248,7 +391,7 @@ mod tests {
         let store = store_with(50);
         let cache = OwnerCache::new(CacheConfig { capacity: 20, ttl_seconds: 300, freshness_seconds: 0 });
         for i in 0..50 {
-            ready(cache.lookup(&store, &[(key(i), UnixTime(500))], UnixTime(1000 + i64::from(i)))).unwrap();
+            ask(&cache, &store, &[(key(i), UnixTime(500))], 1000 + i64::from(i));
         }
         assert!(cache.len() <= 20, "{}", cache.len());
     }

@@ -17,7 +17,7 @@ mod time;
 mod timeline;
 
 pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
-pub use cache::{CacheConfig, CacheStats, OwnerCache};
+pub use cache::{CacheConfig, CacheStats, OwnerCache, Owners};
 pub use change::Change;
 pub use eni::Eni;
 pub use memory::{MemoryStore, STATE_FILE};
@@ -25,4 +25,4 @@ pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
 pub use store::{EniRecord, EniRef, Head, InstanceRecord, OwnershipStore, StoreError, StoreResult};
 pub use time::{BadTime, UnixTime};
-pub use timeline::{AddressKey, Interval, Mark, Resolution, Timeline};
+pub use timeline::{AddressKey, Interval, Located, Mark, Resolution, Timeline};

@@ -99,6 +99,14 @@ pub enum Resolution<'a> {
     Unknown,
 }
 
+/// [`Resolution`] by position: the index of the owner's open mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    Open(usize),
+    Free,
+    Unknown,
+}
+
 /// The marks of one address, sorted by [`Mark::key`], without duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -143,25 +151,34 @@ impl Timeline {
     /// The owner at `at`, treating the marks held as the complete history
     /// (`complete`) or as only its latest part.
     pub fn resolve(&self, at: UnixTime, complete: bool) -> Resolution<'_> {
-        // Marks at or before `at`, newest first.
+        match self.locate(at, complete) {
+            Located::Open(i) => match &self.marks[i] {
+                Mark::Open { owner, .. } => Resolution::Owned(owner),
+                Mark::Close { .. } => unreachable!("locate names open marks"),
+            },
+            Located::Free => Resolution::Free,
+            Located::Unknown => Resolution::Unknown,
+        }
+    }
+
+    /// [`Timeline::resolve`], naming the owner's open mark by its index in
+    /// [`Timeline::marks`].
+    pub fn locate(&self, at: UnixTime, complete: bool) -> Located {
+        // The newest open mark at or before `at`, unless a close of the same
+        // ENI came after it.
         let upto = self.marks.partition_point(|m| m.at() <= at);
-        let mut closed_since: Vec<&str> = Vec::new();
-        for mark in self.marks[..upto].iter().rev() {
-            match mark {
-                Mark::Close { eni_id, .. } => closed_since.push(eni_id),
-                Mark::Open { owner, .. } => {
-                    return if closed_since.contains(&owner.eni_id.as_str()) {
-                        Resolution::Free
-                    } else {
-                        Resolution::Owned(owner)
-                    };
-                }
+        for i in (0..upto).rev() {
+            if let Mark::Open { owner, .. } = &self.marks[i] {
+                let closed = self.marks[i + 1..upto]
+                    .iter()
+                    .any(|m| matches!(m, Mark::Close { eni_id, .. } if *eni_id == owner.eni_id));
+                return if closed { Located::Free } else { Located::Open(i) };
             }
         }
         if complete {
-            Resolution::Free
+            Located::Free
         } else {
-            Resolution::Unknown
+            Located::Unknown
         }
     }
 
