@@ -26,8 +26,9 @@ use dredge_core::sink::RecordSink;
 use dredge_core::FastHashMap;
 use serde::Serialize;
 
+use crate::buffers::{BufferPool, Chunks, Span};
 use crate::config::EnricherConfig;
-use crate::output::{deliver, Delivery, Packer};
+use crate::output::{deliver, Delivery, Packer, RECORD_BUFFER};
 
 /// One input record, as Kinesis delivered it.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +88,10 @@ pub struct BatchOutcome {
 /// held at once.
 const DELIVER_EVERY: usize = 10;
 
+/// 1 MiB buffers kept between batches: enough for the flow halves of a
+/// batch of a full 6 MB event and the output records in flight.
+const KEEP_BUFFERS: usize = 64;
+
 /// What the table knows of one logging ENI.
 #[derive(Debug)]
 struct EniInfo {
@@ -133,9 +138,8 @@ struct Flow {
     dst_query: Option<u32>,
     /// The input record it came from.
     input: u32,
-    /// Where its output's first half ends in the batch's flow JSON (it
-    /// starts where the previous flow's ends).
-    json_end: usize,
+    /// Its output's first half (timestamp and flow fields).
+    half: Span,
 }
 
 /// The enricher with its backends; built once per container.
@@ -149,6 +153,7 @@ pub struct Enricher<S, K, O> {
     decoder: Decoder,
     cache: OwnerCache,
     enis: Mutex<EniCache>,
+    buffers: BufferPool,
 }
 
 impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
@@ -163,7 +168,18 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         let decoder =
             Decoder::new(DecodeOptions { format: config.format.clone(), max_decompressed: config.max_decompressed });
         let cache = OwnerCache::new(config.cache);
-        Enricher { store, sink, dead_letter, config, policy, ranges, decoder, cache, enis: Mutex::new(HashMap::new()) }
+        Enricher {
+            store,
+            sink,
+            dead_letter,
+            config,
+            policy,
+            ranges,
+            decoder,
+            cache,
+            enis: Mutex::new(HashMap::new()),
+            buffers: BufferPool::new(RECORD_BUFFER, KEEP_BUFFERS),
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -240,7 +256,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         let mut enis = Interner::default();
         let mut vpcs = Interner::default();
         let mut flows: Vec<Flow> = Vec::new();
-        let mut flow_json: Vec<u8> = Vec::new();
+        let mut halves = Chunks::new(&self.buffers);
         let mut flow_writer = FlowWriter::new();
         let mut inflater = Inflater::new();
         let mut rejects: Vec<serde_json::Value> = Vec::new();
@@ -261,7 +277,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
                     // Flows without a start are timestamped on arrival.
                     let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
-                    flow_writer.write(&record, timestamp, &mut flow_json);
+                    let half = halves.write(|out| flow_writer.write(&record, timestamp, out));
                     flows.push(Flow {
                         src: record.addr(Field::Srcaddr),
                         dst: record.addr(Field::Dstaddr),
@@ -272,7 +288,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                         src_query: None,
                         dst_query: None,
                         input: index as u32,
-                        json_end: flow_json.len(),
+                        half,
                     });
                 }
                 Item::Rejected { line, error } => {
@@ -351,10 +367,9 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         // Pass 3: decide both sides, complete each line, and deliver output
         // records as they fill.
         let seed = inputs.first().map_or("", |i| i.sequence_number);
-        let mut packer = Packer::new(seed);
+        let mut packer = Packer::new(seed, &self.buffers);
         let mut side_writer = SideWriter::new();
         let mut delivery = Delivery::default();
-        let mut json_start = 0;
         for flow in &flows {
             let eni_name = flow.eni.map(|e| enis.names[e as usize].as_str());
             let info =
@@ -391,14 +406,20 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 stats.dst_unattributed += 1;
             }
             packer.push_with(flow.input as usize, |out| {
-                out.extend_from_slice(&flow_json[json_start..flow.json_end]);
+                out.extend_from_slice(halves.get(flow.half));
                 side_writer.write(&sides, out);
             });
-            json_start = flow.json_end;
             stats.output_lines += 1;
             if packer.ready() >= DELIVER_EVERY {
                 delivery.add(
-                    deliver(&self.sink, packer.take_ready(), self.config.put_attempts, self.config.put_backoff).await,
+                    deliver(
+                        &self.sink,
+                        packer.take_ready(),
+                        self.config.put_attempts,
+                        self.config.put_backoff,
+                        &self.buffers,
+                    )
+                    .await,
                 );
                 if delivery.failed_from.is_some() {
                     // Lambda retries from the earliest failed input, which
@@ -407,9 +428,11 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 }
             }
         }
-        drop(flow_json);
+        drop(halves);
         if delivery.failed_from.is_none() {
-            delivery.add(deliver(&self.sink, packer.finish(), self.config.put_attempts, self.config.put_backoff).await);
+            let last = packer.finish();
+            delivery
+                .add(deliver(&self.sink, last, self.config.put_attempts, self.config.put_backoff, &self.buffers).await);
         }
 
         stats.write_ms = ms(started);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use dredge_core::sink::{OutRecord, RecordSink, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
 
+use crate::buffers::BufferPool;
+
 /// An output record and the earliest input record it carries lines of.
 #[derive(Debug, Clone)]
 pub struct Packed {
@@ -16,13 +18,17 @@ pub struct Packed {
 
 /// Room left past `max_bytes` in a record's buffer, so that the line that
 /// overflows it is written without moving the buffer.
-const LINE_SLACK: usize = 16 * 1024;
+pub const LINE_SLACK: usize = 16 * 1024;
+
+/// The size of an output record's buffer: what a [`Packer`]'s pool holds.
+pub const RECORD_BUFFER: usize = MAX_RECORD_BYTES + LINE_SLACK;
 
 /// Packs newline-delimited lines into records of at most `max_bytes`.
-/// Lines are written straight into the record being filled, whose buffer is
-/// allocated once at its full size: no per-line copy, no regrowth.
+/// Lines are written straight into the record being filled, whose buffer
+/// comes from the pool at its full size: no per-line copy, no regrowth.
 #[derive(Debug)]
-pub struct Packer {
+pub struct Packer<'p> {
+    pool: &'p BufferPool,
     max_bytes: usize,
     seed: String,
     done: Vec<Packed>,
@@ -32,15 +38,17 @@ pub struct Packer {
     made: usize,
 }
 
-impl Packer {
+impl<'p> Packer<'p> {
     /// `seed` makes partition keys differ between batches (the batch's
-    /// first sequence number is a good one).
-    pub fn new(seed: &str) -> Self {
-        Packer::with_max_bytes(seed, MAX_RECORD_BYTES)
+    /// first sequence number is a good one); buffers of [`RECORD_BUFFER`]
+    /// bytes come from `pool`.
+    pub fn new(seed: &str, pool: &'p BufferPool) -> Self {
+        Packer::with_max_bytes(seed, MAX_RECORD_BYTES, pool)
     }
 
-    pub fn with_max_bytes(seed: &str, max_bytes: usize) -> Self {
+    pub fn with_max_bytes(seed: &str, max_bytes: usize, pool: &'p BufferPool) -> Self {
         Packer {
+            pool,
             max_bytes,
             seed: seed.to_owned(),
             done: Vec::new(),
@@ -59,14 +67,14 @@ impl Packer {
     /// record `source`.
     pub fn push_with(&mut self, source: usize, write: impl FnOnce(&mut Vec<u8>)) {
         if self.current.capacity() == 0 {
-            self.current = Vec::with_capacity(self.max_bytes.saturating_add(LINE_SLACK));
+            self.current = self.pool.take();
         }
         let start = self.current.len();
         write(&mut self.current);
         if start > 0 && self.current.len() + 1 > self.max_bytes {
             // The line does not fit: the lines before it are one record,
             // the line starts the next.
-            let mut next = Vec::with_capacity(self.max_bytes.saturating_add(LINE_SLACK));
+            let mut next = self.pool.take();
             next.extend_from_slice(&self.current[start..]);
             self.current.truncate(start);
             self.flush();
@@ -160,8 +168,15 @@ fn calls(records: &[OutRecord]) -> Vec<std::ops::Range<usize>> {
 
 /// Puts every record, retrying failed entries (and transiently failed
 /// calls) with exponential backoff, `attempts` times in all. Calls borrow
-/// the records: nothing is copied, even for a retry.
-pub async fn deliver<K: RecordSink>(sink: &K, records: Vec<Packed>, attempts: u32, backoff: Duration) -> Delivery {
+/// the records: nothing is copied, even for a retry. Buffers of records
+/// done with go back to `pool`.
+pub async fn deliver<K: RecordSink>(
+    sink: &K,
+    records: Vec<Packed>,
+    attempts: u32,
+    backoff: Duration,
+    pool: &BufferPool,
+) -> Delivery {
     let mut d = Delivery::default();
     let (mut pending, mut sources): (Vec<OutRecord>, Vec<usize>) =
         records.into_iter().map(|p| (p.record, p.first_source)).unzip();
@@ -185,6 +200,7 @@ pub async fn deliver<K: RecordSink>(sink: &K, records: Vec<Packed>, attempts: u3
                             Ok(()) => {
                                 d.records += 1;
                                 d.bytes += pending[i].data.len() as u64;
+                                pool.give(std::mem::take(&mut pending[i].data));
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "put entry failed");
@@ -222,7 +238,8 @@ mod tests {
 
     #[test]
     fn packs_lines_under_the_record_limit() {
-        let mut p = Packer::with_max_bytes("seed", 10);
+        let pool = BufferPool::new(64, 4);
+        let mut p = Packer::with_max_bytes("seed", 10, &pool);
         p.push(3, b"aaaa");
         p.push(4, b"bbbb");
         p.push(5, b"cc");
@@ -237,7 +254,8 @@ mod tests {
 
     #[test]
     fn lines_written_in_place_pack_like_pushed_ones() {
-        let mut p = Packer::with_max_bytes("seed", 12);
+        let pool = BufferPool::new(64, 4);
+        let mut p = Packer::with_max_bytes("seed", 12, &pool);
         p.push_with(0, |out| out.extend_from_slice(b"aaaa"));
         p.push_with(1, |out| out.extend_from_slice(b"bbbbbbb"));
         // Longer than a record on its own: alone in its record, never split.
@@ -251,7 +269,8 @@ mod tests {
 
     #[test]
     fn records_taken_early_keep_distinct_keys_and_sources() {
-        let mut p = Packer::with_max_bytes("seed", 6);
+        let pool = BufferPool::new(64, 4);
+        let mut p = Packer::with_max_bytes("seed", 6, &pool);
         let mut records = Vec::new();
         for source in 0..6 {
             p.push(source, b"line");
@@ -316,8 +335,9 @@ mod tests {
 
     #[tokio::test]
     async fn retries_only_the_failed_entries() {
+        let pool = BufferPool::new(64, 4);
         let sink = Flaky { fail: vec![b'b'], times: 2, seen: Default::default(), accepted: Default::default() };
-        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"b", 1), packed(b"c", 2)], 5, Duration::ZERO).await;
+        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"b", 1), packed(b"c", 2)], 5, Duration::ZERO, &pool).await;
         assert_eq!(d.failed_from, None);
         assert_eq!((d.records, d.retried, d.calls), (3, 2, 3));
         let mut accepted = sink.accepted.lock().unwrap().clone();
@@ -327,8 +347,9 @@ mod tests {
 
     #[tokio::test]
     async fn reports_the_earliest_source_it_gave_up_on() {
+        let pool = BufferPool::new(64, 4);
         let sink = Flaky { fail: vec![b'b', b'c'], times: 99, seen: Default::default(), accepted: Default::default() };
-        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"c", 4), packed(b"b", 2)], 3, Duration::ZERO).await;
+        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"c", 4), packed(b"b", 2)], 3, Duration::ZERO, &pool).await;
         assert_eq!(d.failed_from, Some(2));
         assert_eq!(d.records, 1);
     }
