@@ -12,6 +12,8 @@
 //! - `parse_and_handle`: `serde_json::from_slice::<KinesisEvent>` then
 //!   `lambda::handle` (what one invocation costs, minus the runtime's I/O);
 //! - `handle`: `lambda::handle` on an already parsed event;
+//! - `inflate_and_decode`: every payload inflated and decoded, nothing
+//!   looked up or written (the floor under `handle`);
 //! - `parse_event`: the event's JSON alone.
 
 #[path = "support/batch.rs"]
@@ -22,6 +24,7 @@ use std::sync::atomic::Ordering;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use dredge_core::flowlog::{DecodeOptions, Decoder, Field, Inflater, Item};
 use dredge_enricher::lambda::handle;
 
 fn bench(c: &mut Criterion) {
@@ -77,6 +80,26 @@ fn bench(c: &mut Criterion) {
                 let (response, outcome) = handle(&enricher, black_box(&parsed), batch::NOW).await;
                 black_box((response, outcome.stats.output_records))
             })
+        })
+    });
+    // The floor under `handle`: inflating and decoding every payload, with
+    // no lookups and no output. What the decoder alone costs per flow.
+    let decoder = Decoder::new(DecodeOptions::default());
+    group.bench_function("inflate_and_decode", |b| {
+        let mut inflater = Inflater::new();
+        b.iter(|| {
+            let mut n = 0u64;
+            for r in &parsed.records {
+                decoder
+                    .decode_with(black_box(&r.kinesis.data.0), &mut inflater, &mut |item| {
+                        if let Item::Record { record, .. } = item {
+                            n += u64::from(record.u64(Field::Start).is_some());
+                        }
+                    })
+                    .unwrap();
+            }
+            assert_eq!(n, flows);
+            n
         })
     });
     group.bench_function("parse_event", |b| {

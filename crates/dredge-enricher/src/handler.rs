@@ -353,10 +353,11 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         }
         drop(key_ids);
         let before = self.cache.stats();
-        let owners = match self.cache.lookup(&self.store, &keys, &queries, now).await {
+        let found = match self.cache.lookup(&self.store, &keys, &queries, now).await {
             Ok(o) => o,
             Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
         };
+        let owners = found.all();
         let after = self.cache.stats();
         stats.cache_hits = after.hits - before.hits;
         stats.cache_misses = after.misses - before.misses;
@@ -377,8 +378,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     (Some(deleted), Some(start)) => start < deleted.0,
                     _ => true,
                 });
-            let src_owner = flow.src_query.and_then(|q| owners.get(q as usize));
-            let dst_owner = flow.dst_query.and_then(|q| owners.get(q as usize));
+            let src_owner = flow.src_query.and_then(|q| owners[q as usize]);
+            let dst_owner = flow.dst_query.and_then(|q| owners[q as usize]);
             let logging = logging_side(flow, info, eni_name, src_owner, dst_owner);
             let sides = if flow.start.is_some() {
                 let side = |which: Side, addr, owner| {

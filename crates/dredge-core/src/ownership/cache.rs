@@ -88,6 +88,13 @@ impl Owners {
         }
     }
 
+    /// Every query's owner, in order: one pass that reads the timelines
+    /// while nothing else competes for the cache, so that later per-query
+    /// reads are one load each.
+    pub fn all(&self) -> Vec<Option<&Owner>> {
+        (0..self.found.len()).map(|i| self.get(i)).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.found.len()
     }
