@@ -12,7 +12,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
 use dredge_core::ownership::{Applier, Change, Eni, TagPolicy, UnixTime, ASG_TAG};
 use dredge_enricher::lambda::handle;
-use dredge_enricher::{Enricher, EnricherConfig};
+use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
 
 const VPC: &str = "vpc-0a1b2c3d4e5f60789";
 
@@ -62,17 +62,31 @@ async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<aws_sdk
     out.records().to_vec()
 }
 
-fn as_event(records: &[aws_sdk_kinesis::types::Record]) -> KinesisEvent {
+/// The Lambda event for records read off the stream, as
+/// `aws_lambda_events` writes it, read back as the enricher reads events.
+fn as_event(records: &[aws_sdk_kinesis::types::Record]) -> KinesisBatch {
     let mut event = KinesisEvent::default();
     for r in records {
         let mut rec = KinesisEventRecord::default();
         rec.kinesis.data.0 = r.data().as_ref().to_vec();
         rec.kinesis.sequence_number = r.sequence_number().to_owned();
         rec.kinesis.partition_key = r.partition_key().unwrap_or_default().to_owned();
+        if let Some(at) = r.approximate_arrival_timestamp() {
+            rec.kinesis.approximate_arrival_timestamp.0 =
+                chrono::DateTime::from_timestamp_millis(at.to_millis().unwrap()).unwrap();
+        }
         rec.event_source = Some("aws:kinesis".into());
         event.records.push(rec);
     }
-    event
+    let batch: KinesisBatch = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+    assert_eq!(batch.records.len(), records.len());
+    for (ours, theirs) in batch.records.iter().zip(&event.records) {
+        assert_eq!(ours.kinesis.data, theirs.kinesis.data.0);
+        assert_eq!(ours.kinesis.sequence_number, theirs.kinesis.sequence_number);
+        let ms = theirs.kinesis.approximate_arrival_timestamp.0.timestamp_millis();
+        assert!((ours.kinesis.approximate_arrival_timestamp * 1000.0 - ms as f64).abs() < 1.0);
+    }
+    batch
 }
 
 #[tokio::test]

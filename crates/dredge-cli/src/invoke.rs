@@ -10,14 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
 use dredge_core::ownership::{MemoryStore, UnixTime};
 use dredge_core::sink::{read_stream, FileStream};
 use dredge_enricher::lambda::{handle, metrics};
-use dredge_enricher::{Enricher, EnricherConfig, RangesSource};
+use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_ownership::emf::Sink;
 use dredge_ownership::{FileDescriber, Handler};
 
@@ -90,7 +89,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
             }
             let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
-            let event: KinesisEvent =
+            let event: KinesisBatch =
                 serde_json::from_slice(&bytes).with_context(|| format!("{}: not a Kinesis event", event.display()))?;
             let mut config = EnricherConfig::from_env()?;
             let ranges_file = match (ip_ranges, &config.ranges) {

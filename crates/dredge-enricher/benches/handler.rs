@@ -1,5 +1,5 @@
 //! The whole enricher path on one warm, realistic batch: the Lambda event's
-//! JSON parsed into a `KinesisEvent`, every record base64-decoded (by the
+//! JSON parsed into a `KinesisBatch`, every record base64-decoded (by the
 //! event's deserializer), gunzipped, decoded, both sides of every flow
 //! attributed from a warm owner cache, enriched JSON written, packed and
 //! put to a sink that only counts. 10,000 records of 20 CloudWatch Logs
@@ -9,7 +9,7 @@
 //! `cargo bench -p dredge-enricher --bench handler -- --warm-up-time 2 --measurement-time 10 --sample-size 10`
 //!
 //! Three measurements, each in flows per second:
-//! - `parse_and_handle`: `serde_json::from_slice::<KinesisEvent>` then
+//! - `parse_and_handle`: `serde_json::from_slice::<KinesisBatch>` then
 //!   `lambda::handle` (what one invocation costs, minus the runtime's I/O);
 //! - `handle`: `lambda::handle` on an already parsed event;
 //! - `inflate_and_decode`: every payload inflated and decoded, nothing
@@ -22,10 +22,10 @@ mod batch;
 use std::hint::black_box;
 use std::sync::atomic::Ordering;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use dredge_core::flowlog::{DecodeOptions, Decoder, Field, Inflater, Item};
 use dredge_enricher::lambda::handle;
+use dredge_enricher::KinesisBatch;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
 
     // The cold run fills the owner and ENI caches; the fixed clock keeps
     // them valid for every run after it.
-    let parsed: KinesisEvent = serde_json::from_slice(&event_json).unwrap();
+    let parsed: KinesisBatch = serde_json::from_slice(&event_json).unwrap();
     let (_, cold) = rt.block_on(handle(&enricher, &parsed, batch::NOW));
     assert_eq!(cold.retry_from, None, "{:?}", cold.error);
     let (_, warm) = rt.block_on(handle(&enricher, &parsed, batch::NOW));
@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("parse_and_handle", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let event: KinesisEvent = serde_json::from_slice(black_box(&event_json)).unwrap();
+                let event: KinesisBatch = serde_json::from_slice(black_box(&event_json)).unwrap();
                 let (response, outcome) = handle(&enricher, &event, batch::NOW).await;
                 assert!(outcome.retry_from.is_none());
                 black_box((response, outcome.stats.output_records))
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
             let mut n = 0u64;
             for r in &parsed.records {
                 decoder
-                    .decode_with(black_box(&r.kinesis.data.0), &mut inflater, &mut |item| {
+                    .decode_with(black_box(&r.kinesis.data), &mut inflater, &mut |item| {
                         if let Item::Record { record, .. } = item {
                             n += u64::from(record.u64(Field::Start).is_some());
                         }
@@ -103,7 +103,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("parse_event", |b| {
-        b.iter(|| black_box(serde_json::from_slice::<KinesisEvent>(black_box(&event_json)).unwrap()))
+        b.iter(|| black_box(serde_json::from_slice::<KinesisBatch>(black_box(&event_json)).unwrap()))
     });
     group.finish();
     assert!(enricher.sink().bytes.load(Ordering::Relaxed) > before, "the sink saw the output");

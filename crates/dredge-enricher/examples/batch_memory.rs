@@ -19,8 +19,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use dredge_enricher::lambda::handle;
+use dredge_enricher::KinesisBatch;
 
 /// The system allocator, counting live bytes and their peak.
 struct Counting;
@@ -113,7 +113,7 @@ fn main() {
 
     // Cold run: fills the caches (the container's first batch).
     let t = Instant::now();
-    let event: KinesisEvent = serde_json::from_slice(&event_json).unwrap();
+    let event: KinesisBatch = serde_json::from_slice(&event_json).unwrap();
     let (_, cold) = rt.block_on(handle(&enricher, &event, batch::NOW));
     drop(event);
     let cold_time = t.elapsed();
@@ -130,7 +130,7 @@ fn main() {
     let heap_before = LIVE.load(Ordering::Relaxed);
     PEAK.store(heap_before, Ordering::Relaxed);
     let t = Instant::now();
-    let event: KinesisEvent = serde_json::from_slice(&event_json).unwrap();
+    let event: KinesisBatch = serde_json::from_slice(&event_json).unwrap();
     let parsed_at = t.elapsed();
     let heap_event = LIVE.load(Ordering::Relaxed) - heap_before;
     let (_, warm) = rt.block_on(handle(&enricher, &event, batch::NOW));
@@ -174,7 +174,7 @@ fn main() {
     let mut times = Vec::with_capacity(timed);
     for _ in 0..timed {
         let t = Instant::now();
-        let event: KinesisEvent = serde_json::from_slice(&event_json).unwrap();
+        let event: KinesisBatch = serde_json::from_slice(&event_json).unwrap();
         let (_, o) = rt.block_on(handle(&enricher, &event, batch::NOW));
         drop(event);
         assert_eq!(o.retry_from, None);

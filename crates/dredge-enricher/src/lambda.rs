@@ -1,31 +1,22 @@
 //! The Lambda entry: Kinesis event in, `batchItemFailures` out, metrics as
 //! one Embedded Metric Format line.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use dredge_core::emf;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{OwnershipStore, UnixTime};
 use dredge_core::sink::RecordSink;
 
-use crate::handler::{BatchOutcome, BatchStats, Enricher, Input};
+use crate::event::KinesisBatch;
+use crate::handler::{BatchOutcome, BatchStats, Enricher};
 
 /// Runs the enricher on one Kinesis event.
 pub async fn handle<S: OwnershipStore, K: RecordSink, O: ObjectStore>(
     enricher: &Enricher<S, K, O>,
-    event: &KinesisEvent,
+    event: &KinesisBatch,
     now: UnixTime,
 ) -> (KinesisEventResponse, BatchOutcome) {
-    let inputs: Vec<Input<'_>> = event
-        .records
-        .iter()
-        .map(|r| Input {
-            sequence_number: &r.kinesis.sequence_number,
-            data: &r.kinesis.data.0,
-            arrival_ms: r.kinesis.approximate_arrival_timestamp.0.timestamp_millis(),
-        })
-        .collect();
-    let outcome = enricher.process(&inputs, now).await;
+    let outcome = enricher.process(&event.inputs(), now).await;
     let mut response = KinesisEventResponse::default();
     if let Some(seq) = &outcome.retry_from {
         let mut failure = KinesisBatchItemFailure::default();

@@ -5,10 +5,12 @@
 
 pub mod buffers;
 pub mod config;
+pub mod event;
 pub mod handler;
 pub mod lambda;
 pub mod output;
 pub mod ranges;
 
 pub use config::{EnricherConfig, RangesSource};
+pub use event::KinesisBatch;
 pub use handler::{BatchOutcome, BatchStats, Enricher, Input};

@@ -13,13 +13,12 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use dredge_aws::{init_json_logging, s3_client, sdk_config, DynamoOwnershipStore, KinesisSink, S3Objects};
 use dredge_core::ownership::{TagPolicy, UnixTime};
 use dredge_enricher::config::required;
 use dredge_enricher::lambda::{handle, metrics};
 use dredge_enricher::ranges::{self, FetchOptions};
-use dredge_enricher::{Enricher, EnricherConfig};
+use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -54,7 +53,7 @@ async fn main() -> Result<(), Error> {
     let dead_letter = S3Objects::new(s3, bucket, "");
     let enricher = Enricher::new(store, sink, dead_letter, config, policy, ranges);
     let enricher = &enricher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisBatch>| async move {
         let (response, outcome) = handle(enricher, &event.payload, UnixTime::now()).await;
         // One write per EMF document (to_line ends with a newline).
         print!("{}", metrics(&outcome.stats, "enricher").to_line());

@@ -1,0 +1,147 @@
+//! The Kinesis event as the enricher reads it. The JSON Lambda sends is the
+//! one `aws_lambda_events::KinesisEvent` models; this keeps only each
+//! record's sequence number, data and arrival time. Nothing is allocated
+//! for the fields it skips, and data is base64-decoded straight from the
+//! event's text into its bytes.
+
+use std::fmt;
+
+use base64::Engine;
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::handler::Input;
+
+/// A Kinesis event source mapping's batch.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+pub struct KinesisBatch {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<BatchRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BatchRecord {
+    pub kinesis: KinesisData,
+}
+
+/// One record's `kinesis` object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisData {
+    pub sequence_number: String,
+    #[serde(deserialize_with = "base64_bytes")]
+    pub data: Vec<u8>,
+    /// When Kinesis received the record: epoch seconds, fractional. Lambda
+    /// sends a number; `aws_lambda_events` writes a string: both are read.
+    #[serde(default, deserialize_with = "epoch_seconds")]
+    pub approximate_arrival_timestamp: f64,
+}
+
+impl KinesisBatch {
+    /// The records as the handler takes them, borrowing this batch.
+    pub fn inputs(&self) -> Vec<Input<'_>> {
+        self.records
+            .iter()
+            .map(|r| Input {
+                sequence_number: &r.kinesis.sequence_number,
+                data: &r.kinesis.data,
+                arrival_ms: (r.kinesis.approximate_arrival_timestamp * 1000.0).round() as i64,
+            })
+            .collect()
+    }
+}
+
+/// Base64 text to bytes, reading the text where it lies in the event (an
+/// escaped string, as `\/`, arrives unescaped in a scratch buffer instead).
+fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct Base64;
+    impl Visitor<'_> for Base64 {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("base64 text")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+            base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| E::custom(format!("data: {e}")))
+        }
+    }
+    d.deserialize_str(Base64)
+}
+
+/// Epoch seconds as a JSON number or a string holding one.
+fn epoch_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct Seconds;
+    impl Visitor<'_> for Seconds {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("epoch seconds")
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            v.trim().parse().map_err(|_| E::custom(format!("approximateArrivalTimestamp: `{v}` is not a number")))
+        }
+    }
+    d.deserialize_any(Seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_it_needs_and_skips_the_rest() {
+        let json = r#"{"Records":[{
+            "kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"1","sequenceNumber":"4959001",
+                "data":"aGVsbG8gd29ybGQ=","approximateArrivalTimestamp":1545084650.987},
+            "eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000006:4959001",
+            "eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion":"us-east-2","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/flows"},
+            {"kinesis":{"sequenceNumber":"4959002","data":"YS9i\/\/\/+"}}]}"#;
+        let batch: KinesisBatch = serde_json::from_str(json).unwrap();
+        let inputs = batch.inputs();
+        assert_eq!(inputs.len(), 2);
+        assert_eq!((inputs[0].sequence_number, inputs[0].data), ("4959001", &b"hello world"[..]));
+        assert_eq!(inputs[0].arrival_ms, 1_545_084_650_987);
+        // An escaped slash, and no arrival time.
+        assert_eq!(inputs[1].data, base64::engine::general_purpose::STANDARD.decode("YS9i///+").unwrap());
+        assert_eq!(inputs[1].arrival_ms, 0);
+    }
+
+    #[test]
+    fn arrival_time_as_number_or_string() {
+        for t in ["1545084650.987", "\"1545084650.987\"", "1545084651"] {
+            let json = format!(
+                r#"{{"Records":[{{"kinesis":{{"sequenceNumber":"1","data":"","approximateArrivalTimestamp":{t}}}}}]}}"#
+            );
+            let batch: KinesisBatch = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let ms = batch.inputs()[0].arrival_ms;
+            assert!((1_545_084_650_987..=1_545_084_651_000).contains(&ms), "{t}: {ms}");
+        }
+    }
+
+    #[test]
+    fn bad_base64_is_an_error_naming_the_field() {
+        let json = r#"{"Records":[{"kinesis":{"sequenceNumber":"1","data":"not base64!"}}]}"#;
+        let err = serde_json::from_str::<KinesisBatch>(json).unwrap_err();
+        assert!(err.to_string().contains("data"), "{err}");
+    }
+
+    #[test]
+    fn an_event_without_records_is_empty() {
+        assert!(serde_json::from_str::<KinesisBatch>("{}").unwrap().records.is_empty());
+    }
+}
