@@ -454,6 +454,8 @@ fn invalid_json() {
         b"  \n {}",
         // Trailing content after the document.
         b"{\"messageType\": \"CONTROL_MESSAGE\"} {}",
+        // Not UTF-8 inside a string.
+        b"{\"messageType\": \"DATA_MESSAGE\", \"logEvents\": [{\"message\": \"2 \xff\"}]}",
     ] {
         let err = refused(&decoder, doc);
         assert!(matches!(err, PayloadError::NotCloudWatchLogs(_)), "{}: {err:?}", String::from_utf8_lossy(doc));

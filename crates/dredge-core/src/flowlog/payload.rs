@@ -149,7 +149,13 @@ impl Decoder {
         let format = &self.options.format;
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         let kind = if first == Some(&b'{') {
-            let doc: Subscription<'_> = serde_json::from_slice(bytes).map_err(PayloadError::NotCloudWatchLogs)?;
+            // Validating the document's UTF-8 once, whole, is cheaper than
+            // serde_json validating each string it borrows.
+            let doc: Subscription<'_> = match std::str::from_utf8(bytes) {
+                Ok(text) => serde_json::from_str(text),
+                Err(_) => serde_json::from_slice(bytes),
+            }
+            .map_err(PayloadError::NotCloudWatchLogs)?;
             match doc.message_type.as_ref() {
                 "DATA_MESSAGE" => {
                     let mut lines = LineDecoder::new(format);
