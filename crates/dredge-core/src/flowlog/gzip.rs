@@ -85,7 +85,8 @@ impl Inflater {
             if self.out.len() == self.out.capacity() {
                 // Grow geometrically, from a guess of the usual 8x ratio,
                 // never past one byte over the cap.
-                let want = (self.out.capacity() * 2).max(body.len().saturating_mul(8)).max(4096).min(max + 1);
+                let want =
+                    (self.out.capacity() * 2).max(body.len().saturating_mul(8)).max(4096).min(max.saturating_add(1));
                 if want <= self.out.len() {
                     return Err(PayloadError::TooLarge { max });
                 }
@@ -225,5 +226,7 @@ mod tests {
         let bytes = gz(&vec![b'a'; 10_000]);
         assert!(matches!(Inflater::new().gunzip(&bytes, 9_999), Err(PayloadError::TooLarge { max: 9_999 })));
         assert_eq!(Inflater::new().gunzip(&bytes, 10_000).unwrap().len(), 10_000);
+        // No cap at all.
+        assert_eq!(Inflater::new().gunzip(&bytes, usize::MAX).unwrap().len(), 10_000);
     }
 }
