@@ -20,7 +20,7 @@ use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Inflate
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
-    is_private, AddressKey, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
+    is_private, make_room, AddressKey, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
 };
 use dredge_core::sink::RecordSink;
 use dredge_core::FastHashMap;
@@ -220,7 +220,9 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             stats.store_calls += missing.len().div_ceil(100) as u64;
             let records = self.store.enis_by_id(&missing).await?;
             let mut enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
-            make_room(&mut enis, missing.len(), self.config.cache.capacity, self.config.cache.ttl_seconds, now);
+            make_room(&mut enis, missing.len(), self.config.cache.capacity, self.config.cache.ttl_seconds, now, |e| {
+                e.1
+            });
             let mut fetched = missing.into_iter().zip(records);
             for slot in out.iter_mut().filter(|s| s.is_none()) {
                 let (name, record) = fetched.next().expect("one record per missing ENI");
@@ -464,23 +466,6 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
     }
 }
 
-/// Makes room for `adding` entries within `capacity`: drops expired
-/// entries, then the oldest.
-fn make_room(enis: &mut EniCache, adding: usize, capacity: usize, ttl_seconds: i64, now: UnixTime) {
-    if enis.len() + adding <= capacity {
-        return;
-    }
-    enis.retain(|_, (_, at)| now.0 - at.0 <= ttl_seconds);
-    let excess = (enis.len() + adding).saturating_sub(capacity);
-    if excess > 0 {
-        let mut ages: Vec<(UnixTime, String)> = enis.iter().map(|(k, (_, at))| (*at, k.clone())).collect();
-        ages.sort_unstable();
-        for (_, key) in ages.into_iter().take(excess) {
-            enis.remove(&key);
-        }
-    }
-}
-
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -534,28 +519,4 @@ fn dead_letter_body(rejects: &[serde_json::Value], inputs: &[Input<'_>], affecte
         body.push(b'\n');
     }
     body
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_eni_cache_drops_expired_then_oldest_entries() {
-        let mut enis: EniCache = HashMap::new();
-        for (name, at) in [("eni-old", 100), ("eni-mid", 500), ("eni-new", 900), ("eni-newer", 950)] {
-            enis.insert(name.into(), (None, UnixTime(at)));
-        }
-        // Room for one more within 4: the expired entry goes, nothing else.
-        make_room(&mut enis, 1, 4, 600, UnixTime(1000));
-        let mut left: Vec<&str> = enis.keys().map(String::as_str).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["eni-mid", "eni-new", "eni-newer"]);
-        // Room for two within 3 with nothing expired: the two oldest go.
-        make_room(&mut enis, 2, 3, 10_000, UnixTime(1000));
-        assert_eq!(enis.keys().collect::<Vec<_>>(), ["eni-newer"]);
-        // Enough room: nothing changes.
-        make_room(&mut enis, 1, 3, 0, UnixTime(1000));
-        assert_eq!(enis.len(), 1);
-    }
 }

@@ -7,6 +7,8 @@
 //! for a flow starting at `t` only while `t + freshness <= f` (changes up to
 //! `t` had landed when it was fetched) and the entry is younger than `ttl`.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex};
 
 use crate::FastHashMap;
@@ -178,7 +180,7 @@ impl OwnerCache {
                 fetched[k] = true;
                 entries.insert(key, Entry { timeline, complete: head.complete, fetched_at: now });
             }
-            self.evict(&mut entries, now);
+            make_room(&mut entries, 0, self.config.capacity, self.config.ttl_seconds, now, |e| e.fetched_at);
         }
         let mut found = Vec::with_capacity(queries.len());
         let mut history: Vec<usize> = Vec::new();
@@ -219,21 +221,32 @@ impl OwnerCache {
         let timelines = timelines.into_iter().map(|t| t.map(|(t, _)| t)).collect();
         Ok(Owners { timelines, found, owned })
     }
+}
 
-    /// Drops expired entries, then (still over capacity) the oldest.
-    fn evict(&self, entries: &mut FastHashMap<AddressKey, Entry>, now: UnixTime) {
-        if entries.len() <= self.config.capacity {
-            return;
-        }
-        entries.retain(|_, e| now.0 - e.fetched_at.0 <= self.config.ttl_seconds);
-        if entries.len() > self.config.capacity {
-            let mut ages: Vec<(UnixTime, AddressKey)> =
-                entries.iter().map(|(k, e)| (e.fetched_at, k.clone())).collect();
-            ages.sort();
-            let excess = entries.len() - self.config.capacity;
-            for (_, key) in ages.into_iter().take(excess) {
-                entries.remove(&key);
-            }
+/// Makes room for `adding` more entries within `capacity`: drops entries
+/// older than `ttl_seconds`, then (still over) the oldest, by the time
+/// `fetched_at` reads off each value. Shared by the per-container caches.
+pub fn make_room<K, V, S>(
+    map: &mut HashMap<K, V, S>,
+    adding: usize,
+    capacity: usize,
+    ttl_seconds: i64,
+    now: UnixTime,
+    fetched_at: impl Fn(&V) -> UnixTime,
+) where
+    K: Clone + Eq + Hash + Ord,
+    S: BuildHasher,
+{
+    if map.len() + adding <= capacity {
+        return;
+    }
+    map.retain(|_, v| now.0 - fetched_at(v).0 <= ttl_seconds);
+    let excess = (map.len() + adding).saturating_sub(capacity);
+    if excess > 0 {
+        let mut ages: Vec<(UnixTime, K)> = map.iter().map(|(k, v)| (fetched_at(v), k.clone())).collect();
+        ages.sort_unstable();
+        for (_, key) in ages.into_iter().take(excess) {
+            map.remove(&key);
         }
     }
 }
@@ -391,6 +404,26 @@ mod tests {
         assert_eq!(enis(&warm), want);
         let stats = cache.stats();
         assert_eq!((stats.store_calls, stats.hits), (3, 1), "the head answers only the latest time");
+    }
+
+    #[test]
+    fn making_room_drops_expired_then_oldest_entries() {
+        let mut map: HashMap<String, UnixTime> = HashMap::new();
+        for (name, at) in [("eni-old", 100), ("eni-mid", 500), ("eni-new", 900), ("eni-newer", 950)] {
+            map.insert(name.into(), UnixTime(at));
+        }
+        let at = |t: &UnixTime| *t;
+        // Room for one more within 4: the expired entry goes, nothing else.
+        make_room(&mut map, 1, 4, 600, UnixTime(1000), at);
+        let mut left: Vec<&str> = map.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["eni-mid", "eni-new", "eni-newer"]);
+        // Room for two within 3 with nothing expired: the two oldest go.
+        make_room(&mut map, 2, 3, 10_000, UnixTime(1000), at);
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["eni-newer"]);
+        // Enough room: nothing changes.
+        make_room(&mut map, 1, 3, 0, UnixTime(1000), at);
+        assert_eq!(map.len(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod time;
 mod timeline;
 
 pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
-pub use cache::{CacheConfig, CacheStats, OwnerCache, Owners};
+pub use cache::{make_room, CacheConfig, CacheStats, OwnerCache, Owners};
 pub use change::Change;
 pub use eni::Eni;
 pub use memory::{MemoryStore, STATE_FILE};
