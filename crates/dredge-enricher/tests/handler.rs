@@ -149,6 +149,21 @@ fn enricher(
     )
 }
 
+/// An enricher writing to `sink`, retrying puts twice without backoff, and
+/// without AWS ranges.
+async fn enricher_on(sink: TestSink, dir: &std::path::Path) -> Enricher<MemoryStore, TestSink, Objects> {
+    let config =
+        EnricherConfig { put_backoff: std::time::Duration::ZERO, put_attempts: 2, ..EnricherConfig::default() };
+    Enricher::new(
+        table().await,
+        sink,
+        Objects { inner: LocalObjects::new(dir), fail: false },
+        config,
+        TagPolicy::default(),
+        None,
+    )
+}
+
 fn line(src: &str, dst: &str, start: i64) -> String {
     format!("2 123456789012 eni-log {src} {dst} 443 50000 6 10 840 {start} {} ACCEPT OK", start + 60)
 }
@@ -307,17 +322,7 @@ async fn failed_entries_are_retried_and_nothing_is_lost_or_doubled() {
 #[tokio::test]
 async fn a_stream_that_keeps_failing_makes_lambda_retry_from_the_first_record() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        EnricherConfig { put_backoff: std::time::Duration::ZERO, put_attempts: 2, ..EnricherConfig::default() };
-    let sink = TestSink { fail_always: true, ..TestSink::default() };
-    let e = Enricher::new(
-        table().await,
-        sink,
-        Objects { inner: LocalObjects::new(dir.path()), fail: false },
-        config,
-        TagPolicy::default(),
-        None,
-    );
+    let e = enricher_on(TestSink { fail_always: true, ..TestSink::default() }, dir.path()).await;
     let payloads: Vec<Vec<u8>> = (0..3).map(|i| line("10.0.0.1", "10.0.0.5", 1500 + i).into_bytes()).collect();
     let seq = seqs(3);
     let out = e.process(&inputs(&payloads, &seq), NOW).await;
@@ -330,17 +335,7 @@ async fn a_stream_that_keeps_failing_makes_lambda_retry_from_the_first_record() 
 #[tokio::test]
 async fn a_stream_failing_mid_batch_stops_it_with_nothing_before_the_retry_point_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        EnricherConfig { put_backoff: std::time::Duration::ZERO, put_attempts: 2, ..EnricherConfig::default() };
-    let sink = TestSink { accept_only: Some(12), ..TestSink::default() };
-    let e = Enricher::new(
-        table().await,
-        sink,
-        Objects { inner: LocalObjects::new(dir.path()), fail: false },
-        config,
-        TagPolicy::default(),
-        None,
-    );
+    let e = enricher_on(TestSink { accept_only: Some(12), ..TestSink::default() }, dir.path()).await;
     // 40 inputs of 1,000 flows each, about 35 MB of output: output records
     // fill and are delivered long before the batch ends.
     const FLOWS: i64 = 1000;
