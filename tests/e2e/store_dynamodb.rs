@@ -493,7 +493,7 @@ async fn sdk_config_honours_the_endpoint_environment() {
         return;
     }
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("moto_config found it");
-    let config = dredge_aws::sdk_config().await;
+    let config = dredge_lambda::entry::sdk_config().await;
     assert_eq!(config.endpoint_url(), Some(endpoint.as_str()));
     let client = Client::new(&config);
     let table = dredge_tests::unique_name("sdkconfig");

@@ -1,9 +1,9 @@
 //! [`RecordSink`] on a Kinesis Data Stream (PutRecords).
 
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use dredge_core::sink::{EntryError, OutRecord, RecordSink, SinkError};
+use dredge_lambda::sdk_error::classify;
 
 /// Puts records on one stream, named by name or ARN.
 #[derive(Debug, Clone)]
@@ -15,28 +15,6 @@ pub struct KinesisSink {
 impl KinesisSink {
     pub fn new(client: aws_sdk_kinesis::Client, stream: impl Into<String>) -> Self {
         KinesisSink { client, stream: stream.into() }
-    }
-}
-
-/// Throttling, timeouts and server errors clear up by themselves.
-fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::DispatchFailure(f) => !f.is_user(),
-        SdkError::ServiceError(ctx) => {
-            ctx.raw().status().as_u16() >= 500
-                || matches!(
-                    err.code(),
-                    Some(
-                        "ProvisionedThroughputExceededException"
-                            | "KMSThrottlingException"
-                            | "LimitExceededException"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                    )
-                )
-        }
-        _ => false,
     }
 }
 
@@ -58,14 +36,7 @@ impl RecordSink for KinesisSink {
         } else {
             request.stream_name(&self.stream)
         };
-        let output = request.send().await.map_err(|e| {
-            let message = format!("Kinesis PutRecords {}: {}", self.stream, DisplayErrorContext(&e));
-            if is_transient(&e) {
-                SinkError::Transient(message)
-            } else {
-                SinkError::Permanent(message)
-            }
-        })?;
+        let output = request.send().await.map_err(|e| classify(&format!("Kinesis PutRecords {}", self.stream), &e))?;
         let results = output.records();
         if results.len() != records.len() {
             return Err(SinkError::Transient(format!(

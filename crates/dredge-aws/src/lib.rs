@@ -1,18 +1,18 @@
-//! Dredge's AWS adapters: the SDK configuration every Lambda and the CLI
-//! share, and [`DynamoOwnershipStore`], the DynamoDB implementation of
-//! [`dredge_core::ownership::OwnershipStore`].
+//! Dredge's AWS adapters: the SDK side of the narrow interfaces in
+//! `dredge-core`. [`DynamoOwnershipStore`] is the ownership table
+//! ([`dredge_core::ownership::OwnershipStore`]), [`KinesisSink`] the
+//! enriched stream ([`dredge_core::sink::RecordSink`]), [`S3Objects`] the
+//! dead-letter and data buckets ([`dredge_core::objects::ObjectStore`]).
+//! Never EC2: only the ownership function calls it.
 //!
 //! Clients are built once per process (Lambda container) by the callers,
-//! from [`sdk_config`], and reused for every invocation.
+//! from `dredge_lambda::entry::sdk_config`, and reused for every
+//! invocation. SDK errors are classified by `dredge_lambda::sdk_error`.
 
-mod config;
 mod kinesis;
-mod logging;
 pub mod ownership;
 mod s3;
 
-pub use config::sdk_config;
 pub use kinesis::KinesisSink;
-pub use logging::init_json_logging;
 pub use ownership::{create_table, DynamoOwnershipStore, DEFAULT_HEAD_MARKS, DEFAULT_RETENTION, INSTANCE_INDEX};
 pub use s3::{s3_client, S3Objects};

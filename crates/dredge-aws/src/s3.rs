@@ -1,8 +1,10 @@
 //! [`ObjectStore`] on an S3 bucket and key prefix.
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use dredge_core::objects::{ObjectError, ObjectStore};
+use dredge_lambda::sdk_error::classify;
 
 /// An S3 client for `config`. With a custom endpoint (an emulator, a VPC
 /// endpoint by URL) path-style addressing is used: virtual-host names like
@@ -29,22 +31,13 @@ impl S3Objects {
         S3Objects { client, bucket: bucket.into(), prefix }
     }
 
-    fn error<E, R>(&self, op: &str, key: &str, e: SdkError<E, R>) -> ObjectError
+    /// What an S3 failure is, by the rules every service shares: 503
+    /// SlowDown (S3's throttling) and 5xx are transient, as elsewhere.
+    fn error<E>(&self, op: &str, key: &str, e: SdkError<E, HttpResponse>) -> ObjectError
     where
-        E: std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let transient = match &e {
-            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-            SdkError::DispatchFailure(f) => !f.is_user(),
-            _ => false,
-        };
-        let message = format!("S3 {op} s3://{}/{}{key}: {}", self.bucket, self.prefix, DisplayErrorContext(&e));
-        if transient {
-            ObjectError::Transient(message)
-        } else {
-            ObjectError::Permanent(message)
-        }
+        classify(&format!("S3 {op} s3://{}/{}{key}", self.bucket, self.prefix), &e)
     }
 }
 

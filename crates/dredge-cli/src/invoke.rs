@@ -15,10 +15,12 @@ use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
 use dredge_core::ownership::{MemoryStore, UnixTime};
 use dredge_core::sink::{read_stream, FileStream};
-use dredge_enricher::lambda::{handle, metrics};
+use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
-use dredge_ownership::emf::Sink;
-use dredge_ownership::{FileDescriber, Handler};
+use dredge_lambda::emf::Sink;
+use dredge_lambda::Reporter;
+use dredge_ownership::handler::FUNCTION;
+use dredge_ownership::{FileDescriber, Handler, Reported};
 
 use crate::ownership::StoreArgs;
 
@@ -117,7 +119,7 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
                 ranges,
             );
             let (response, outcome) = handle(&enricher, &event, UnixTime::now()).await;
-            eprint!("{}", metrics(&outcome.stats, "enricher").to_line());
+            Reporter::new("enricher", Sink::Stderr).report(&outcome);
             if let Some(error) = &outcome.error {
                 eprintln!("dredge: enricher: {error}");
             }
@@ -136,7 +138,8 @@ async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBu
         serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", event.display()))?;
     let memory = MemoryStore::open(&store.state).with_context(|| format!("opening {}", store.state.display()))?;
     let describer = if describe.is_empty() { FileDescriber::empty() } else { FileDescriber::from_paths(&describe)? };
-    let handler = Handler::new(&memory, describer, store.policy()).with_metrics(Sink::Stderr);
+    let handler =
+        Reported::new(Handler::new(&memory, describer, store.policy()), Reporter::new(FUNCTION, Sink::Stderr));
     let result = handler.handle(payload).await;
     memory.save().with_context(|| format!("saving {}", store.state.display()))?;
     match result {

@@ -10,7 +10,6 @@ use dredge_core::ownership::snapshot::Snapshot;
 use dredge_core::ownership::{
     AddressKey, Applier, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
 };
-use dredge_ownership::emf::Sink;
 use dredge_ownership::{Disposition, FileDescriber, Handler};
 use serde_json::json;
 
@@ -32,10 +31,10 @@ pub struct StoreArgs {
     #[arg(long, global = true, env = "OWNERSHIP_TABLE")]
     pub table: Option<String>,
     /// Tags kept on owners (comma-separated keys).
-    #[arg(long, global = true, default_value = "app,team", env = "DREDGE_TAGS")]
+    #[arg(long, global = true, default_value = TagPolicy::DEFAULT_TAGS, env = "DREDGE_TAGS")]
     pub tags: String,
     /// Tag that names the app when there is no auto scaling group.
-    #[arg(long, global = true, default_value = "app", env = "DREDGE_APP_TAG")]
+    #[arg(long, global = true, default_value = TagPolicy::DEFAULT_APP_TAG, env = "DREDGE_APP_TAG")]
     pub app_tag: String,
 }
 
@@ -100,7 +99,7 @@ fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
 pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let policy = args.store.policy();
     if let Some(table) = &args.store.table {
-        let sdk = dredge_aws::sdk_config().await;
+        let sdk = dredge_lambda::entry::sdk_config().await;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         if let Command::CreateTable = args.command {
             dredge_aws::create_table(&client, table).await?;
@@ -130,8 +129,9 @@ async fn run_on<S: OwnershipStore>(
         Command::Apply { files, describe } => {
             let describer =
                 if describe.is_empty() { FileDescriber::empty() } else { FileDescriber::from_paths(&describe)? };
-            // The Lambda's own handler, on this store; metrics off locally.
-            let handler = Handler::new(store, describer, policy).with_metrics(Sink::Off);
+            // The Lambda's own handler, on this store; unreported (no
+            // metrics) locally.
+            let handler = Handler::new(store, describer, policy);
             for file in files {
                 let bytes = std::fs::read(&file).with_context(|| file.display().to_string())?;
                 let doc: serde_json::Value = match serde_json::from_slice(&bytes) {

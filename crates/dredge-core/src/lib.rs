@@ -4,13 +4,15 @@
 //! with an embedded implementation. No AWS SDK here: SDK adapters live in
 //! `dredge-aws`, entry points in the Lambda and CLI crates.
 
-pub mod emf;
 pub mod enrich;
+pub mod failure;
 pub mod flowlog;
 pub mod ipranges;
 pub mod objects;
 pub mod ownership;
 pub mod sink;
+
+pub use failure::Failure;
 
 /// A hash map for per-batch lookups, hashed with foldhash: several times
 /// faster than std's SipHash on small keys, and seeded per process, so

@@ -4,19 +4,8 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
-    #[error("transient object store error: {0}")]
-    Transient(String),
-    #[error("object store error: {0}")]
-    Permanent(String),
-}
-
-impl ObjectError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ObjectError::Transient(_))
-    }
-}
+/// An object store failure: [`Failure`](crate::Failure).
+pub type ObjectError = crate::Failure;
 
 pub trait ObjectStore: Send + Sync {
     /// Writes (or replaces) one object.

@@ -43,20 +43,8 @@ pub struct EntryError {
     pub message: String,
 }
 
-/// The whole call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("transient sink error: {0}")]
-    Transient(String),
-    #[error("sink error: {0}")]
-    Permanent(String),
-}
-
-impl SinkError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, SinkError::Transient(_))
-    }
-}
+/// The whole call failed: [`Failure`](crate::Failure).
+pub type SinkError = crate::Failure;
 
 /// A stream that takes batches of records.
 pub trait RecordSink: Send + Sync {

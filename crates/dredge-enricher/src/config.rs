@@ -1,9 +1,12 @@
-//! The enricher's configuration, from environment variables.
+//! The enricher's configuration, from environment variables (read by the
+//! rules of `dredge_lambda::config`).
 
 use std::time::Duration;
 
 use dredge_core::flowlog::{Format, DEFAULT_MAX_DECOMPRESSED};
-use dredge_core::ownership::CacheConfig;
+use dredge_core::ownership::{CacheConfig, TagPolicy};
+pub use dredge_lambda::config::ConfigError;
+use dredge_lambda::{RetryPolicy, Vars};
 
 /// Where AWS's `ip-ranges.json` comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,19 +30,16 @@ impl RangesSource {
             return Ok(RangesSource::None);
         }
         if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, key) = rest.split_once('/').ok_or_else(|| ConfigError::Invalid {
-                name: "IP_RANGES",
-                value: s.to_owned(),
-                reason: "expected s3://bucket/key".into(),
-            })?;
+            let (bucket, key) =
+                rest.split_once('/').ok_or_else(|| ConfigError::invalid("IP_RANGES", s, "expected s3://bucket/key"))?;
             return Ok(RangesSource::S3 { bucket: bucket.to_owned(), key: key.to_owned() });
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             // Checked here so a typo fails at config time, not after the fetch's retries.
-            let invalid = |reason: String| ConfigError::Invalid { name: "IP_RANGES", value: s.to_owned(), reason };
-            let uri: hyper::Uri = s.parse().map_err(|e: hyper::http::uri::InvalidUri| invalid(e.to_string()))?;
+            let invalid = |reason: &dyn std::fmt::Display| ConfigError::invalid("IP_RANGES", s, reason);
+            let uri: hyper::Uri = s.parse().map_err(|e: hyper::http::uri::InvalidUri| invalid(&e))?;
             if uri.host().is_none_or(str::is_empty) {
-                return Err(invalid("the URL has no host".into()));
+                return Err(invalid(&"the URL has no host"));
             }
             return Ok(RangesSource::Url(s.to_owned()));
         }
@@ -59,12 +59,35 @@ impl std::fmt::Display for RangesSource {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name} must be set")]
-    Missing { name: &'static str },
-    #[error("{name}=`{value}`: {reason}")]
-    Invalid { name: &'static str, value: String, reason: String },
+/// What the Lambda needs: its resources, the tag policy and the
+/// handler's settings, all from the environment.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    /// `OWNERSHIP_TABLE`: the DynamoDB ownership table.
+    pub table: String,
+    /// `ENRICHED_STREAM`: the Kinesis stream enriched records go to.
+    pub enriched_stream: String,
+    /// `DEAD_LETTER_BUCKET`: where rejected input is kept.
+    pub dead_letter_bucket: String,
+    /// `DREDGE_TAGS`, `DREDGE_APP_TAG`.
+    pub policy: TagPolicy,
+    pub enricher: EnricherConfig,
+}
+
+impl FunctionConfig {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<FunctionConfig, ConfigError> {
+        Ok(FunctionConfig {
+            table: vars.required("OWNERSHIP_TABLE")?,
+            enriched_stream: vars.required("ENRICHED_STREAM")?,
+            dead_letter_bucket: vars.required("DEAD_LETTER_BUCKET")?,
+            policy: vars.tag_policy(),
+            enricher: EnricherConfig::from_vars(vars)?,
+        })
+    }
+
+    pub fn from_env() -> Result<FunctionConfig, ConfigError> {
+        FunctionConfig::from_vars(&Vars::process())
+    }
 }
 
 /// Everything the handler needs to know.
@@ -76,10 +99,10 @@ pub struct EnricherConfig {
     /// Forward NODATA/SKIPDATA records (default: count them only).
     pub forward_status_records: bool,
     pub cache: CacheConfig,
-    /// Attempts per PutRecords entry before the source record is reported
-    /// as failed.
-    pub put_attempts: u32,
-    pub put_backoff: Duration,
+    /// Tries per PutRecords entry (`PUT_MAX_ATTEMPTS`) before its source
+    /// record is reported as failed, and the backoff between them
+    /// (`PUT_BACKOFF_MS` before the first retry, doubling, jittered).
+    pub put_retry: RetryPolicy,
     /// Prefix of dead-letter object keys.
     pub dead_letter_prefix: String,
     pub ranges: RangesSource,
@@ -92,65 +115,44 @@ impl Default for EnricherConfig {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
             forward_status_records: false,
             cache: CacheConfig::default(),
-            put_attempts: 5,
-            put_backoff: Duration::from_millis(100),
+            put_retry: RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(5)),
             dead_letter_prefix: "rejected".into(),
             ranges: RangesSource::None,
         }
     }
 }
 
-fn parsed<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, value: v, reason: e.to_string() }),
-    }
-}
-
 impl EnricherConfig {
-    /// Reads the variables documented in README.md through `get` (the
-    /// process environment in Lambda; a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnricherConfig, ConfigError> {
+    /// Reads the variables documented in README.md.
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<EnricherConfig, ConfigError> {
         let d = EnricherConfig::default();
-        let format = match get("FLOW_LOG_FORMAT").filter(|f| !f.trim().is_empty()) {
-            Some(f) => Format::parse(&f).map_err(|e| ConfigError::Invalid {
-                name: "FLOW_LOG_FORMAT",
-                value: f.clone(),
-                reason: e.to_string(),
-            })?,
+        let format = match vars.get("FLOW_LOG_FORMAT") {
+            Some(f) => Format::parse(&f).map_err(|e| ConfigError::invalid("FLOW_LOG_FORMAT", f.clone(), e))?,
             None => d.format,
         };
+        let put_backoff = Duration::from_millis(vars.parsed("PUT_BACKOFF_MS", d.put_retry.base.as_millis() as u64)?);
         Ok(EnricherConfig {
             format,
-            max_decompressed: parsed(&get, "MAX_DECOMPRESSED_BYTES", d.max_decompressed)?,
-            forward_status_records: parsed(&get, "FORWARD_STATUS_RECORDS", d.forward_status_records)?,
+            max_decompressed: vars.parsed("MAX_DECOMPRESSED_BYTES", d.max_decompressed)?,
+            forward_status_records: vars.parsed("FORWARD_STATUS_RECORDS", d.forward_status_records)?,
             cache: CacheConfig {
-                capacity: parsed(&get, "CACHE_CAPACITY", d.cache.capacity)?,
-                ttl_seconds: parsed(&get, "CACHE_TTL_SECONDS", d.cache.ttl_seconds)?,
-                freshness_seconds: parsed(&get, "CACHE_FRESHNESS_SECONDS", d.cache.freshness_seconds)?,
+                capacity: vars.parsed("CACHE_CAPACITY", d.cache.capacity)?,
+                ttl_seconds: vars.parsed("CACHE_TTL_SECONDS", d.cache.ttl_seconds)?,
+                freshness_seconds: vars.parsed("CACHE_FRESHNESS_SECONDS", d.cache.freshness_seconds)?,
             },
-            put_attempts: parsed(&get, "PUT_MAX_ATTEMPTS", d.put_attempts)?.max(1),
-            put_backoff: Duration::from_millis(parsed(&get, "PUT_BACKOFF_MS", 100u64)?),
-            dead_letter_prefix: get("DEAD_LETTER_PREFIX").unwrap_or(d.dead_letter_prefix),
-            ranges: RangesSource::parse(&get("IP_RANGES").unwrap_or_default())?,
+            put_retry: RetryPolicy::new(
+                vars.parsed("PUT_MAX_ATTEMPTS", d.put_retry.attempts)?,
+                put_backoff,
+                d.put_retry.max.max(put_backoff),
+            ),
+            dead_letter_prefix: vars.get("DEAD_LETTER_PREFIX").unwrap_or(d.dead_letter_prefix),
+            ranges: RangesSource::parse(&vars.get("IP_RANGES").unwrap_or_default())?,
         })
     }
 
     pub fn from_env() -> Result<EnricherConfig, ConfigError> {
-        EnricherConfig::from_lookup(|k| std::env::var(k).ok())
+        EnricherConfig::from_vars(&Vars::process())
     }
-}
-
-/// A required variable.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing { name })
 }
 
 #[cfg(test)]
@@ -161,7 +163,32 @@ mod tests {
 
     fn config(vars: &[(&str, &str)]) -> Result<EnricherConfig, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        EnricherConfig::from_lookup(|k| map.get(k).cloned())
+        EnricherConfig::from_vars(&Vars::new(|k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn the_function_reads_its_resources_and_tag_policy_with_its_settings() {
+        let vars = [
+            ("OWNERSHIP_TABLE", " ownership "),
+            ("ENRICHED_STREAM", "enriched"),
+            ("DEAD_LETTER_BUCKET", "dead-letters"),
+            ("DREDGE_TAGS", " team , cost "),
+            ("DREDGE_APP_TAG", " service "),
+            ("PUT_MAX_ATTEMPTS", "3"),
+            ("PUT_BACKOFF_MS", "20"),
+        ];
+        let map: HashMap<&str, &str> = vars.into_iter().collect();
+        let c = FunctionConfig::from_vars(&Vars::new(|k| map.get(k).map(|v| v.to_string()))).unwrap();
+        assert_eq!(
+            (c.table.as_str(), c.enriched_stream.as_str(), c.dead_letter_bucket.as_str()),
+            ("ownership", "enriched", "dead-letters")
+        );
+        assert_eq!(c.policy, TagPolicy::from_keys("team,cost", Some("service")));
+        assert_eq!((c.enricher.put_retry.attempts, c.enricher.put_retry.base), (3, Duration::from_millis(20)));
+        let missing = FunctionConfig::from_vars(&Vars::new(|k| {
+            (k != "ENRICHED_STREAM").then(|| map.get(k).map(|v| v.to_string())).flatten()
+        }));
+        assert_eq!(missing.unwrap_err(), ConfigError::Missing { name: "ENRICHED_STREAM" });
     }
 
     #[test]

@@ -15,30 +15,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::Engine;
-use dredge_core::enrich::{decide, FlowWriter, Side, SideFacts, SideOwner, SideWriter, Sides};
+use dredge_core::enrich::{attribute, FlowFacts, FlowWriter, LoggingEni, SideOwner, SideWriter, Sides};
 use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
-    is_private, make_room, AddressKey, Owner, OwnerCache, OwnershipStore, Scope, StoreError, TagPolicy, UnixTime,
+    is_private, make_room, AddressKey, Owner, OwnerCache, Owners, OwnershipStore, Scope, StoreError, TagPolicy,
+    UnixTime,
 };
 use dredge_core::sink::RecordSink;
 use dredge_core::FastHashMap;
+use dredge_lambda::kinesis::Input;
 use serde::Serialize;
 
 use crate::buffers::{BufferPool, Chunks, Span};
 use crate::config::EnricherConfig;
 use crate::output::{deliver, Delivery, Packer, RECORD_BUFFER};
-
-/// One input record, as Kinesis delivered it.
-#[derive(Debug, Clone, Copy)]
-pub struct Input<'a> {
-    pub sequence_number: &'a str,
-    pub data: &'a [u8],
-    /// When Kinesis received it (epoch ms): the timestamp of flows that
-    /// carry no start time.
-    pub arrival_ms: i64,
-}
 
 /// What one batch did: the counters behind the metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
@@ -240,28 +232,56 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         Ok(out.into_iter().map(Option::flatten).collect())
     }
 
-    /// Processes one batch. `now` is the wall clock (a parameter so tests
-    /// control cache ages).
+    /// Processes one batch: decode → look up → attribute, encode and
+    /// deliver → keep what was rejected. `now` is the wall clock (a
+    /// parameter so tests control cache ages).
     pub async fn process(&self, inputs: &[Input<'_>], now: UnixTime) -> BatchOutcome {
         let mut stats = BatchStats { records_in: inputs.len() as u64, ..BatchStats::default() };
-        let fail = |stats: BatchStats, index: usize, error: String| BatchOutcome {
-            stats,
-            retry_from: inputs.get(index).map(|i| i.sequence_number.to_owned()),
-            error: Some(error),
-        };
+        let mut pass = Instant::now();
 
-        let started = Instant::now();
-        // Pass 1: decode, write each flow's first half, collect lookups and
-        // rejects.
-        let mut enis = Interner::default();
-        let mut vpcs = Interner::default();
-        let mut flows: Vec<Flow> = Vec::new();
-        let mut halves = Chunks::new(&self.buffers);
+        let mut decoded = self.decode(inputs, &mut stats);
+        stats.decode_ms = lap(&mut pass);
+
+        let lookups = match self.look_up(&mut decoded, now, &mut stats).await {
+            Ok(l) => l,
+            Err(e) => return BatchOutcome::retry(stats, inputs, 0, format!("ownership store: {e}")),
+        };
+        stats.lookup_ms = lap(&mut pass);
+
+        let seed = inputs.first().map_or("", |i| i.sequence_number);
+        let delivery = self.attribute_and_deliver(&decoded, &lookups, seed, &mut stats).await;
+        stats.write_ms = lap(&mut pass);
+
+        // Rejected input goes to the dead-letter store before anything is
+        // reported done: it is never dropped.
+        let mut retry = self.keep_rejects(&decoded.rejects, inputs, now, seed, &mut stats).await;
+        stats.output_records = delivery.records;
+        stats.output_bytes = delivery.bytes;
+        stats.put_calls = delivery.calls;
+        stats.put_retried = delivery.retried;
+        if let Some(index) = delivery.failed_from {
+            if retry.as_ref().is_none_or(|(r, _)| index < *r) {
+                retry = Some((index, "enriched stream: entries still failing after retries".into()));
+            }
+        }
+        match retry {
+            Some((index, error)) => BatchOutcome::retry(stats, inputs, index, error),
+            None => BatchOutcome { stats, retry_from: None, error: None },
+        }
+    }
+
+    /// Pass 1: decodes every payload, writes each kept flow's first half of
+    /// output, and collects what to look up and what was rejected.
+    fn decode(&self, inputs: &[Input<'_>], stats: &mut BatchStats) -> Decoded<'_> {
+        let mut d = Decoded {
+            flows: Vec::new(),
+            halves: Chunks::new(&self.buffers),
+            enis: Interner::default(),
+            vpcs: Interner::default(),
+            rejects: Rejects::default(),
+        };
         let mut flow_writer = FlowWriter::new();
         let mut inflater = Inflater::new();
-        let mut rejects: Vec<serde_json::Value> = Vec::new();
-        let mut first_reject: Option<usize> = None;
-        let mut rejected_inputs: Vec<usize> = Vec::new();
         for (index, input) in inputs.iter().enumerate() {
             let mut rejected_here = false;
             let outcome = self.decoder.decode_with(input.data, &mut inflater, &mut |item| match item {
@@ -277,13 +297,13 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
                     // Flows without a start are timestamped on arrival.
                     let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
-                    let half = halves.write(|out| flow_writer.write(&record, timestamp, out));
-                    flows.push(Flow {
+                    let half = d.halves.write(|out| flow_writer.write(&record, timestamp, out));
+                    d.flows.push(Flow {
                         src: record.addr(Field::Srcaddr),
                         dst: record.addr(Field::Dstaddr),
                         start,
-                        eni: record.text(Field::InterfaceId).map(|e| enis.id(e)),
-                        vpc: record.text(Field::VpcId).map(|v| vpcs.id(v)),
+                        eni: record.text(Field::InterfaceId).map(|e| d.enis.id(e)),
+                        vpc: record.text(Field::VpcId).map(|v| d.vpcs.id(v)),
                         direction: record.flow_direction(),
                         src_query: None,
                         dst_query: None,
@@ -293,9 +313,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 }
                 Item::Rejected { line, error } => {
                     rejected_here = true;
-                    rejects.push(serde_json::json!({
-                        "sequence_number": input.sequence_number, "line": line, "reason": error.to_string(),
-                    }));
+                    d.rejects.line(input, line, &error);
                 }
             });
             match outcome {
@@ -306,34 +324,34 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 Err(e) => {
                     stats.payload_errors += 1;
                     rejected_here = true;
-                    rejects.push(serde_json::json!({
-                        "sequence_number": input.sequence_number, "line": 0, "reason": e.to_string(),
-                    }));
+                    d.rejects.line(input, 0, &e);
                 }
             }
             if rejected_here {
-                first_reject.get_or_insert(index);
-                rejected_inputs.push(index);
+                d.rejects.inputs.push(index);
             }
         }
-        drop(inflater);
+        d
+    }
 
-        stats.decode_ms = ms(started);
-        let started = Instant::now();
-        // Pass 2: look everything up at once.
-        let infos = match self.eni_infos(&enis.names, now, &mut stats).await {
-            Ok(i) => i,
-            Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
-        };
+    /// Pass 2: the logging ENIs, then every side of every flow, looked up
+    /// at once: each distinct (VPC, address) is one key, each side of each
+    /// flow one query of a key at the flow's start.
+    async fn look_up(
+        &self,
+        decoded: &mut Decoded<'_>,
+        now: UnixTime,
+        stats: &mut BatchStats,
+    ) -> Result<Lookups, StoreError> {
+        let enis = self.eni_infos(&decoded.enis.names, now, stats).await?;
+        let vpcs = &mut decoded.vpcs;
         // The VPC of each logging ENI, for formats without `vpc-id`.
         let eni_vpcs: Vec<Option<u32>> =
-            infos.iter().map(|i| i.as_ref().and_then(|i| i.owner.vpc_id.as_deref()).map(|v| vpcs.id(v))).collect();
-        // Each distinct (VPC, address) becomes one key, found by small ids;
-        // each side of each flow one query of a key at the flow's start.
+            enis.iter().map(|i| i.as_ref().and_then(|i| i.owner.vpc_id.as_deref()).map(|v| vpcs.id(v))).collect();
         let mut keys: Vec<AddressKey> = Vec::new();
         let mut key_ids: FastHashMap<(Option<u32>, IpAddr), Option<u32>> = FastHashMap::default();
-        let mut queries: Vec<(u32, UnixTime)> = Vec::with_capacity(2 * flows.len());
-        for flow in &mut flows {
+        let mut queries: Vec<(u32, UnixTime)> = Vec::with_capacity(2 * decoded.flows.len());
+        for flow in &mut decoded.flows {
             let Some(start) = flow.start else { continue };
             let vpc = flow.vpc.or_else(|| flow.eni.and_then(|e| eni_vpcs[e as usize]));
             let mut query = |addr: Option<IpAddr>| -> Option<u32> {
@@ -353,170 +371,167 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         }
         drop(key_ids);
         let before = self.cache.stats();
-        let found = match self.cache.lookup(&self.store, &keys, &queries, now).await {
-            Ok(o) => o,
-            Err(e) => return fail(stats, 0, format!("ownership store: {e}")),
-        };
-        let owners = found.all();
+        let owners = self.cache.lookup(&self.store, &keys, &queries, now).await?;
         let after = self.cache.stats();
         stats.cache_hits = after.hits - before.hits;
         stats.cache_misses = after.misses - before.misses;
         stats.store_calls += after.store_calls - before.store_calls;
+        Ok(Lookups { enis, owners })
+    }
 
-        stats.lookup_ms = ms(started);
-        let started = Instant::now();
-        // Pass 3: decide both sides, complete each line, and deliver output
-        // records as they fill.
-        let seed = inputs.first().map_or("", |i| i.sequence_number);
+    /// Pass 3: attributes both sides of every flow, completes its output
+    /// line, and delivers output records as they fill. Stops at the first
+    /// delivery that fails for good: Lambda retries from the earliest
+    /// failed input, which is no later than this flow's.
+    async fn attribute_and_deliver(
+        &self,
+        decoded: &Decoded<'_>,
+        lookups: &Lookups,
+        seed: &str,
+        stats: &mut BatchStats,
+    ) -> Delivery {
+        let owners = lookups.owners.all();
         let mut packer = Packer::new(seed, &self.buffers);
         let mut side_writer = SideWriter::new();
         let mut delivery = Delivery::default();
-        for flow in &flows {
-            let eni_name = flow.eni.map(|e| enis.names[e as usize].as_str());
-            let info =
-                flow.eni.and_then(|e| infos[e as usize].as_deref()).filter(|i| match (i.deleted_at, flow.start) {
-                    (Some(deleted), Some(start)) => start < deleted.0,
-                    _ => true,
-                });
-            let src_owner = flow.src_query.and_then(|q| owners[q as usize]);
-            let dst_owner = flow.dst_query.and_then(|q| owners[q as usize]);
-            let logging = logging_side(flow, info, eni_name, src_owner, dst_owner);
-            let sides = if flow.start.is_some() {
-                let side = |which: Side, addr, owner| {
-                    let is_logging = logging == Some(which);
-                    decide(
-                        SideFacts {
-                            address: addr,
-                            table_owner: owner,
-                            is_logging_side: is_logging,
-                            interface_id: eni_name,
-                            logging_eni: if is_logging { info.map(|i| &i.owner) } else { None },
-                        },
-                        self.ranges.as_deref(),
-                    )
-                };
-                Sides { src: side(Side::Src, flow.src, src_owner), dst: side(Side::Dst, flow.dst, dst_owner) }
-            } else {
-                stats.no_start_time += 1;
-                Sides { src: SideOwner::Unattributed, dst: SideOwner::Unattributed }
-            };
-            if sides.src == SideOwner::Unattributed {
-                stats.src_unattributed += 1;
-            }
-            if sides.dst == SideOwner::Unattributed {
-                stats.dst_unattributed += 1;
-            }
+        for flow in &decoded.flows {
+            let info = flow.eni.and_then(|e| lookups.enis[e as usize].as_deref());
+            let sides = attribute(
+                &FlowFacts {
+                    src: flow.src,
+                    dst: flow.dst,
+                    start: flow.start.map(UnixTime),
+                    interface_id: flow.eni.map(|e| decoded.enis.names[e as usize].as_str()),
+                    direction: flow.direction,
+                    logging_eni: info.map(|i| LoggingEni {
+                        owner: &i.owner,
+                        addresses: &i.addresses,
+                        deleted_at: i.deleted_at,
+                    }),
+                    src_owner: flow.src_query.and_then(|q| owners[q as usize]),
+                    dst_owner: flow.dst_query.and_then(|q| owners[q as usize]),
+                },
+                self.ranges.as_deref(),
+            );
+            stats.count_sides(flow, &sides);
             packer.push_with(flow.input as usize, |out| {
-                out.extend_from_slice(halves.get(flow.half));
+                out.extend_from_slice(decoded.halves.get(flow.half));
                 side_writer.write(&sides, out);
             });
-            stats.output_lines += 1;
             if packer.ready() >= DELIVER_EVERY {
-                delivery.add(
-                    deliver(
-                        &self.sink,
-                        packer.take_ready(),
-                        self.config.put_attempts,
-                        self.config.put_backoff,
-                        &self.buffers,
-                    )
-                    .await,
-                );
+                delivery.add(deliver(&self.sink, packer.take_ready(), &self.config.put_retry, &self.buffers).await);
                 if delivery.failed_from.is_some() {
-                    // Lambda retries from the earliest failed input, which
-                    // is no later than this flow's: the rest is redone then.
-                    break;
+                    return delivery;
                 }
             }
         }
-        drop(halves);
-        if delivery.failed_from.is_none() {
-            let last = packer.finish();
-            delivery
-                .add(deliver(&self.sink, last, self.config.put_attempts, self.config.put_backoff, &self.buffers).await);
-        }
+        delivery.add(deliver(&self.sink, packer.finish(), &self.config.put_retry, &self.buffers).await);
+        delivery
+    }
 
-        stats.write_ms = ms(started);
-        // Rejected input goes to the dead-letter store before anything is
-        // reported done: it is never dropped.
-        let mut retry: Option<(usize, String)> = None;
-        if !rejects.is_empty() {
-            stats.dead_letter_lines = rejects.len() as u64;
-            let body = dead_letter_body(&rejects, inputs, &rejected_inputs);
-            let key = format!("{}/{}-{}.jsonl", self.config.dead_letter_prefix.trim_end_matches('/'), now.0, seed);
-            if let Err(e) = self.dead_letter.put(&key, body).await {
-                let index = first_reject.unwrap_or(0);
-                retry = Some((index, format!("dead-letter store: {e}")));
-            }
+    /// Writes the batch's rejected lines and records to the dead-letter
+    /// store; on failure, the input to retry from and why.
+    async fn keep_rejects(
+        &self,
+        rejects: &Rejects,
+        inputs: &[Input<'_>],
+        now: UnixTime,
+        seed: &str,
+        stats: &mut BatchStats,
+    ) -> Option<(usize, String)> {
+        if rejects.lines.is_empty() {
+            return None;
         }
-
-        stats.output_records = delivery.records;
-        stats.output_bytes = delivery.bytes;
-        stats.put_calls = delivery.calls;
-        stats.put_retried = delivery.retried;
-        if let Some(index) = delivery.failed_from {
-            if retry.as_ref().is_none_or(|(r, _)| index < *r) {
-                retry = Some((index, "enriched stream: entries still failing after retries".into()));
-            }
-        }
-        match retry {
-            Some((index, error)) => fail(stats, index, error),
-            None => BatchOutcome { stats, retry_from: None, error: None },
+        stats.dead_letter_lines = rejects.lines.len() as u64;
+        let body = rejects.body(inputs);
+        let key = format!("{}/{}-{}.jsonl", self.config.dead_letter_prefix.trim_end_matches('/'), now.0, seed);
+        match self.dead_letter.put(&key, body).await {
+            Ok(()) => None,
+            Err(e) => Some((rejects.inputs.first().copied().unwrap_or(0), format!("dead-letter store: {e}"))),
         }
     }
 }
 
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+/// Pass 1's result.
+struct Decoded<'p> {
+    flows: Vec<Flow>,
+    /// Each flow's first half of output.
+    halves: Chunks<'p>,
+    /// Logging ENI and VPC ids, interned.
+    enis: Interner,
+    vpcs: Interner,
+    rejects: Rejects,
 }
 
-/// Which side is the interface that logged the flow: by the ENI's known
-/// addresses, then by the table, then by `flow-direction`.
-fn logging_side(
-    flow: &Flow,
-    info: Option<&EniInfo>,
-    eni: Option<&str>,
-    src: Option<&Owner>,
-    dst: Option<&Owner>,
-) -> Option<Side> {
-    if let Some(info) = info {
-        if flow.src.is_some_and(|a| info.addresses.contains(&a)) {
-            return Some(Side::Src);
-        }
-        if flow.dst.is_some_and(|a| info.addresses.contains(&a)) {
-            return Some(Side::Dst);
-        }
+/// Pass 2's result: what the table knows of each logging ENI (by interned
+/// id) and the owner of each query.
+struct Lookups {
+    enis: Vec<Option<Arc<EniInfo>>>,
+    owners: Owners,
+}
+
+/// What was rejected: one JSON line per rejected line, and the input
+/// records they came from.
+#[derive(Default)]
+struct Rejects {
+    lines: Vec<serde_json::Value>,
+    /// Indexes of affected inputs, in order.
+    inputs: Vec<usize>,
+}
+
+impl Rejects {
+    fn line(&mut self, input: &Input<'_>, line: usize, reason: &dyn std::fmt::Display) {
+        self.lines.push(serde_json::json!({
+            "sequence_number": input.sequence_number, "line": line, "reason": reason.to_string(),
+        }));
     }
-    if let Some(eni) = eni {
-        if src.is_some_and(|o| o.eni_id == eni) {
-            return Some(Side::Src);
+
+    /// One JSON line per rejected line, then each affected input record
+    /// whole (base64), so the exact bytes can be replayed.
+    fn body(&self, inputs: &[Input<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for r in &self.lines {
+            serde_json::to_writer(&mut body, r).expect("JSON into a Vec");
+            body.push(b'\n');
         }
-        if dst.is_some_and(|o| o.eni_id == eni) {
-            return Some(Side::Dst);
+        for &i in &self.inputs {
+            let record = serde_json::json!({
+                "sequence_number": inputs[i].sequence_number,
+                "data_base64": base64::engine::general_purpose::STANDARD.encode(inputs[i].data),
+            });
+            serde_json::to_writer(&mut body, &record).expect("JSON into a Vec");
+            body.push(b'\n');
         }
-    }
-    match flow.direction {
-        Some(FlowDirection::Egress) => Some(Side::Src),
-        Some(FlowDirection::Ingress) => Some(Side::Dst),
-        None => None,
+        body
     }
 }
 
-/// One JSON line per rejected line, then each affected input record whole
-/// (base64), so the exact bytes can be replayed.
-fn dead_letter_body(rejects: &[serde_json::Value], inputs: &[Input<'_>], affected: &[usize]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for r in rejects {
-        serde_json::to_writer(&mut body, r).expect("JSON into a Vec");
-        body.push(b'\n');
+impl BatchStats {
+    fn count_sides(&mut self, flow: &Flow, sides: &Sides<'_>) {
+        if flow.start.is_none() {
+            self.no_start_time += 1;
+        }
+        if sides.src == SideOwner::Unattributed {
+            self.src_unattributed += 1;
+        }
+        if sides.dst == SideOwner::Unattributed {
+            self.dst_unattributed += 1;
+        }
+        self.output_lines += 1;
     }
-    for &i in affected {
-        let record = serde_json::json!({
-            "sequence_number": inputs[i].sequence_number,
-            "data_base64": base64::engine::general_purpose::STANDARD.encode(inputs[i].data),
-        });
-        serde_json::to_writer(&mut body, &record).expect("JSON into a Vec");
-        body.push(b'\n');
+}
+
+impl BatchOutcome {
+    /// A batch that Lambda must retry from input `index` on.
+    fn retry(stats: BatchStats, inputs: &[Input<'_>], index: usize, error: String) -> BatchOutcome {
+        BatchOutcome { stats, retry_from: inputs.get(index).map(|i| i.sequence_number.to_owned()), error: Some(error) }
     }
-    body
+}
+
+/// The time since `since`, in milliseconds; `since` moves to now.
+fn lap(since: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let ms = now.duration_since(*since).as_secs_f64() * 1000.0;
+    *since = now;
+    ms
 }

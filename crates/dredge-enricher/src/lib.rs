@@ -5,12 +5,11 @@
 
 pub mod buffers;
 pub mod config;
-pub mod event;
 pub mod handler;
 pub mod lambda;
 pub mod output;
 pub mod ranges;
 
-pub use config::{EnricherConfig, RangesSource};
-pub use event::KinesisBatch;
-pub use handler::{BatchOutcome, BatchStats, Enricher, Input};
+pub use config::{EnricherConfig, FunctionConfig, RangesSource};
+pub use dredge_lambda::kinesis::{Input, KinesisBatch};
+pub use handler::{BatchOutcome, BatchStats, Enricher};

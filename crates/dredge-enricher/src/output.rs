@@ -3,9 +3,9 @@
 //! caller's; transport is the sink's.
 
 use std::hash::{Hash, Hasher};
-use std::time::Duration;
 
 use dredge_core::sink::{OutRecord, RecordSink, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
+use dredge_lambda::RetryPolicy;
 
 use crate::buffers::BufferPool;
 
@@ -167,27 +167,27 @@ fn calls(records: &[OutRecord]) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Puts every record, retrying failed entries (and transiently failed
-/// calls) with exponential backoff, `attempts` times in all. Calls borrow
-/// the records: nothing is copied, even for a retry. Buffers of records
-/// done with go back to `pool`.
+/// calls) as `retry` says. Sinks are lent the records, and a retry lends
+/// the same ones again; what a sink copies is its own business (the
+/// Kinesis sink copies each into its request, since the SDK's `Blob` owns
+/// its bytes). Buffers of records done with go back to `pool`.
 pub async fn deliver<K: RecordSink>(
     sink: &K,
     records: Vec<Packed>,
-    attempts: u32,
-    backoff: Duration,
+    retry: &RetryPolicy,
     pool: &BufferPool,
 ) -> Delivery {
     let mut d = Delivery::default();
     let (mut pending, mut sources): (Vec<OutRecord>, Vec<usize>) =
         records.into_iter().map(|p| (p.record, p.first_source)).unzip();
     let mut given_up: Vec<usize> = Vec::new();
-    for attempt in 0..attempts.max(1) {
+    for attempt in 0..retry.attempts {
         if pending.is_empty() {
             break;
         }
         if attempt > 0 {
             d.retried += pending.len() as u64;
-            tokio::time::sleep(backoff.saturating_mul(1 << (attempt - 1).min(10))).await;
+            retry.pause(attempt).await;
         }
         // Indexes into `pending` to put again.
         let mut failed: Vec<usize> = Vec::new();
@@ -329,6 +329,10 @@ mod tests {
         }
     }
 
+    fn no_wait(attempts: u32) -> RetryPolicy {
+        RetryPolicy::new(attempts, std::time::Duration::ZERO, std::time::Duration::ZERO)
+    }
+
     fn packed(data: &[u8], source: usize) -> Packed {
         Packed { record: OutRecord { partition_key: "k".into(), data: data.to_vec() }, first_source: source }
     }
@@ -337,7 +341,7 @@ mod tests {
     async fn retries_only_the_failed_entries() {
         let pool = BufferPool::new(64, 4);
         let sink = Flaky { fail: vec![b'b'], times: 2, seen: Default::default(), accepted: Default::default() };
-        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"b", 1), packed(b"c", 2)], 5, Duration::ZERO, &pool).await;
+        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"b", 1), packed(b"c", 2)], &no_wait(5), &pool).await;
         assert_eq!(d.failed_from, None);
         assert_eq!((d.records, d.retried, d.calls), (3, 2, 3));
         let mut accepted = sink.accepted.lock().unwrap().clone();
@@ -349,7 +353,7 @@ mod tests {
     async fn reports_the_earliest_source_it_gave_up_on() {
         let pool = BufferPool::new(64, 4);
         let sink = Flaky { fail: vec![b'b', b'c'], times: 99, seen: Default::default(), accepted: Default::default() };
-        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"c", 4), packed(b"b", 2)], 3, Duration::ZERO, &pool).await;
+        let d = deliver(&sink, vec![packed(b"a", 0), packed(b"c", 4), packed(b"b", 2)], &no_wait(3), &pool).await;
         assert_eq!(d.failed_from, Some(2));
         assert_eq!(d.records, 1);
     }

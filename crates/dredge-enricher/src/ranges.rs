@@ -8,6 +8,7 @@ use std::time::Duration;
 use dredge_aws::S3Objects;
 use dredge_core::ipranges::{IpRanges, IpRangesError};
 use dredge_core::objects::{ObjectError, ObjectStore};
+use dredge_lambda::RetryPolicy;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Bytes};
 use hyper::{StatusCode, Uri};
@@ -23,9 +24,8 @@ use crate::config::RangesSource;
 pub struct FetchOptions {
     /// Per attempt: connecting, the response and the whole body.
     pub timeout: Duration,
-    pub attempts: u32,
-    /// Delay before the second attempt, doubling after each.
-    pub backoff: Duration,
+    /// Tries, and the backoff between them.
+    pub retry: RetryPolicy,
     /// Larger bodies are refused (the published file is about 3 MB).
     pub max_bytes: usize,
 }
@@ -36,8 +36,7 @@ impl Default for FetchOptions {
     fn default() -> Self {
         FetchOptions {
             timeout: Duration::from_secs(5),
-            attempts: 3,
-            backoff: Duration::from_millis(200),
+            retry: RetryPolicy::new(3, Duration::from_millis(200), Duration::from_secs(2)),
             max_bytes: 64 << 20,
         }
     }
@@ -128,7 +127,6 @@ pub async fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>, Ran
         return Err(failed(0, FetchError::InvalidUrl(url.to_owned())));
     }
     let client = client().map_err(|e| failed(0, e))?;
-    let mut delay = options.backoff;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -137,12 +135,11 @@ pub async fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>, Ran
             Ok(Err(e)) => e,
             Err(_) => FetchError::Timeout(options.timeout),
         };
-        if attempt >= options.attempts || !error.is_transient() {
+        if !options.retry.retries_after(attempt) || !error.is_transient() {
             return Err(failed(attempt, error));
         }
-        tracing::warn!(url, attempt, error = %error, retry_in = ?delay, "fetching IP_RANGES failed; retrying");
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+        tracing::warn!(url, attempt, error = %error, "fetching IP_RANGES failed; retrying");
+        options.retry.pause(attempt).await;
     }
 }
 

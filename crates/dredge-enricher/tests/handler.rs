@@ -152,8 +152,7 @@ fn enricher(
 /// An enricher writing to `sink`, retrying puts twice without backoff, and
 /// without AWS ranges.
 async fn enricher_on(sink: TestSink, dir: &std::path::Path) -> Enricher<MemoryStore, TestSink, Objects> {
-    let config =
-        EnricherConfig { put_backoff: std::time::Duration::ZERO, put_attempts: 2, ..EnricherConfig::default() };
+    let config = EnricherConfig { put_retry: no_wait(2), ..EnricherConfig::default() };
     Enricher::new(
         table().await,
         sink,
@@ -177,6 +176,11 @@ fn cloudwatch(lines: &[String]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(doc.to_string().as_bytes()).unwrap();
     gz.finish().unwrap()
+}
+
+/// Retries without waiting.
+fn no_wait(attempts: u32) -> dredge_lambda::RetryPolicy {
+    dredge_lambda::RetryPolicy::new(attempts, std::time::Duration::ZERO, std::time::Duration::ZERO)
 }
 
 fn inputs<'a>(payloads: &'a [Vec<u8>], seqs: &'a [String]) -> Vec<Input<'a>> {
@@ -306,7 +310,10 @@ async fn status_records_are_forwarded_when_asked() {
 #[tokio::test]
 async fn failed_entries_are_retried_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
-    let config = EnricherConfig { put_backoff: std::time::Duration::ZERO, ..EnricherConfig::default() };
+    let config = EnricherConfig {
+        put_retry: no_wait(EnricherConfig::default().put_retry.attempts),
+        ..EnricherConfig::default()
+    };
     let e = enricher(table().await, dir.path(), false, config);
     *e.sink().fail_first.lock().unwrap() = 2;
     let payloads: Vec<Vec<u8>> = (0..3).map(|i| line("10.0.0.1", "10.0.0.5", 1500 + i).into_bytes()).collect();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dredge_enricher::ranges::{self, FetchError, FetchOptions, RangesError};
 use dredge_enricher::RangesSource;
+use dredge_lambda::RetryPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -36,8 +37,7 @@ fn s3() -> aws_sdk_s3::Client {
 fn quick() -> FetchOptions {
     FetchOptions {
         timeout: Duration::from_secs(5),
-        attempts: 3,
-        backoff: Duration::from_millis(10),
+        retry: RetryPolicy::new(3, Duration::from_millis(10), Duration::from_millis(40)),
         ..Default::default()
     }
 }
@@ -164,7 +164,11 @@ async fn a_body_over_the_cap_is_refused_without_retrying() {
 #[tokio::test]
 async fn a_silent_server_times_out_each_attempt() {
     let (url, hits) = serve(vec![Reply::Hang]).await;
-    let options = FetchOptions { timeout: Duration::from_millis(200), attempts: 2, ..quick() };
+    let options = FetchOptions {
+        timeout: Duration::from_millis(200),
+        retry: RetryPolicy { attempts: 2, ..quick().retry },
+        ..quick()
+    };
     let e = ranges::fetch_url(&url, &options).await.unwrap_err();
     assert!(matches!(&e, RangesError::Http { attempts: 2, error: FetchError::Timeout(_), .. }), "{e:?}");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
@@ -176,7 +180,10 @@ async fn connect_errors_are_retried_then_named() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     for scheme in ["http", "https"] {
         let url = format!("{scheme}://127.0.0.1:{port}/ip-ranges.json");
-        let e = ranges::fetch_url(&url, &FetchOptions { attempts: 2, ..quick() }).await.unwrap_err();
+        let e =
+            ranges::fetch_url(&url, &FetchOptions { retry: RetryPolicy { attempts: 2, ..quick().retry }, ..quick() })
+                .await
+                .unwrap_err();
         // For https this also shows the platform's CA roots loaded (else FetchError::Tls).
         assert!(matches!(&e, RangesError::Http { attempts: 2, error: FetchError::Request(_), .. }), "{e:?}");
         assert!(e.to_string().to_lowercase().contains("connection refused"), "{e}");

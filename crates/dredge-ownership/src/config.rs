@@ -1,63 +1,41 @@
-//! The function's configuration, from environment variables.
+//! The function's configuration, from environment variables (read by the
+//! rules of `dredge_lambda::config`).
 
 use dredge_core::ownership::TagPolicy;
+pub use dredge_lambda::config::{ConfigError, APP_TAG_VAR, TAGS_VAR};
+use dredge_lambda::Vars;
 
 /// `OWNERSHIP_TABLE`: the DynamoDB table (required).
 pub const TABLE_VAR: &str = "OWNERSHIP_TABLE";
-/// `DREDGE_TAGS`: comma-separated tag keys kept on owners.
-pub const TAGS_VAR: &str = "DREDGE_TAGS";
-/// `DREDGE_APP_TAG`: the tag naming the app when there is no auto scaling
-/// group; empty for none.
-pub const APP_TAG_VAR: &str = "DREDGE_APP_TAG";
 /// `RETENTION_DAYS`: how long ownership history is kept.
 pub const RETENTION_VAR: &str = "RETENTION_DAYS";
-
-pub const DEFAULT_TAGS: &str = "app,team";
-pub const DEFAULT_APP_TAG: &str = "app";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table: String,
+    /// `DREDGE_TAGS`, `DREDGE_APP_TAG`.
     pub policy: TagPolicy,
-    /// `None` keeps history forever.
+    /// `None`: the store's default retention.
     pub retention_days: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name}={value:?}: {why}")]
-    Invalid { name: &'static str, value: String, why: &'static str },
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::from_vars(&Vars::process())
     }
 
-    /// Reads variables through `get` (the environment, or a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let table = get(TABLE_VAR).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        let table = table.ok_or(ConfigError::Missing(TABLE_VAR))?;
-        let tags = get(TAGS_VAR).unwrap_or_else(|| DEFAULT_TAGS.to_owned());
-        let app_tag = get(APP_TAG_VAR).unwrap_or_else(|| DEFAULT_APP_TAG.to_owned());
-        let policy = TagPolicy::from_keys(&tags, Some(app_tag.trim()));
-        let retention_days = match get(RETENTION_VAR).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Config, ConfigError> {
+        let retention_days = match vars.get(RETENTION_VAR) {
             None => None,
             Some(v) => match v.parse::<u32>() {
                 Ok(0) | Err(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: RETENTION_VAR,
-                        value: v,
-                        why: "must be a whole number of days, at least 1",
-                    })
+                    return Err(ConfigError::invalid(RETENTION_VAR, v, "must be a whole number of days, at least 1"))
                 }
                 Ok(days) => Some(days),
             },
         };
-        Ok(Config { table, policy, retention_days })
+        Ok(Config { table: vars.required(TABLE_VAR)?, policy: vars.tag_policy(), retention_days })
     }
 }
 
@@ -69,7 +47,7 @@ mod tests {
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_vars(&Vars::new(|name| map.get(name).cloned()))
     }
 
     #[test]
@@ -98,8 +76,8 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing(TABLE_VAR));
-        assert_eq!(config(&[(TABLE_VAR, " ")]).unwrap_err(), ConfigError::Missing(TABLE_VAR));
+        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing { name: TABLE_VAR });
+        assert_eq!(config(&[(TABLE_VAR, " ")]).unwrap_err(), ConfigError::Missing { name: TABLE_VAR });
         for bad in ["0", "-3", "ten"] {
             let err = config(&[(TABLE_VAR, "t"), (RETENTION_VAR, bad)]).unwrap_err();
             assert!(matches!(err, ConfigError::Invalid { name: RETENTION_VAR, .. }), "{bad}: {err}");

@@ -10,21 +10,9 @@ use std::path::{Path, PathBuf};
 use dredge_core::ownership::snapshot::{Snapshot, SnapshotError};
 use dredge_core::ownership::{Eni, UnixTime};
 
-/// An EC2 failure. `Transient` ones (throttling, timeouts, 5xx) are worth
-/// retrying; the rest (access denied, bad data) are not.
-#[derive(Debug, thiserror::Error)]
-pub enum DescribeError {
-    #[error("transient EC2 error: {0}")]
-    Transient(String),
-    #[error("EC2 error: {0}")]
-    Permanent(String),
-}
-
-impl DescribeError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, DescribeError::Transient(_))
-    }
-}
+/// An EC2 failure: [`Failure`](dredge_core::Failure), classified by the
+/// rules every service shares.
+pub type DescribeError = dredge_core::Failure;
 
 /// A snapshot and when it was taken, if the describer knows.
 #[derive(Debug, Clone, PartialEq, Eq)]

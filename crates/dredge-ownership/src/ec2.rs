@@ -8,7 +8,6 @@
 //! JSON give the same ENIs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::error::Error as _;
 use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -16,6 +15,7 @@ use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use aws_sdk_ec2::Client;
 use dredge_core::ownership::snapshot::{region_of_az, Snapshot};
 use dredge_core::ownership::{is_private, Eni, UnixTime};
+use dredge_lambda::sdk_error;
 
 use crate::describe::{DescribeError, Ec2Describer, TakenSnapshot};
 
@@ -103,52 +103,13 @@ impl Ec2Describer for Ec2Api {
     }
 }
 
-/// Throttling, timeouts, dispatch failures, unparseable responses and 5xx
-/// are transient (the SDK has already retried them); the rest are not.
+/// An EC2 SDK failure, by the rules every service shares
+/// (`dredge_lambda::sdk_error`).
 pub fn classify<E>(operation: &str, error: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> DescribeError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let status = error.raw_response().map(|r| r.status().as_u16());
-    let code = error.code().map(str::to_owned);
-    let transient = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(_) => {
-            status.is_some_and(|s| s >= 500 || s == 429)
-                || code.as_deref().is_some_and(|c| {
-                    matches!(
-                        c,
-                        "RequestLimitExceeded"
-                            | "Throttling"
-                            | "ThrottlingException"
-                            | "InternalError"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                            | "Unavailable"
-                            | "RequestTimeout"
-                    )
-                })
-        }
-        _ => false,
-    };
-    let mut message = format!("{operation}: {error}");
-    if let Some(code) = &code {
-        message.push_str(&format!(" ({code}"));
-        if let Some(m) = error.message() {
-            message.push_str(&format!(": {m}"));
-        }
-        message.push(')');
-    }
-    let mut source = error.source();
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    if transient {
-        DescribeError::Transient(message)
-    } else {
-        DescribeError::Permanent(message)
-    }
+    sdk_error::classify(&format!("EC2 {operation}"), &error)
 }
 
 /// The ENI an SDK `NetworkInterface` describes, exactly as
@@ -444,5 +405,30 @@ mod tests {
         let bad = NetworkInterface::builder().network_interface_id("eni-1").private_ip_address("10.0.0.300").build();
         let err = eni_from_sdk(&bad).unwrap_err();
         assert!(err.to_string().contains("10.0.0.300"), "{err}");
+    }
+
+    #[test]
+    fn ec2_errors_follow_the_shared_rules() {
+        use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let error = |code: &str, status: u16| {
+            let e = DescribeNetworkInterfacesError::generic(ErrorMetadata::builder().code(code).build());
+            let raw =
+                aws_sdk_ec2::config::http::HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+            classify("DescribeNetworkInterfaces", SdkError::service_error(e, raw))
+        };
+        for (code, status) in
+            [("RequestLimitExceeded", 503), ("Throttling", 400), ("InternalError", 500), ("Unavailable", 503)]
+        {
+            let e = error(code, status);
+            assert!(e.is_transient(), "{e}");
+            assert!(e.message().starts_with("EC2 DescribeNetworkInterfaces: "), "{e}");
+        }
+        for (code, status) in [("UnauthorizedOperation", 403), ("InvalidParameterValue", 400)] {
+            assert!(!error(code, status).is_transient(), "{code}");
+        }
     }
 }

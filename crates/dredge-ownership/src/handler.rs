@@ -12,13 +12,15 @@
 //! retries the event (marks are idempotent, so a replay is harmless). Event
 //! types not handled, events that cannot be understood (poison) and
 //! permanent failures are logged and counted, and the invocation succeeds:
-//! retrying them would fail the same way forever. Each invocation prints one
-//! EMF metrics line.
+//! retrying them would fail the same way forever. Each invocation is a
+//! [`Handled`]: the Lambda entry (`dredge_lambda::serve`), the CLI and the
+//! tests report it the same way, one EMF metrics line and one log line.
 //!
 //! The store's and EC2's futures are boxed where they are awaited: nested
 //! inline, the SDK's state machines make one future of hundreds of
 //! kilobytes, which overflows a 2 MiB thread stack in debug builds.
 
+use std::ops::Deref;
 use std::time::Instant;
 
 use dredge_core::ownership::events::{self, parse_event, HANDLED_CALLS, STATE_CHANGE};
@@ -31,7 +33,9 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::describe::{DescribeError, Ec2Describer};
-use crate::emf::{self, Document, Sink, Unit};
+use dredge_lambda::emf::{self, Document, Unit};
+use dredge_lambda::Diagnostic;
+use dredge_lambda::{Invocation, Reporter};
 
 /// The `detail-type` of EventBridge schedule events.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
@@ -39,7 +43,7 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 pub const SCHEDULE_SOURCE: &str = "aws.events";
 /// The kind reported for reconciles.
 pub const RECONCILE: &str = "Reconcile";
-/// The default value of the `Function` metric dimension.
+/// The `Function` metric dimension's value.
 pub const FUNCTION: &str = "ownership";
 /// The dimension splitting `Events` by event kind.
 pub const KIND_DIMENSION: &str = "EventKind";
@@ -141,49 +145,103 @@ pub struct Handler<S, D> {
     store: S,
     describer: D,
     policy: TagPolicy,
-    function: String,
     scope: SnapshotScope,
-    metrics: Sink,
 }
 
-/// Handles one event with `handler`'s own fallback scope.
-pub async fn handle<S: OwnershipStore, D: Ec2Describer>(
-    event: Value,
-    handler: &Handler<S, D>,
-) -> Result<Summary, HandlerError> {
-    handler.handle(event).await
+/// What one invocation did: its summary, how long it took, and the
+/// transient failure that fails it (so that the event is retried).
+#[derive(Debug)]
+pub struct Handled {
+    pub summary: Summary,
+    pub duration_ms: f64,
+    pub failure: Option<HandlerError>,
 }
 
-impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
-    /// A handler printing metrics to standard output under the `Function`
-    /// dimension `ownership`, with no fallback reconcile scope.
-    pub fn new(store: S, describer: D, policy: TagPolicy) -> Self {
-        Handler {
-            store,
-            describer,
-            policy,
-            function: FUNCTION.to_owned(),
-            scope: SnapshotScope::default(),
-            metrics: Sink::Stdout,
+impl Handled {
+    pub fn into_result(self) -> Result<Summary, HandlerError> {
+        match self.failure {
+            None => Ok(self.summary),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+impl Invocation for Handled {
+    type Response = Summary;
+
+    fn metrics(&self, function: &str) -> Document {
+        metrics(function, &self.summary, self.failure.is_some(), self.duration_ms)
+    }
+
+    fn log(&self) {
+        let summary = &self.summary;
+        match &self.failure {
+            None => {
+                let json = serde_json::to_string(summary).unwrap_or_default();
+                info!(kind = %summary.kind, result = summary.result.as_str(), summary = %json, "handled");
+            }
+            Some(e) => error!(kind = %summary.kind, error = %e, "failed; the invocation fails so the event is retried"),
         }
     }
 
-    /// The `Function` metric dimension's value.
-    pub fn with_function(mut self, function: impl Into<String>) -> Self {
-        self.function = function.into();
-        self
+    fn into_response(self) -> Result<Summary, Diagnostic> {
+        self.into_result()
+            .map_err(|e| Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() })
+    }
+}
+
+/// A handler whose invocations are reported as the Lambda entry reports
+/// them: what the `dredge` CLI and the tests run.
+pub struct Reported<S, D> {
+    handler: Handler<S, D>,
+    reporter: Reporter,
+}
+
+impl<S: OwnershipStore, D: Ec2Describer> Reported<S, D> {
+    pub fn new(handler: Handler<S, D>, reporter: Reporter) -> Self {
+        Reported { handler, reporter }
+    }
+
+    /// [`Handler::handle`], reported.
+    pub async fn handle(&self, event: Value) -> Result<Summary, HandlerError> {
+        self.handle_in(event, &self.handler.scope).await
+    }
+
+    /// [`Handler::handle_in`], reported.
+    pub async fn handle_in(&self, event: Value, fallback: &SnapshotScope) -> Result<Summary, HandlerError> {
+        let handled = self.handler.invoke(event, fallback).await;
+        self.reporter.report(&handled);
+        handled.into_result()
+    }
+
+    /// [`Handler::with_scope`].
+    pub fn with_scope(self, scope: SnapshotScope) -> Self {
+        Reported { handler: self.handler.with_scope(scope), reporter: self.reporter }
+    }
+
+    pub fn into_parts(self) -> (S, D) {
+        self.handler.into_parts()
+    }
+}
+
+impl<S, D> Deref for Reported<S, D> {
+    type Target = Handler<S, D>;
+
+    fn deref(&self) -> &Handler<S, D> {
+        &self.handler
+    }
+}
+
+impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
+    /// A handler with no fallback reconcile scope.
+    pub fn new(store: S, describer: D, policy: TagPolicy) -> Self {
+        Handler { store, describer, policy, scope: SnapshotScope::default() }
     }
 
     /// The account and region a reconcile covers when the event does not
     /// say (a `{"reconcile": true}` payload without them).
     pub fn with_scope(mut self, scope: SnapshotScope) -> Self {
         self.scope = scope;
-        self
-    }
-
-    /// Where the EMF metrics lines go.
-    pub fn with_metrics(mut self, sink: Sink) -> Self {
-        self.metrics = sink;
         self
     }
 
@@ -199,15 +257,20 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         (self.store, self.describer)
     }
 
-    /// Handles one event; a reconcile without an account or region in the
-    /// event uses the handler's scope.
+    /// Handles one event, unreported; a reconcile without an account or
+    /// region in the event uses the handler's scope.
     pub async fn handle(&self, event: Value) -> Result<Summary, HandlerError> {
-        self.handle_in(event, &self.scope).await
+        self.invoke(event, &self.scope).await.into_result()
     }
 
-    /// Handles one event; a reconcile without an account or region in the
-    /// event uses `fallback`'s, then the handler's.
+    /// Handles one event, unreported; a reconcile without an account or
+    /// region in the event uses `fallback`'s, then the handler's.
     pub async fn handle_in(&self, event: Value, fallback: &SnapshotScope) -> Result<Summary, HandlerError> {
+        self.invoke(event, fallback).await.into_result()
+    }
+
+    /// Handles one event: what the Lambda entry reports and answers.
+    pub async fn invoke(&self, event: Value, fallback: &SnapshotScope) -> Handled {
         let started = Instant::now();
         let mut summary = Summary::default();
         let outcome = match classify(&event, fallback, &self.scope) {
@@ -224,18 +287,8 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
                 Ok(())
             }
         };
-        self.emit_metrics(&summary, outcome.is_err(), started);
-        match outcome {
-            Ok(()) => {
-                let json = serde_json::to_string(&summary).unwrap_or_default();
-                info!(kind = %summary.kind, result = summary.result.as_str(), summary = %json, "handled");
-                Ok(summary)
-            }
-            Err(e) => {
-                error!(kind = %summary.kind, error = %e, "failed; the invocation fails so the event is retried");
-                Err(e)
-            }
-        }
+        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        Handled { summary, duration_ms, failure: outcome.err() }
     }
 
     async fn apply_event(&self, summary: &mut Summary, event: &Value) -> Result<(), HandlerError> {
@@ -394,14 +447,6 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         error!(kind = %summary.kind, error = %e, "permanent store error, not retried");
         summary.errors.push(e.to_string());
         Ok(())
-    }
-
-    fn emit_metrics(&self, summary: &Summary, transient_failure: bool, started: Instant) {
-        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        let document = metrics(&self.function, summary, transient_failure, duration_ms);
-        if let Err(e) = self.metrics.emit(&document) {
-            warn!(error = %e, "could not write metrics");
-        }
     }
 }
 

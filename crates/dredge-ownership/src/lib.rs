@@ -10,10 +10,10 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use dredge_core::ownership::{MemoryStore, TagPolicy};
-//! use dredge_ownership::{emf::Sink, FileDescriber, Handler};
+//! use dredge_ownership::{FileDescriber, Handler};
 //!
 //! let describer = FileDescriber::from_paths(&["events/ownership/snapshot"])?;
-//! let handler = Handler::new(MemoryStore::new(), describer, TagPolicy::default()).with_metrics(Sink::Off);
+//! let handler = Handler::new(MemoryStore::new(), describer, TagPolicy::default());
 //! let event: serde_json::Value = serde_json::from_slice(&std::fs::read("events/ownership/run-instances.json")?)?;
 //! let summary = handler.handle(event).await?;
 //! println!("{}", serde_json::to_string(&summary)?);
@@ -27,9 +27,8 @@ pub mod config;
 pub mod describe;
 #[cfg(feature = "ec2")]
 pub mod ec2;
-pub use dredge_core::emf;
 pub mod handler;
 
 pub use config::{Config, ConfigError};
 pub use describe::{DescribeError, Ec2Describer, FileDescriber, FileDescriberError, TakenSnapshot};
-pub use handler::{handle, Disposition, Handler, HandlerError, Summary};
+pub use handler::{Disposition, Handled, Handler, HandlerError, Reported, Summary};

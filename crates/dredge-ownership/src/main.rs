@@ -1,29 +1,22 @@
 //! The `dredge-ownership` Lambda (custom runtime, `provided.al2023`,
-//! handler `bootstrap`).
-//!
-//! Configuration (environment): `OWNERSHIP_TABLE` (required), `DREDGE_TAGS`
-//! (default `app,team`), `DREDGE_APP_TAG` (default `app`), `RETENTION_DAYS`
-//! (default: the store's, 30), `RUST_LOG` (default `info`). The SDK
-//! configuration, the DynamoDB and EC2 clients and the handler are built
-//! once per container and shared by every invocation.
+//! handler `bootstrap`). Configuration: [`Config`] (README.md lists the
+//! variables). The SDK configuration, the DynamoDB and EC2 clients and the
+//! handler are built once per container and shared by every invocation.
 
 use std::time::Duration;
 
-use dredge_aws::{sdk_config, DynamoOwnershipStore};
+use dredge_aws::DynamoOwnershipStore;
 use dredge_core::ownership::SnapshotScope;
+use dredge_lambda::{Error, LambdaEvent};
 use dredge_ownership::ec2::Ec2Api;
+use dredge_ownership::handler::FUNCTION;
 use dredge_ownership::{Config, Handler};
-use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    dredge_aws::init_json_logging();
-    let config = Config::from_env().map_err(|e| {
-        tracing::error!(error = %e, "bad configuration");
-        e
-    })?;
-    let sdk = sdk_config().await;
+    let sdk = dredge_lambda::start().await;
+    let config = Config::from_env()?;
     let region = sdk.region().map(|r| r.to_string());
     let mut store = DynamoOwnershipStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     if let Some(days) = config.retention_days {
@@ -41,15 +34,12 @@ async fn main() -> Result<(), Error> {
         "ownership function ready"
     );
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    dredge_lambda::serve(FUNCTION, move |event: LambdaEvent<Value>| async move {
         // A `{"reconcile": true}` payload without an account covers the
         // function's own account, read from its ARN.
         let fallback = scope_of_arn(&event.context.invoked_function_arn);
-        handler
-            .handle_in(event.payload, &fallback)
-            .await
-            .map_err(|e| Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() })
-    }))
+        handler.invoke(event.payload, &fallback).await
+    })
     .await
 }
 

@@ -12,9 +12,10 @@ use dredge_core::ownership::{
     AddressKey, EniRecord, EniRef, InstanceRecord, Mark, MemoryStore, Owner, OwnerKind, OwnershipStore, Scope,
     SnapshotScope, StoreError, StoreResult, TagPolicy, Timeline, UnixTime,
 };
-use dredge_ownership::emf::Sink;
+use dredge_lambda::emf::Sink;
+use dredge_lambda::Reporter;
 use dredge_ownership::{
-    DescribeError, Disposition, Ec2Describer, FileDescriber, Handler, HandlerError, Summary, TakenSnapshot,
+    DescribeError, Disposition, Ec2Describer, FileDescriber, Handler, HandlerError, Reported, Summary, TakenSnapshot,
 };
 use serde_json::{json, Value};
 
@@ -38,12 +39,13 @@ fn describer() -> FileDescriber {
 }
 
 /// A handler over `store` and the snapshot fixtures, with its metrics lines.
-fn handler_with<S: OwnershipStore, D: Ec2Describer>(store: S, describer: D) -> (Handler<S, D>, Arc<Mutex<Vec<u8>>>) {
+fn handler_with<S: OwnershipStore, D: Ec2Describer>(store: S, describer: D) -> (Reported<S, D>, Arc<Mutex<Vec<u8>>>) {
     let (sink, buffer) = Sink::memory();
-    (Handler::new(store, describer, TagPolicy::default()).with_metrics(sink), buffer)
+    let handler = Handler::new(store, describer, TagPolicy::default());
+    (Reported::new(handler, Reporter::new("ownership", sink)), buffer)
 }
 
-fn handler() -> (Handler<MemoryStore, FileDescriber>, Arc<Mutex<Vec<u8>>>) {
+fn handler() -> (Reported<MemoryStore, FileDescriber>, Arc<Mutex<Vec<u8>>>) {
     handler_with(MemoryStore::new(), describer())
 }
 
@@ -235,7 +237,7 @@ fn story() -> Vec<(String, Value)> {
     events.into_iter().map(|(_, name, event)| (name, event)).collect()
 }
 
-async fn play<S: OwnershipStore, D: Ec2Describer>(handler: &Handler<S, D>) -> Vec<Summary> {
+async fn play<S: OwnershipStore, D: Ec2Describer>(handler: &Reported<S, D>) -> Vec<Summary> {
     let mut out = Vec::new();
     for (name, event) in story() {
         out.push(handler.handle(event).await.unwrap_or_else(|e| panic!("{name}: {e}")));
@@ -613,9 +615,10 @@ async fn ec2_errors_fail_when_transient_and_are_counted_when_not() {
 #[tokio::test]
 async fn the_emf_line_has_cloudwatchs_shape() {
     let (sink, buffer) = Sink::memory();
-    let handler = Handler::new(MemoryStore::new(), describer(), TagPolicy::default())
-        .with_function("ownership-test")
-        .with_metrics(sink);
+    let handler = Reported::new(
+        Handler::new(MemoryStore::new(), describer(), TagPolicy::default()),
+        Reporter::new("ownership-test", sink),
+    );
     handler.handle(fixture("run-instances.json")).await.unwrap();
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     assert_eq!(text.matches('\n').count(), 1, "one line, newline-terminated");
@@ -680,7 +683,7 @@ async fn the_summary_is_json() {
     assert_eq!(v["result"], "ignored");
     assert_eq!(v["reason"], "the call failed: Server.InsufficientInstanceCapacity");
     assert!(v.get("errors").is_none() && v.get("reconcile").is_none());
-    let s = dredge_ownership::handle(fixture("scheduled/reconcile.json"), &handler).await.unwrap();
+    let s = handler.handle(fixture("scheduled/reconcile.json")).await.unwrap();
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["result"], "reconciled");
     assert_eq!(v["reconcile"]["opened"], 11);

@@ -11,9 +11,10 @@ use std::net::IpAddr;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use dredge_aws::DynamoOwnershipStore;
 use dredge_core::ownership::{AddressKey, OwnerKind, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime};
+use dredge_lambda::emf::Sink;
+use dredge_lambda::Reporter;
 use dredge_ownership::ec2::Ec2Api;
-use dredge_ownership::emf::Sink;
-use dredge_ownership::{Disposition, Ec2Describer, Handler};
+use dredge_ownership::{Disposition, Ec2Describer, Handler, Reported};
 use serde_json::json;
 
 async fn moto(test: &str) -> Option<aws_config::SdkConfig> {
@@ -24,7 +25,7 @@ async fn moto(test: &str) -> Option<aws_config::SdkConfig> {
         eprintln!("{test}: SKIPPED, no moto server (AWS_ENDPOINT_URL unset); run scripts/test");
         return None;
     }
-    Some(dredge_aws::sdk_config().await)
+    Some(dredge_lambda::entry::sdk_config().await)
 }
 
 fn unique(prefix: &str) -> String {
@@ -84,7 +85,7 @@ async fn the_lambda_wiring_against_moto() {
 
     let store = DynamoOwnershipStore::new(dynamodb.clone(), table.clone());
     let (sink, metrics) = Sink::memory();
-    let handler = Handler::new(store, describer, TagPolicy::default()).with_metrics(sink);
+    let handler = Reported::new(Handler::new(store, describer, TagPolicy::default()), Reporter::new("ownership", sink));
     let key = |ip: IpAddr| AddressKey::new(Scope::of(ip, Some(&vpc)).unwrap(), ip);
     let now = UnixTime::now();
     let (started, seeded, gone) = (UnixTime(now.0 - 3600), UnixTime(now.0 - 1800), UnixTime(now.0 - 60));

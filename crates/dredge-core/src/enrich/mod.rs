@@ -6,4 +6,4 @@ mod side;
 
 pub use json::{write_enriched, FlowWriter, SideWriter, Sides};
 pub use schema::{columns, Column, ColumnType, Cross, Side, SideField, Source, TIMESTAMP};
-pub use side::{decide, Attribution, SideFacts, SideOwner};
+pub use side::{attribute, decide, Attribution, FlowFacts, LoggingEni, SideFacts, SideOwner};

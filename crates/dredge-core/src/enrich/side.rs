@@ -1,11 +1,15 @@
-//! What is known of one side of a flow, and how surely.
+//! The attribution policy: which side of a flow is the interface that
+//! logged it, what is known of each side, and how surely. A wrong owner is
+//! worse than none, so every rule here errs towards `unattributed`.
 
 use std::net::IpAddr;
 
+use crate::flowlog::FlowDirection;
 use crate::ipranges::{AwsRange, IpRanges};
-use crate::ownership::{is_private, Owner};
+use crate::ownership::{is_private, Owner, UnixTime};
 
-use super::schema::SideField;
+use super::json::Sides;
+use super::schema::{Side, SideField};
 
 /// How a side was attributed: the `*_attribution` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,10 +150,142 @@ pub fn decide<'a>(facts: SideFacts<'a>, ranges: Option<&'a IpRanges>) -> SideOwn
     }
 }
 
+/// What the table knows of the ENI that logged a flow.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggingEni<'a> {
+    pub owner: &'a Owner,
+    /// Every address the ENI is known to hold.
+    pub addresses: &'a [IpAddr],
+    /// When the ENI was deleted, if it was.
+    pub deleted_at: Option<UnixTime>,
+}
+
+/// What is known of a whole flow before its sides are decided.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowFacts<'a> {
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    /// The flow's start: the time both sides are attributed at. Without
+    /// one, nothing is attributed.
+    pub start: Option<UnixTime>,
+    /// `interface-id`: the ENI that logged the flow.
+    pub interface_id: Option<&'a str>,
+    pub direction: Option<FlowDirection>,
+    /// What the table knows of `interface_id`, if anything.
+    pub logging_eni: Option<LoggingEni<'a>>,
+    /// The table's owner of each address at the flow's start.
+    pub src_owner: Option<&'a Owner>,
+    pub dst_owner: Option<&'a Owner>,
+}
+
+/// Decides both sides of a flow at its start. The logging ENI's record is
+/// believed only while the ENI existed; the logging side is the one whose
+/// address the ENI holds, else the one the table gives the ENI, else the
+/// one `flow-direction` names.
+pub fn attribute<'a>(flow: &FlowFacts<'a>, ranges: Option<&'a IpRanges>) -> Sides<'a> {
+    if flow.start.is_none() {
+        return Sides { src: SideOwner::Unattributed, dst: SideOwner::Unattributed };
+    }
+    let eni = flow.logging_eni.filter(|e| match (e.deleted_at, flow.start) {
+        (Some(deleted), Some(start)) => start < deleted,
+        _ => true,
+    });
+    let logging = logging_side(flow, eni);
+    let side = |which: Side, address, table_owner| {
+        let is_logging_side = logging == Some(which);
+        decide(
+            SideFacts {
+                address,
+                table_owner,
+                is_logging_side,
+                interface_id: flow.interface_id,
+                logging_eni: if is_logging_side { eni.map(|e| e.owner) } else { None },
+            },
+            ranges,
+        )
+    };
+    Sides { src: side(Side::Src, flow.src, flow.src_owner), dst: side(Side::Dst, flow.dst, flow.dst_owner) }
+}
+
+/// Which side is the interface that logged the flow: by the ENI's known
+/// addresses, then by the table, then by `flow-direction`.
+fn logging_side(flow: &FlowFacts<'_>, eni: Option<LoggingEni<'_>>) -> Option<Side> {
+    if let Some(eni) = eni {
+        if flow.src.is_some_and(|a| eni.addresses.contains(&a)) {
+            return Some(Side::Src);
+        }
+        if flow.dst.is_some_and(|a| eni.addresses.contains(&a)) {
+            return Some(Side::Dst);
+        }
+    }
+    if let Some(id) = flow.interface_id {
+        if flow.src_owner.is_some_and(|o| o.eni_id == id) {
+            return Some(Side::Src);
+        }
+        if flow.dst_owner.is_some_and(|o| o.eni_id == id) {
+            return Some(Side::Dst);
+        }
+    }
+    match flow.direction {
+        Some(FlowDirection::Egress) => Some(Side::Src),
+        Some(FlowDirection::Ingress) => Some(Side::Dst),
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ownership::OwnerKind;
+
+    fn flow<'a>(src: &str, dst: &str) -> FlowFacts<'a> {
+        FlowFacts {
+            src: Some(src.parse().unwrap()),
+            dst: Some(dst.parse().unwrap()),
+            start: Some(UnixTime(1000)),
+            interface_id: Some("eni-log"),
+            direction: None,
+            logging_eni: None,
+            src_owner: None,
+            dst_owner: None,
+        }
+    }
+
+    #[test]
+    fn the_logging_side_by_addresses_then_table_then_direction() {
+        let log = Owner::new("eni-log", OwnerKind::Instance);
+        let addresses = ["10.0.0.2".parse().unwrap()];
+        let eni = LoggingEni { owner: &log, addresses: &addresses, deleted_at: None };
+        // The ENI holds the destination: the destination logged it.
+        let f = FlowFacts { logging_eni: Some(eni), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Dst));
+        let s = attribute(&f, None);
+        assert_eq!((s.src, s.dst), (SideOwner::Unattributed, SideOwner::LoggingEni(&log)));
+        // The table gives the source to the logging ENI.
+        let f = FlowFacts { src_owner: Some(&log), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(logging_side(&f, None), Some(Side::Src));
+        // Only flow-direction says.
+        let f = FlowFacts { direction: Some(FlowDirection::Ingress), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(logging_side(&f, None), Some(Side::Dst));
+        assert_eq!(logging_side(&flow("10.0.0.1", "10.0.0.2"), None), None);
+    }
+
+    #[test]
+    fn a_deleted_eni_and_a_flow_without_start_say_nothing() {
+        let log = Owner::new("eni-log", OwnerKind::Instance);
+        let addresses = ["10.0.0.1".parse().unwrap()];
+        let deleted = LoggingEni { owner: &log, addresses: &addresses, deleted_at: Some(UnixTime(1000)) };
+        let f = FlowFacts { logging_eni: Some(deleted), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(attribute(&f, None).src, SideOwner::Unattributed, "deleted at the flow's start");
+        let alive = LoggingEni { deleted_at: Some(UnixTime(1001)), ..deleted };
+        let f = FlowFacts { logging_eni: Some(alive), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(attribute(&f, None).src, SideOwner::LoggingEni(&log));
+        let other = Owner::new("eni-other", OwnerKind::Instance);
+        let f =
+            FlowFacts { start: None, src_owner: Some(&other), dst_owner: Some(&other), ..flow("10.0.0.1", "10.0.0.2") };
+        let s = attribute(&f, None);
+        assert_eq!((s.src, s.dst), (SideOwner::Unattributed, SideOwner::Unattributed));
+    }
 
     fn facts<'a>(addr: &str, table: Option<&'a Owner>, logging: bool, eni: Option<&'a Owner>) -> SideFacts<'a> {
         SideFacts {

@@ -83,19 +83,27 @@ pub struct TagPolicy {
     pub app_tag: Option<String>,
 }
 
-impl Default for TagPolicy {
-    fn default() -> Self {
-        TagPolicy { keep: vec!["app".into(), "team".into()], app_tag: Some("app".into()) }
-    }
-}
-
 impl TagPolicy {
-    /// Parses `DREDGE_TAGS`-style configuration: comma-separated tag keys.
+    /// The tags kept when `DREDGE_TAGS` is not set.
+    pub const DEFAULT_TAGS: &'static str = "app,team";
+    /// The app tag when `DREDGE_APP_TAG` is not set.
+    pub const DEFAULT_APP_TAG: &'static str = "app";
+
+    /// Parses `DREDGE_TAGS`-style configuration: comma-separated tag keys,
+    /// and the tag naming the app. Every key and the app tag are trimmed;
+    /// empty ones are dropped (an empty app tag means none). Every reader
+    /// of the policy (functions, CLI) parses it here.
     pub fn from_keys(keys: &str, app_tag: Option<&str>) -> TagPolicy {
         TagPolicy {
             keep: keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect(),
-            app_tag: app_tag.filter(|t| !t.is_empty()).map(str::to_owned),
+            app_tag: app_tag.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned),
         }
+    }
+}
+
+impl Default for TagPolicy {
+    fn default() -> Self {
+        TagPolicy::from_keys(Self::DEFAULT_TAGS, Some(Self::DEFAULT_APP_TAG))
     }
 }
 
@@ -151,6 +159,20 @@ mod tests {
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn tag_policy_is_trimmed_and_defaults_parse_like_configuration() {
+        let p = TagPolicy::from_keys(" team , cost-center ,, ", Some(" service "));
+        assert_eq!(p.keep, ["team", "cost-center"]);
+        assert_eq!(p.app_tag.as_deref(), Some("service"));
+        assert_eq!(TagPolicy::from_keys("app", Some("  ")).app_tag, None);
+        assert_eq!(TagPolicy::from_keys("app", None).app_tag, None);
+        let d = TagPolicy::default();
+        assert_eq!(
+            (d.keep.as_slice(), d.app_tag.as_deref()),
+            (&["app".to_owned(), "team".to_owned()][..], Some("app"))
+        );
     }
 
     #[test]

@@ -57,21 +57,9 @@ pub enum EniRef {
     Association(String),
 }
 
-/// A store failure. `Transient` ones are worth retrying (throttling,
-/// timeouts, conflicts); the rest are not.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("transient store error: {0}")]
-    Transient(String),
-    #[error("store error: {0}")]
-    Permanent(String),
-}
-
-impl StoreError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Transient(_))
-    }
-}
+/// A store failure: [`Failure`](crate::Failure), the one error type of
+/// every backend.
+pub type StoreError = crate::Failure;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

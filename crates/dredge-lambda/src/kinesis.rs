@@ -1,16 +1,40 @@
-//! The Kinesis event as the enricher reads it. The JSON Lambda sends is the
-//! one `aws_lambda_events::KinesisEvent` models; this keeps only each
-//! record's sequence number, data and arrival time. Nothing is allocated
-//! for the fields it skips, and data is base64-decoded straight from the
-//! event's text into its bytes.
+//! Kinesis-triggered functions: the event as they read it, and the
+//! partial-batch response that tells Lambda where to retry from.
+//!
+//! The JSON Lambda sends is the one `aws_lambda_events::KinesisEvent`
+//! models; [`KinesisBatch`] keeps only each record's sequence number, data
+//! and arrival time. Nothing is allocated for the fields it skips, and data
+//! is base64-decoded straight from the event's text into its bytes.
 
 use std::fmt;
 
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use base64::Engine;
 use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::handler::Input;
+/// One record of a batch, as a function reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub sequence_number: &'a str,
+    pub data: &'a [u8],
+    /// When Kinesis received it (epoch ms): the timestamp of flows that
+    /// carry no start time.
+    pub arrival_ms: i64,
+}
+
+/// The response of a function invoked with `ReportBatchItemFailures`:
+/// Lambda retries the batch from `retry_from` (a sequence number) on, or
+/// checkpoints the whole batch when it is `None`.
+pub fn batch_response(retry_from: Option<&str>) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    if let Some(seq) = retry_from {
+        let mut failure = KinesisBatchItemFailure::default();
+        failure.item_identifier = Some(seq.to_owned());
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
 
 /// A Kinesis event source mapping's batch.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -138,6 +162,14 @@ mod tests {
         let json = r#"{"Records":[{"kinesis":{"sequenceNumber":"1","data":"not base64!"}}]}"#;
         let err = serde_json::from_str::<KinesisBatch>(json).unwrap_err();
         assert!(err.to_string().contains("data"), "{err}");
+    }
+
+    #[test]
+    fn the_response_names_the_record_to_retry_from() {
+        assert!(batch_response(None).batch_item_failures.is_empty());
+        let r = batch_response(Some("4959002"));
+        assert_eq!(r.batch_item_failures.len(), 1);
+        assert_eq!(r.batch_item_failures[0].item_identifier.as_deref(), Some("4959002"));
     }
 
     #[test]

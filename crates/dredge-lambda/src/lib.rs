@@ -1,0 +1,26 @@
+//! What every Dredge function shares, so that each `main.rs` only builds
+//! its clients and hands its handler to [`entry::serve`]:
+//!
+//! - [`kinesis`]: the Kinesis event as the Kinesis-triggered functions read
+//!   it, and the partial-batch response;
+//! - [`sdk_error`]: one classification of AWS SDK errors (transient or
+//!   permanent) for every service;
+//! - [`retry`]: the one retry policy (attempts, exponential backoff,
+//!   jitter) of every retry loop;
+//! - [`config`]: configuration from environment variables, the tag policy
+//!   included;
+//! - [`emf`]: CloudWatch Embedded Metric Format documents;
+//! - [`entry`]: logging, SDK configuration, the runtime loop, and the
+//!   report of every invocation.
+
+pub mod config;
+pub mod emf;
+pub mod entry;
+pub mod kinesis;
+pub mod retry;
+pub mod sdk_error;
+
+pub use config::{ConfigError, Vars};
+pub use entry::{serve, start, Invocation, Reporter};
+pub use lambda_runtime::{Diagnostic, Error, LambdaEvent};
+pub use retry::RetryPolicy;
