@@ -173,6 +173,13 @@ impl OwnershipStore for DynamoOwnershipStore {
     async fn put_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
         self.store_instance(record).await
     }
+
+    /// Every request sent to DynamoDB, by this store and its clones: each
+    /// page of a Query or Scan and each BatchGetItem retry of unprocessed
+    /// keys count; the SDK's own retries of a request do not.
+    fn calls(&self) -> u64 {
+        self.requests.sent()
+    }
 }
 
 /// Exponential backoff with jitter: about 25 ms, 50 ms, ... capped at 1.6 s.

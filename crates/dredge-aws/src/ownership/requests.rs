@@ -1,10 +1,12 @@
 //! The requests the store sends to its table: thin wrappers over the SDK
 //! calls (table name, error mapping, pagination, batching), and the bounded
 //! concurrency every store call runs its requests with. The rest of the
-//! store talks to DynamoDB only through [`Requests`].
+//! store talks to DynamoDB only through [`Requests`], which counts every
+//! request it sends: the store's [`calls`](dredge_core::ownership::OwnershipStore::calls).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -29,11 +31,16 @@ const CONCURRENCY: usize = 16;
 /// Attempts at a BatchGetItem that keeps leaving keys unprocessed.
 const BATCH_ATTEMPTS: u32 = 10;
 
-/// One table's requests. Cheap to clone (the client is shared).
+/// One table's requests. Cheap to clone (the client and the count are
+/// shared).
 #[derive(Debug, Clone)]
 pub(super) struct Requests {
     client: Client,
     table: Arc<str>,
+    /// Requests sent: one per operation the SDK was asked for, each page of
+    /// a Query or Scan and each BatchGetItem retry of unprocessed keys
+    /// included (the SDK's own retries of one request are not seen here).
+    sent: Arc<AtomicU64>,
 }
 
 /// Outcome of a conditional write.
@@ -56,6 +63,7 @@ pub(super) struct Pages<O, E> {
     stream: PaginationStream<Result<O, SdkError<E, HttpResponse>>>,
     operation: &'static str,
     page: fn(O) -> Page,
+    sent: Arc<AtomicU64>,
 }
 
 impl<O, E> Pages<O, E>
@@ -65,6 +73,8 @@ where
     /// The next page; `None` after the last.
     pub async fn next(&mut self) -> Option<StoreResult<Page>> {
         let page = self.stream.next().await?;
+        // Every page the stream yields is one request, answered or failed.
+        self.sent.fetch_add(1, Ordering::Relaxed);
         Some(page.map(self.page).map_err(|e| store_error(self.operation, e)))
     }
 
@@ -85,7 +95,17 @@ fn is_last(next: Option<&Item>) -> bool {
 
 impl Requests {
     pub fn new(client: Client, table: String) -> Self {
-        Requests { client, table: Arc::from(table) }
+        Requests { client, table: Arc::from(table), sent: Arc::default() }
+    }
+
+    /// Requests sent so far, by this value and its clones.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request about to be sent.
+    fn sending(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn table(&self) -> &str {
@@ -98,6 +118,7 @@ impl Requests {
 
     /// A strongly consistent GetItem.
     pub async fn get_item(&self, key: Item) -> StoreResult<Option<Item>> {
+        self.sending();
         let out = self
             .client
             .get_item()
@@ -119,6 +140,7 @@ impl Requests {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> StoreResult<Written> {
+        self.sending();
         let result = self
             .client
             .put_item()
@@ -141,6 +163,7 @@ impl Requests {
 
     /// An unconditional PutItem; returns the item it replaced.
     pub async fn put(&self, item: Item) -> StoreResult<Option<Item>> {
+        self.sending();
         let out = self
             .client
             .put_item()
@@ -163,6 +186,7 @@ impl Requests {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> StoreResult<()> {
+        self.sending();
         let result = self
             .client
             .update_item()
@@ -190,6 +214,7 @@ impl Requests {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> StoreResult<()> {
+        self.sending();
         let result = self
             .client
             .delete_item()
@@ -231,6 +256,7 @@ impl Requests {
                 .consistent_read(true)
                 .build()
                 .map_err(build_error)?;
+            self.sending();
             let out = self
                 .client
                 .batch_get_item()
@@ -263,6 +289,7 @@ impl Requests {
         let stream = build(self.client.query().table_name(&*self.table)).into_paginator().send();
         Pages {
             stream,
+            sent: self.sent.clone(),
             operation: "Query",
             page: |out| Page { last: is_last(out.last_evaluated_key.as_ref()), items: out.items.unwrap_or_default() },
         }
@@ -288,6 +315,7 @@ impl Requests {
             .send();
         let pages = Pages {
             stream,
+            sent: self.sent.clone(),
             operation: "Scan",
             page: |out| Page { last: is_last(out.last_evaluated_key.as_ref()), items: out.items.unwrap_or_default() },
         };
