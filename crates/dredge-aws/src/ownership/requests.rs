@@ -198,11 +198,7 @@ impl Requests {
             .set_expression_attribute_values(expression_values(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        unless_refused("UpdateItem", result)
     }
 
     /// DeleteItem under `condition`; a failed condition leaves the item and
@@ -225,11 +221,7 @@ impl Requests {
             .set_expression_attribute_values(expression_values(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(store_error("DeleteItem", e)),
-        }
+        unless_refused("DeleteItem", result)
     }
 
     /// BatchGetItem of distinct keys, 100 per call (calls run concurrently),
@@ -320,6 +312,19 @@ impl Requests {
             page: |out| Page { last: is_last(out.last_evaluated_key.as_ref()), items: out.items.unwrap_or_default() },
         };
         pages.all().await
+    }
+}
+
+/// A conditional write's outcome, where a failed condition leaves the item
+/// as it was and is no error.
+fn unless_refused<T, E>(operation: &str, result: Result<T, SdkError<E, HttpResponse>>) -> StoreResult<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(e) => Err(store_error(operation, e)),
     }
 }
 
