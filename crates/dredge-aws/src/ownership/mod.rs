@@ -4,9 +4,9 @@
 //! (keys, items, index, TTL, cost per access pattern) is described in the
 //! README, section "The ownership table (DynamoDB)".
 //!
-//! By job: [`requests`] sends the SDK requests (pagination, batching,
-//! concurrency), [`heads`] keeps address timelines (the head-merge protocol
-//! and lookups), [`enis`] the ENI and instance records; this module holds
+//! By job: `requests` sends the SDK requests (pagination, batching,
+//! concurrency), `heads` keeps address timelines (the head-merge protocol
+//! and lookups), `enis` the ENI and instance records; this module holds
 //! the store's options and its [`OwnershipStore`] implementation.
 
 mod enis;
