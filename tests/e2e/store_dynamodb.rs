@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 use conformance::{at, close, in_vpc, open, T0};
 use dredge_aws::{create_table, DynamoOwnershipStore, DEFAULT_HEAD_MARKS, INSTANCE_INDEX};
 use dredge_core::ownership::{
-    AddressKey, Eni, EniRecord, InstanceRecord, Mark, OwnershipStore, StoreError, Timeline, UnixTime,
+    AddressKey, Eni, EniRecord, EniRef, InstanceRecord, Mark, OwnershipStore, StoreError, Timeline, UnixTime,
 };
 
 type StoreFuture = Pin<Box<dyn Future<Output = DynamoOwnershipStore> + Send>>;
@@ -292,6 +292,89 @@ async fn unprocessed_keys_are_retried() {
     store.put_marks(&more).await.expect("put_marks with unprocessed keys");
     assert_eq!(count(&calls.take()).into_iter().find(|(op, _)| op == "BatchGetItem"), Some(("BatchGetItem".into(), 2)));
     assert_eq!(lookup_apps(&store, &queries).await, want);
+}
+
+/// The store's own count of its requests (`calls`, behind the enricher's
+/// `StoreCalls`) is what its client sent: every operation, every page of a
+/// Query or Scan, every BatchGetItem retry of unprocessed keys.
+#[tokio::test]
+async fn the_call_count_is_the_requests_sent() {
+    let trouble = LeaveHalfUnprocessed::default();
+    let Some((store, calls)) =
+        instrumented("the_call_count_is_the_requests_sent", DEFAULT_HEAD_MARKS, Some(trouble.clone())).await
+    else {
+        return;
+    };
+    let mut counted = store.calls();
+    let mut sent = |what: &str| -> Vec<String> {
+        let sent = calls.take();
+        let now = store.calls();
+        assert_eq!(now - counted, sent.len() as u64, "{what}: {sent:?}");
+        counted = now;
+        sent
+    };
+    let (marks, queries, want) = hundred_addresses("10.10.0");
+    store.put_marks(&marks).await.expect("put_marks");
+    sent("put_marks");
+    trouble.arm();
+    assert_eq!(lookup_apps(&store, &queries).await, want);
+    assert_eq!(sent("lookup with unprocessed keys"), ["BatchGetItem", "BatchGetItem"]);
+    let keys: Vec<AddressKey> = queries.iter().map(|(k, _)| k.clone()).collect();
+    store.heads(&keys).await.expect("heads");
+    assert_eq!(sent("heads"), ["BatchGetItem"]);
+
+    // An owner behind 70 closes of other ENIs: three pages of history
+    // (32 marks each) read backwards.
+    let long = in_vpc("vpc-1", "10.10.1.1");
+    let mut history = vec![(long.clone(), open(T0, "eni-a", "alpha"))];
+    history.extend((1..=70).map(|i| (long.clone(), close(T0 + i, &format!("eni-x{i}")))));
+    // And cycles of owners, where the first page explains a recent time
+    // and the next pages are never asked for.
+    let cycles = in_vpc("vpc-1", "10.10.1.2");
+    for i in 0..40 {
+        let eni = format!("eni-c{i}");
+        history.push((cycles.clone(), open(T0 + 10 * i, &eni, &format!("app-{i}"))));
+        history.push((cycles.clone(), close(T0 + 10 * i + 5, &eni)));
+    }
+    store.put_marks(&history).await.expect("put_marks");
+    sent("put_marks of long histories");
+    assert_eq!(lookup_apps(&store, &[(long.clone(), T0 + 80)]).await, [Some("alpha".to_owned())]);
+    assert_eq!(sent("a lookup three pages back"), ["BatchGetItem", "Query", "Query", "Query"]);
+    assert_eq!(lookup_apps(&store, &[(cycles.clone(), T0 + 302)]).await, [Some("app-30".to_owned())]);
+    assert_eq!(sent("a lookup the first page explains"), ["BatchGetItem", "Query"]);
+    assert_eq!(store.timeline(&long).await.expect("timeline").marks().len(), 71);
+    sent("timeline");
+    assert_eq!(store.timelines().await.expect("timelines").len(), 102);
+    sent("timelines");
+
+    let mut eni = Eni::new("eni-counted");
+    eni.attachment_id = Some("eni-attach-counted".into());
+    eni.instance_id = Some("i-counted".into());
+    store.put_eni(&EniRecord::new(eni.clone(), at(T0))).await.expect("put_eni");
+    sent("put_eni");
+    eni.attachment_id = Some("eni-attach-other".into());
+    store.put_eni(&EniRecord::new(eni, at(T0 + 1))).await.expect("put_eni dropping an alias");
+    assert_eq!(sent("put_eni dropping an alias"), ["PutItem", "PutItem", "DeleteItem"]);
+    let by_attachment = EniRef::Attachment("eni-attach-other".into());
+    assert!(store.eni(&by_attachment).await.expect("eni").is_some());
+    assert_eq!(sent("eni by attachment"), ["GetItem", "GetItem"]);
+    store.enis_by_id(&["eni-counted".into(), "eni-unknown".into()]).await.expect("enis_by_id");
+    sent("enis_by_id");
+    assert_eq!(store.enis_of_instance("i-counted").await.expect("enis_of_instance").len(), 1);
+    sent("enis_of_instance");
+    assert_eq!(store.enis().await.expect("enis").len(), 1);
+    sent("enis");
+    store
+        .put_instance(&InstanceRecord { instance_id: "i-counted".into(), running: true, changed_at: at(T0) })
+        .await
+        .unwrap();
+    sent("put_instance");
+    assert!(store.instance("i-counted").await.expect("instance").is_some());
+    sent("instance");
+    // Clones share the count.
+    let clone = store.clone();
+    clone.instance("i-counted").await.expect("instance");
+    assert_eq!(sent("through a clone"), ["GetItem"]);
 }
 
 #[tokio::test]

@@ -209,8 +209,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             names.iter().zip(&out).filter(|(_, cached)| cached.is_none()).map(|(n, _)| n.clone()).collect();
         if !missing.is_empty() {
             stats.eni_lookups += missing.len() as u64;
-            stats.store_calls += missing.len().div_ceil(100) as u64;
-            let records = self.store.enis_by_id(&missing).await?;
+            let calls_before = self.store.calls();
+            let records = self.store.enis_by_id(&missing).await;
+            stats.store_calls += self.store.calls().saturating_sub(calls_before);
+            let records = records?;
             let mut enis = self.enis.lock().unwrap_or_else(|p| p.into_inner());
             make_room(&mut enis, missing.len(), self.config.cache.capacity, self.config.cache.ttl_seconds, now, |e| {
                 e.1

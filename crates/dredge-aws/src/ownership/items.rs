@@ -1,4 +1,5 @@
-//! Keys and item layouts of the ownership table (see `TABLE.md`).
+//! Keys and item layouts of the ownership table (see the README, section
+//! "The ownership table (DynamoDB)").
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -39,8 +39,9 @@ impl Default for CacheConfig {
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
-    /// Store round trips made on behalf of lookups: head batches of up to
-    /// 100 addresses, and history lookups (counted per 100 queries).
+    /// Store requests made during lookups, as the store counts them
+    /// ([`OwnershipStore::calls`]; requests others make on the same store
+    /// meanwhile are counted too).
     pub store_calls: u64,
 }
 
@@ -50,9 +51,6 @@ struct Entry {
     complete: bool,
     fetched_at: UnixTime,
 }
-
-/// Keys per store call: DynamoDB's BatchGetItem limit.
-const BATCH: usize = 100;
 
 /// Where a query's owner was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +145,7 @@ impl OwnerCache {
     ) -> StoreResult<Owners> {
         // A cached entry answers a key only if it answers the key's latest
         // query: then it answers all of them.
+        let calls_before = store.calls();
         let mut latest: Vec<Option<UnixTime>> = vec![None; keys.len()];
         for &(k, at) in queries {
             let l = &mut latest[k as usize];
@@ -164,12 +163,10 @@ impl OwnerCache {
                 }
             }
         }
-        let mut calls = 0u64;
         let mut fetched = vec![false; keys.len()];
         if !missing.is_empty() {
             // One call: the store splits it into batches and may run them
             // concurrently.
-            calls += missing.len().div_ceil(BATCH) as u64;
             let asked: Vec<AddressKey> = missing.iter().map(|&k| keys[k].clone()).collect();
             let heads = store.heads(&asked).await?;
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,7 +203,6 @@ impl OwnerCache {
         if !history.is_empty() {
             let asked: Vec<(AddressKey, UnixTime)> =
                 history.iter().map(|&i| (keys[queries[i].0 as usize].clone(), queries[i].1)).collect();
-            calls += asked.len().div_ceil(BATCH) as u64;
             for (i, owner) in history.into_iter().zip(store.lookup(&asked).await?) {
                 if let Some(owner) = owner {
                     found[i] = Found::History(owned.len() as u32);
@@ -217,7 +213,7 @@ impl OwnerCache {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.hits += hits;
         stats.misses += queries.len() as u64 - hits;
-        stats.store_calls += calls;
+        stats.store_calls += store.calls().saturating_sub(calls_before);
         let timelines = timelines.into_iter().map(|t| t.map(|(t, _)| t)).collect();
         Ok(Owners { timelines, found, owned })
     }
@@ -299,17 +295,21 @@ mod tests {
         let queries: Vec<_> = (0..200).map(|i| (key(i), UnixTime(500))).collect();
         let cold = ask(&cache, &store, &queries, 1000);
         assert!(enis(&cold).iter().all(Option::is_some));
-        assert_eq!(cache.stats().store_calls, 2, "200 keys: two batches of 100");
+        // 200 keys: one `heads` call, which the embedded store counts as one
+        // (DynamoDB would send two batches of 100 and count two).
+        assert_eq!(cache.stats().store_calls, 1);
         let warm = ask(&cache, &store, &queries, 1010);
         assert_eq!(enis(&warm), enis(&cold));
         let stats = cache.stats();
-        assert_eq!((stats.store_calls, stats.hits, stats.misses), (2, 200, 200));
+        // The warm lookup calls the store not at all: still the cold one.
+        assert_eq!((stats.store_calls, stats.hits, stats.misses), (1, 200, 200));
     }
 
     #[test]
     fn recent_flows_and_old_entries_go_back_to_the_store() {
         let store = store_with(1);
         let cache = OwnerCache::new(CacheConfig { capacity: 10, ttl_seconds: 300, freshness_seconds: 120 });
+        // Each fetch is one `heads` call: one store call to the embedded store.
         ask(&cache, &store, &[(key(0), UnixTime(500))], 1000);
         assert_eq!(cache.stats().store_calls, 1);
         // A flow from after the fetch (minus freshness) is not answered from it.
@@ -376,6 +376,9 @@ mod tests {
         async fn put_instance(&self, record: &super::super::InstanceRecord) -> StoreResult<()> {
             self.0.put_instance(record).await
         }
+        fn calls(&self) -> u64 {
+            self.0.calls()
+        }
     }
 
     /// Times before the cached marks are asked of the store's history; a
@@ -399,10 +402,12 @@ mod tests {
         let want = [Some("eni-old".to_owned()), None, Some("eni-new".to_owned())];
         let cold = ask(&cache, &store, &queries, 1000);
         assert_eq!(enis(&cold), want);
-        assert_eq!(cache.stats().store_calls, 2, "one head batch, one history batch");
+        // The embedded store counts one per call: `heads`, then `lookup`.
+        assert_eq!(cache.stats().store_calls, 2, "one heads call, one history call");
         let warm = ask(&cache, &store, &queries, 1001);
         assert_eq!(enis(&warm), want);
         let stats = cache.stats();
+        // One more `lookup` for the two times the cached head cannot answer.
         assert_eq!((stats.store_calls, stats.hits), (3, 1), "the head answers only the latest time");
     }
 

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use super::owner::Owner;
-use super::store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreResult};
+use super::store::{EniRecord, EniRef, Head, InstanceRecord, OwnershipStore, StoreResult};
 use super::time::UnixTime;
 use super::timeline::{AddressKey, Mark, Timeline};
 
@@ -23,10 +24,15 @@ struct State {
 /// File name of the persisted state inside the state directory.
 pub const STATE_FILE: &str = "ownership.json";
 
+/// The embedded store. Its [`calls`](OwnershipStore::calls) count one per
+/// store method called, batch methods (`heads`, `enis_by_id`, `lookup`,
+/// `put_marks`) included whatever their size: each would be one request to
+/// a remote store without a batch limit.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
     path: Option<PathBuf>,
+    calls: AtomicU64,
 }
 
 impl MemoryStore {
@@ -46,7 +52,7 @@ impl MemoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(e),
         };
-        Ok(MemoryStore { state: Mutex::new(state), path: Some(path) })
+        Ok(MemoryStore { state: Mutex::new(state), path: Some(path), calls: AtomicU64::new(0) })
     }
 
     /// Writes the state atomically (temporary file, then rename).
@@ -61,10 +67,16 @@ impl MemoryStore {
         std::fs::rename(tmp, path)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every
         // mutation is a single insert), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state, for one store call (counted).
+    fn call(&self) -> MutexGuard<'_, State> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.lock()
     }
 }
 
@@ -74,7 +86,7 @@ fn key_string(key: &AddressKey) -> String {
 
 impl OwnershipStore for MemoryStore {
     async fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
-        let mut state = self.lock();
+        let mut state = self.call();
         for (key, mark) in marks {
             state
                 .addresses
@@ -87,23 +99,36 @@ impl OwnershipStore for MemoryStore {
     }
 
     async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
-        let state = self.lock();
+        let state = self.call();
         Ok(queries
             .iter()
             .map(|(key, at)| state.addresses.get(&key_string(key)).and_then(|(_, t)| t.owner_at(*at).cloned()))
             .collect())
     }
 
+    /// Whole timelines, in one call (the trait's default would make one per
+    /// key).
+    async fn heads(&self, keys: &[AddressKey]) -> StoreResult<Vec<Head>> {
+        let state = self.call();
+        Ok(keys
+            .iter()
+            .map(|key| Head {
+                timeline: state.addresses.get(&key_string(key)).map(|(_, t)| t.clone()).unwrap_or_default(),
+                complete: true,
+            })
+            .collect())
+    }
+
     async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
-        Ok(self.lock().addresses.get(&key_string(key)).map(|(_, t)| t.clone()).unwrap_or_default())
+        Ok(self.call().addresses.get(&key_string(key)).map(|(_, t)| t.clone()).unwrap_or_default())
     }
 
     async fn timelines(&self) -> StoreResult<Vec<(AddressKey, Timeline)>> {
-        Ok(self.lock().addresses.values().cloned().collect())
+        Ok(self.call().addresses.values().cloned().collect())
     }
 
     async fn eni(&self, by: &EniRef) -> StoreResult<Option<EniRecord>> {
-        let state = self.lock();
+        let state = self.call();
         Ok(match by {
             EniRef::Id(id) => state.enis.get(id).cloned(),
             EniRef::Attachment(a) => {
@@ -113,25 +138,31 @@ impl OwnershipStore for MemoryStore {
         })
     }
 
+    /// In one call (the trait's default would make one per id).
+    async fn enis_by_id(&self, ids: &[String]) -> StoreResult<Vec<Option<EniRecord>>> {
+        let state = self.call();
+        Ok(ids.iter().map(|id| state.enis.get(id).cloned()).collect())
+    }
+
     async fn enis_of_instance(&self, instance_id: &str) -> StoreResult<Vec<EniRecord>> {
-        Ok(self.lock().enis.values().filter(|r| r.eni.instance_id.as_deref() == Some(instance_id)).cloned().collect())
+        Ok(self.call().enis.values().filter(|r| r.eni.instance_id.as_deref() == Some(instance_id)).cloned().collect())
     }
 
     async fn enis(&self) -> StoreResult<Vec<EniRecord>> {
-        Ok(self.lock().enis.values().cloned().collect())
+        Ok(self.call().enis.values().cloned().collect())
     }
 
     async fn put_eni(&self, record: &EniRecord) -> StoreResult<()> {
-        self.lock().enis.insert(record.eni.eni_id.clone(), record.clone());
+        self.call().enis.insert(record.eni.eni_id.clone(), record.clone());
         Ok(())
     }
 
     async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
-        Ok(self.lock().instances.get(instance_id).cloned())
+        Ok(self.call().instances.get(instance_id).cloned())
     }
 
     async fn put_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
-        let mut state = self.lock();
+        let mut state = self.call();
         match state.instances.get(&record.instance_id) {
             Some(existing) if existing.changed_at > record.changed_at => {}
             _ => {
@@ -139,5 +170,40 @@ impl OwnershipStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::testing::ready;
+    use crate::ownership::{OwnerKind, Scope};
+
+    #[test]
+    fn counts_one_call_per_method_called_whatever_its_size() {
+        let store = MemoryStore::new();
+        let keys: Vec<AddressKey> = (0..250u8)
+            .map(|i| {
+                AddressKey::new(Scope::Vpc("vpc-1".into()), format!("10.0.{}.{}", i / 200, i % 200).parse().unwrap())
+            })
+            .collect();
+        let owner = Owner::new("eni-1", OwnerKind::Instance);
+        let marks: Vec<_> =
+            keys.iter().map(|k| (k.clone(), Mark::Open { at: UnixTime(100), owner: owner.clone() })).collect();
+        assert_eq!(store.calls(), 0);
+        ready(store.put_marks(&marks)).unwrap();
+        ready(store.heads(&keys)).unwrap();
+        let ids: Vec<String> = (0..250).map(|i| format!("eni-{i}")).collect();
+        ready(store.enis_by_id(&ids)).unwrap();
+        ready(store.timeline(&keys[0])).unwrap();
+        assert_eq!(store.calls(), 4);
+        // Through a borrow (the `&S` impl) too.
+        let borrowed = &store;
+        ready(<&MemoryStore as OwnershipStore>::lookup(&borrowed, &[(keys[0].clone(), UnixTime(150))])).unwrap();
+        assert_eq!(<&MemoryStore as OwnershipStore>::calls(&borrowed), 5);
     }
 }

@@ -121,6 +121,15 @@ pub trait OwnershipStore: Send + Sync {
 
     /// Stores the record unless a newer state change is already stored.
     fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// How many requests (round trips) the store has made since it was
+    /// made: a counter that only grows; callers diff it around the calls
+    /// they measure. What one request is belongs to the store (DynamoDB:
+    /// every request sent; the embedded store: every call). The default,
+    /// for a store that does not count, stays 0.
+    fn calls(&self) -> u64 {
+        0
+    }
 }
 
 /// A borrowed store is a store: lets a handler work on a store its caller
@@ -164,5 +173,8 @@ impl<S: OwnershipStore> OwnershipStore for &S {
     }
     fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send {
         (**self).put_instance(record)
+    }
+    fn calls(&self) -> u64 {
+        (**self).calls()
     }
 }
