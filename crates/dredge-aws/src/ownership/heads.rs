@@ -9,7 +9,7 @@ use dredge_core::ownership::{AddressKey, Mark, Owner, Resolution, StoreError, St
 
 use super::items::{self, Head, Item};
 use super::requests::{run_all, Written};
-use super::{backoff, expiry, DynamoOwnershipStore};
+use super::{expiry, retry_policy, DynamoOwnershipStore};
 
 /// Attempts at a head update that keeps losing to concurrent writers.
 const HEAD_ATTEMPTS: u32 = 12;
@@ -186,7 +186,8 @@ impl DynamoOwnershipStore {
         inputs: &[Mark],
         mut head: Option<Head>,
     ) -> StoreResult<(Timeline, Option<Mark>)> {
-        for attempt in 1..=HEAD_ATTEMPTS {
+        let retry = retry_policy(HEAD_ATTEMPTS);
+        for attempt in 1..=retry.attempts {
             let (mut ctx, complete_before, version) = match &head {
                 Some(h) => (h.marks.clone(), h.complete, Some(h.version)),
                 None => (Timeline::new(), true, None),
@@ -219,8 +220,10 @@ impl DynamoOwnershipStore {
                         Some(item) => Some(items::parse_head(&item)?),
                         None => self.get_head(key).await?,
                     };
+                    // The first conflict is merged again at once: it already
+                    // carries the stored head.
                     if attempt > 1 {
-                        backoff(attempt - 1).await;
+                        retry.pause(attempt - 1).await;
                     }
                 }
             }

@@ -23,6 +23,7 @@ use aws_sdk_dynamodb::Client;
 use dredge_core::ownership::{
     AddressKey, EniRecord, EniRef, Head, InstanceRecord, Mark, Owner, OwnershipStore, StoreResult, Timeline, UnixTime,
 };
+use dredge_lambda::RetryPolicy;
 
 use requests::Requests;
 pub use table::{create_table, INSTANCE_INDEX};
@@ -182,14 +183,10 @@ impl OwnershipStore for DynamoOwnershipStore {
     }
 }
 
-/// Exponential backoff with jitter: about 25 ms, 50 ms, ... capped at 1.6 s.
-async fn backoff(attempt: u32) {
-    use std::hash::{BuildHasher, Hasher};
-    let base_ms = 25u64 << attempt.saturating_sub(1).min(6);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    let jitter = h.finish() % (base_ms / 2 + 1);
-    tokio::time::sleep(Duration::from_millis(base_ms / 2 + jitter)).await;
+/// Retries within the store (head conflicts, unprocessed keys): about
+/// 25 ms, 50 ms, ... up to 1.6 s, half of each wait random.
+fn retry_policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(attempts, Duration::from_millis(25), Duration::from_millis(1600))
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ use aws_smithy_async::future::pagination_stream::PaginationStream;
 use dredge_core::ownership::{StoreError, StoreResult};
 use tokio::task::JoinSet;
 
-use super::backoff;
 use super::errors::{build_error, store_error};
 use super::items::Item;
+use super::retry_policy;
 
 /// Keys per BatchGetItem call (the service limit).
 const BATCH_GET_MAX: usize = 100;
@@ -241,6 +241,7 @@ impl Requests {
 
     async fn batch_get_chunk(&self, mut pending: Vec<Item>) -> StoreResult<Vec<Item>> {
         let mut found = Vec::with_capacity(pending.len());
+        let retry = retry_policy(BATCH_ATTEMPTS);
         let mut attempt = 0;
         while !pending.is_empty() {
             let request = KeysAndAttributes::builder()
@@ -260,14 +261,14 @@ impl Requests {
             pending = out.unprocessed_keys.and_then(|mut u| u.remove(&*self.table)).map(|k| k.keys).unwrap_or_default();
             if !pending.is_empty() {
                 attempt += 1;
-                if attempt >= BATCH_ATTEMPTS {
+                if !retry.retries_after(attempt) {
                     return Err(StoreError::Transient(format!(
                         "DynamoDB BatchGetItem: {} keys still unprocessed after {attempt} attempts",
                         pending.len()
                     )));
                 }
                 tracing::debug!(unprocessed = pending.len(), attempt, "BatchGetItem left keys unprocessed; retrying");
-                backoff(attempt).await;
+                retry.pause(attempt).await;
             }
         }
         Ok(found)
