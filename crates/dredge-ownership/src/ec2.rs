@@ -15,7 +15,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use aws_sdk_ec2::Client;
 use dredge_core::ownership::snapshot::{region_of_az, Snapshot};
-use dredge_core::ownership::{is_private, Eni, UnixTime};
+use dredge_core::ownership::{is_private, push_unique, Eni, UnixTime};
 
 use crate::describe::{DescribeError, Ec2Describer, TakenSnapshot};
 
@@ -222,12 +222,6 @@ fn present(s: Option<&str>) -> Option<String> {
 
 fn parse(eni_id: &str, ip: &str) -> Result<IpAddr, DescribeError> {
     ip.trim().parse().map_err(|_| DescribeError::Permanent(format!("{eni_id}: `{ip}` is not an IP address")))
-}
-
-fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
-    if !list.contains(&ip) {
-        list.push(ip);
-    }
 }
 
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {

@@ -36,7 +36,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{is_private, BadTime, Change, Eni, UnixTime};
+use super::{is_private, merge_tags, push_unique, BadTime, Change, Eni, UnixTime};
 
 /// The `detail-type` of instance state changes.
 pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
@@ -705,12 +705,6 @@ fn extend_unique<'a>(out: &mut Vec<&'a Value>, elements: &'a [Value]) {
     }
 }
 
-fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
-    if !list.contains(&ip) {
-        list.push(ip);
-    }
-}
-
 /// `tagSet` items (`key`/`value`, or `Key`/`Value`).
 fn tags(set: Option<&Value>) -> BTreeMap<String, String> {
     items(set)
@@ -721,14 +715,6 @@ fn tags(set: Option<&Value>) -> BTreeMap<String, String> {
             Some((key.to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-/// Adds `from`'s tags that `into` lacks: an ENI's own tags win over its
-/// instance's.
-pub(crate) fn merge_tags(into: &mut BTreeMap<String, String>, from: &BTreeMap<String, String>) {
-    for (key, value) in from {
-        into.entry(key.clone()).or_insert_with(|| value.clone());
-    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::events::merge_tags;
-use super::{is_private, Change, Eni, UnixTime};
+pub use super::eni_builder::region_of_az;
+use super::{is_private, merge_tags, push_unique, Change, Eni, UnixTime};
 
 /// ENIs and the tags of the instances they may be attached to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,30 +137,6 @@ impl Snapshot {
     pub fn changes(&self, at: UnixTime) -> Vec<Change> {
         self.enis.iter().map(|eni| Change::EniUp { at, eni: Box::new(eni.clone()) }).collect()
     }
-}
-
-/// The region of an availability zone name: the name up to and including
-/// the first all-digit part's digits. `us-east-1a` → `us-east-1`, and local
-/// and Wavelength zones keep their parent region: `us-west-2-lax-1a` →
-/// `us-west-2`, `us-east-1-wl1-bos-wlz-1` → `us-east-1`; `us-gov-west-1a` →
-/// `us-gov-west-1`. Zone ids (`use1-az4`) and other shapes give `None`.
-pub fn region_of_az(az: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in az.split('-') {
-        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 {
-            if parts.len() < 2 {
-                return None;
-            }
-            parts.push(&part[..digits]);
-            return Some(parts.join("-"));
-        }
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_lowercase()) {
-            return None;
-        }
-        parts.push(part);
-    }
-    None
 }
 
 #[derive(Deserialize)]
@@ -312,12 +288,6 @@ fn present(s: Option<String>) -> Option<String> {
 
 fn parse(eni_id: &str, ip: &str) -> Result<IpAddr, SnapshotError> {
     ip.trim().parse().map_err(|_| SnapshotError::BadAddress { eni_id: eni_id.to_owned(), value: ip.to_owned() })
-}
-
-fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
-    if !list.contains(&ip) {
-        list.push(ip);
-    }
 }
 
 fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
@@ -497,26 +467,5 @@ mod tests {
             Snapshot::new().add_slice(bad_ip),
             Err(SnapshotError::BadAddress { eni_id, .. }) if eni_id == "eni-1"
         ));
-    }
-
-    #[test]
-    fn regions_of_zones() {
-        for (az, region) in [
-            ("us-east-1a", Some("us-east-1")),
-            ("eu-central-2b", Some("eu-central-2")),
-            ("ap-southeast-4c", Some("ap-southeast-4")),
-            ("us-west-2-lax-1a", Some("us-west-2")),
-            ("us-west-2-lax-1b", Some("us-west-2")),
-            ("us-east-1-wl1-bos-wlz-1", Some("us-east-1")),
-            ("us-gov-west-1a", Some("us-gov-west-1")),
-            ("cn-north-1a", Some("cn-north-1")),
-            ("us-east-1", Some("us-east-1")),
-            ("use1-az4", None),
-            ("", None),
-            ("us-1a", None),
-            ("US-EAST-1A", None),
-        ] {
-            assert_eq!(region_of_az(az).as_deref(), region, "{az}");
-        }
     }
 }
