@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
-use dredge_core::ownership::snapshot::Snapshot;
 use dredge_core::ownership::{
     AddressKey, Applier, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
 };
 use dredge_ownership::emf::Sink;
-use dredge_ownership::{Disposition, FileDescriber, Handler};
+use dredge_ownership::{Disposition, FileDescriber, Handler, Snapshot};
 use serde_json::json;
 
 #[derive(ClapArgs)]

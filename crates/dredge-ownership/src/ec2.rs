@@ -3,7 +3,7 @@
 //! to (the auto scaling group among them).
 //!
 //! [`eni_from_sdk`] mirrors `NetworkInterface::into_eni` in
-//! `dredge_core::ownership::snapshot` field for field, so that a snapshot
+//! [`crate::snapshot`] field for field, so that a snapshot
 //! read by the Lambda and one read from `aws ec2 describe-network-interfaces`
 //! JSON give the same ENIs.
 
@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use aws_sdk_ec2::Client;
-use dredge_core::ownership::snapshot::{region_of_az, Snapshot};
-use dredge_core::ownership::{is_private, push_unique, Eni, UnixTime};
+use dredge_core::ownership::{is_private, push_unique, region_of_az, Eni, UnixTime};
 
 use crate::describe::{DescribeError, Ec2Describer, TakenSnapshot};
+use crate::snapshot::Snapshot;
 
 /// Items per page (EC2 allows 5 to 1000).
 const PAGE_SIZE: i32 = 1000;

@@ -21,7 +21,6 @@
 
 use std::time::Instant;
 
-use dredge_core::ownership::events::{self, parse_event, HANDLED_CALLS, STATE_CHANGE};
 use dredge_core::ownership::{
     Applier, ApplyStats, Change, Eni, Outcome, OwnershipStore, ReconcileStats, SnapshotScope, StoreError, TagPolicy,
     UnixTime,
@@ -32,6 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::describe::{DescribeError, Ec2Describer};
 use crate::emf::{self, Document, Sink, Unit};
+use crate::events::{self, parse_event, HANDLED_CALLS, STATE_CHANGE};
 
 /// The `detail-type` of EventBridge schedule events.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";

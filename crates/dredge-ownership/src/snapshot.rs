@@ -17,8 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use super::eni_builder::region_of_az;
-use super::{is_private, merge_tags, push_unique, Change, Eni, UnixTime};
+use dredge_core::ownership::{is_private, merge_tags, push_unique, region_of_az, Change, Eni, UnixTime};
 
 /// ENIs and the tags of the instances they may be attached to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -297,10 +296,14 @@ fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ownership::{OwnerKind, Scope, TagPolicy, ASG_TAG};
+    use dredge_core::ownership::{OwnerKind, Scope, TagPolicy, ASG_TAG};
 
-    const INTERFACES: &str = include_str!("../../../../events/ownership/snapshot/describe-network-interfaces.json");
-    const INSTANCES: &str = include_str!("../../../../events/ownership/snapshot/describe-instances.json");
+    const INTERFACES: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/ownership/snapshot/describe-network-interfaces.json"
+    ));
+    const INSTANCES: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/ownership/snapshot/describe-instances.json"));
 
     fn snapshot() -> Snapshot {
         Snapshot::from_documents([INTERFACES, INSTANCES]).unwrap()
