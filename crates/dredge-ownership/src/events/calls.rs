@@ -3,10 +3,10 @@
 
 use std::net::IpAddr;
 
-use dredge_core::ownership::{is_private, merge_tags, push_unique, Change, Eni, UnixTime};
+use dredge_core::ownership::{merge_tags, parse_address, push_unique, BadAddress, Change, Eni, EniBuilder, UnixTime};
 use serde_json::Value;
 
-use super::lists::{get, items, owned, sole_string, tags, text};
+use super::lists::{get, items, owned, sole_string, tag_pairs, tags, text};
 use super::EventError;
 
 /// What a CloudTrail handler sees.
@@ -40,12 +40,13 @@ impl<'a> Cx<'a> {
         EventError::Missing { event: self.event.to_owned(), field }
     }
 
+    /// A bad address in `field`, as this event's error.
+    fn bad(&self, field: &'static str) -> impl Fn(BadAddress) -> EventError + '_ {
+        move |BadAddress { value }| EventError::BadAddress { event: self.event.to_owned(), field, value }
+    }
+
     fn ip(&self, value: &str, field: &'static str) -> Result<IpAddr, EventError> {
-        value.trim().parse().map_err(|_| EventError::BadAddress {
-            event: self.event.to_owned(),
-            field,
-            value: value.to_owned(),
-        })
+        parse_address(value).map_err(self.bad(field))
     }
 
     /// A string member of the request, else of the response.
@@ -62,10 +63,9 @@ impl<'a> Cx<'a> {
     }
 
     /// An ENI with what the event says of where it is.
-    fn eni(&self, eni_id: &str) -> Eni {
-        let mut eni = Eni::new(eni_id);
-        eni.account_id = self.account.map(str::to_owned);
-        eni.region = self.region.map(str::to_owned);
+    fn eni(&self, eni_id: &str) -> EniBuilder {
+        let mut eni = EniBuilder::new(eni_id);
+        eni.account(self.account).region(self.region);
         eni
     }
 
@@ -76,15 +76,8 @@ impl<'a> Cx<'a> {
         };
         let mut out = Vec::new();
         for set in sets {
-            for item in items(get(object, set)) {
-                let value = match item {
-                    Value::String(s) => Some(s.as_str()),
-                    Value::Object(_) => text(item, key).or_else(|| sole_string(item)),
-                    _ => None,
-                };
-                if let Some(value) = value.filter(|v| !v.is_empty()) {
-                    push_unique(&mut out, self.ip(value, key)?);
-                }
+            for value in address_texts(object, set, key) {
+                push_unique(&mut out, self.ip(value, key)?);
             }
             if !out.is_empty() {
                 break;
@@ -101,40 +94,44 @@ impl<'a> Cx<'a> {
             return Ok(None);
         };
         let mut eni = self.eni(id);
-        eni.az = owned(text(ni, "availabilityZone"));
-        eni.vpc_id = owned(text(ni, "vpcId"));
-        eni.subnet_id = owned(text(ni, "subnetId"));
-        eni.interface_type = owned(text(ni, "interfaceType"));
-        eni.requester_id = owned(text(ni, "requesterId"));
-        eni.description = owned(text(ni, "description"));
+        eni.az(text(ni, "availabilityZone"))
+            .vpc(text(ni, "vpcId"))
+            .subnet(text(ni, "subnetId"))
+            .interface_type(text(ni, "interfaceType"))
+            .requester(text(ni, "requesterId"))
+            .description(text(ni, "description"));
         if let Some(attachment) = get(ni, "attachment") {
-            eni.instance_id = owned(text(attachment, "instanceId"));
-            eni.attachment_id = owned(text(attachment, "attachmentId"));
+            eni.attachment(
+                text(attachment, "instanceId"),
+                text(attachment, "attachmentId"),
+                text(attachment, "status"),
+            );
+        }
+        fn public_ip(item: &Value) -> Option<&str> {
+            get(item, "association").and_then(|a| text(a, "publicIp"))
         }
         for item in items(get(ni, "privateIpAddressesSet")) {
-            if let Some(ip) = text(item, "privateIpAddress") {
-                push_unique(&mut eni.private_addresses, self.ip(ip, "privateIpAddress")?);
-            }
-            if let Some(ip) = get(item, "association").and_then(|a| text(a, "publicIp")) {
-                push_unique(&mut eni.public_addresses, self.ip(ip, "publicIp")?);
-            }
+            eni.private(text(item, "privateIpAddress")).map_err(self.bad("privateIpAddress"))?;
+            eni.public(public_ip(item)).map_err(self.bad("publicIp"))?;
         }
-        if eni.private_addresses.is_empty() {
-            if let Some(ip) = text(ni, "privateIpAddress") {
-                eni.private_addresses.push(self.ip(ip, "privateIpAddress")?);
-            }
+        eni.primary_private(text(ni, "privateIpAddress")).map_err(self.bad("privateIpAddress"))?;
+        eni.public(public_ip(ni)).map_err(self.bad("publicIp"))?;
+        for ip in address_texts(ni, "ipv6AddressesSet", "ipv6Address") {
+            eni.ipv6(Some(ip)).map_err(self.bad("ipv6Address"))?;
         }
-        if let Some(ip) = get(ni, "association").and_then(|a| text(a, "publicIp")) {
-            push_unique(&mut eni.public_addresses, self.ip(ip, "publicIp")?);
-        }
-        for ip in self.addresses(Some(ni), &["ipv6AddressesSet"], "ipv6Address")? {
-            let list = if is_private(ip) { &mut eni.private_addresses } else { &mut eni.public_addresses };
-            push_unique(list, ip);
-        }
-        eni.tags = tags(get(ni, "tagSet"));
-        merge_tags(&mut eni.tags, &tags(get(ni, "tags")));
-        Ok(Some(eni))
+        eni.tags(tag_pairs(get(ni, "tagSet"))).tags(tag_pairs(get(ni, "tags")));
+        Ok(Some(eni.build()))
     }
+}
+
+/// The addresses a CloudTrail list holds: bare strings, or objects with
+/// `key` (else a sole string member).
+fn address_texts<'v>(object: &'v Value, set: &str, key: &'v str) -> impl Iterator<Item = &'v str> {
+    items(get(object, set)).into_iter().filter_map(move |item| match item {
+        Value::String(s) => Some(s.as_str()).filter(|s| !s.is_empty()),
+        Value::Object(_) => text(item, key).or_else(|| sole_string(item)).filter(|s| !s.is_empty()),
+        _ => None,
+    })
 }
 
 /// One `EniUp` per ENI of every launched instance, with the instance's tags
@@ -173,8 +170,8 @@ pub(super) fn run_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError
             match (known, text(instance, "privateIpAddress")) {
                 (Some(eni_id), Some(ip)) => {
                     let mut eni = cx.eni(eni_id);
-                    eni.private_addresses.push(cx.ip(ip, "privateIpAddress")?);
-                    enis.push(eni);
+                    eni.private(Some(ip)).map_err(cx.bad("privateIpAddress"))?;
+                    enis.push(eni.build());
                 }
                 (Some(eni_id), None) => out.skip(format!(
                     "instance {instance_id}: launched on {eni_id} but no privateIpAddress in the response"

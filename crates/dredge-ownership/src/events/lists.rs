@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use dredge_core::ownership::{push_unique, tag_map};
 use serde_json::Value;
 
 /// The member `name` of an object, or its PascalCase spelling (the query
@@ -93,22 +94,20 @@ fn extend_unique<'a>(out: &mut Vec<&'a Value>, elements: &'a [Value]) {
             Value::String(s) => s.is_empty(),
             _ => false,
         };
-        if !empty && !out.contains(&element) {
-            out.push(element);
+        if !empty {
+            push_unique(out, element);
         }
     }
 }
 
-/// `tagSet` items (`key`/`value`, or `Key`/`Value`).
+/// `tagSet` items (`key`/`value`, or `Key`/`Value`) as (key, value).
+pub(super) fn tag_pairs(set: Option<&Value>) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+    items(set).into_iter().map(|tag| (text(tag, "key"), get(tag, "value").and_then(Value::as_str)))
+}
+
+/// `tagSet` items as a map ([`tag_map`]).
 pub(super) fn tags(set: Option<&Value>) -> BTreeMap<String, String> {
-    items(set)
-        .into_iter()
-        .filter_map(|tag| {
-            let key = text(tag, "key")?;
-            let value = get(tag, "value").and_then(Value::as_str).unwrap_or("");
-            Some((key.to_owned(), value.to_owned()))
-        })
-        .collect()
+    tag_map(tag_pairs(set))
 }
 
 #[cfg(test)]
