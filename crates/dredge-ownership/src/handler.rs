@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::describe::{DescribeError, Ec2Describer};
 use crate::emf::{self, Document, Sink, Unit};
-use crate::events::{self, parse_event, HANDLED_CALLS, STATE_CHANGE};
+use crate::events::{self, handled_calls, parse_event, STATE_CHANGE};
 
 /// The `detail-type` of EventBridge schedule events.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
@@ -449,7 +449,7 @@ pub fn metric_kind(summary: &Summary) -> &str {
     let kind = summary.kind.as_str();
     if kind == STATE_CHANGE {
         "InstanceStateChange"
-    } else if kind == RECONCILE || HANDLED_CALLS.contains(&kind) {
+    } else if kind == RECONCILE || handled_calls().any(|call| call == kind) {
         kind
     } else {
         "Other"

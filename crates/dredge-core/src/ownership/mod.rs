@@ -1,4 +1,8 @@
 //! Time-ranged IP ownership: who held an address at a given time.
+//!
+//! The model only: EC2's wire formats (EventBridge and CloudTrail events,
+//! describe JSON, SDK types) are read in `dredge-ownership`, each reader
+//! filling an [`EniBuilder`].
 
 mod apply;
 mod cache;

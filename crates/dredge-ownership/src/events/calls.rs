@@ -9,6 +9,25 @@ use serde_json::Value;
 use super::lists::{get, items, owned, sole_string, tag_pairs, tags, text};
 use super::EventError;
 
+/// A CloudTrail call's handler: what the call changed, into `Out`.
+type Handler = fn(&Cx<'_>, &mut Out) -> Result<(), EventError>;
+
+/// The CloudTrail `eventName`s turned into changes, and their handlers.
+pub(super) const CALLS: [(&str, Handler); 12] = [
+    ("RunInstances", run_instances),
+    ("TerminateInstances", terminate_instances),
+    ("CreateNetworkInterface", create_network_interface),
+    ("DeleteNetworkInterface", delete_network_interface),
+    ("AttachNetworkInterface", attach_network_interface),
+    ("DetachNetworkInterface", detach_network_interface),
+    ("AssignPrivateIpAddresses", assign_private),
+    ("UnassignPrivateIpAddresses", unassign_private),
+    ("AssignIpv6Addresses", assign_ipv6),
+    ("UnassignIpv6Addresses", unassign_ipv6),
+    ("AssociateAddress", associate_address),
+    ("DisassociateAddress", disassociate_address),
+];
+
 /// What a CloudTrail handler sees.
 pub(super) struct Cx<'a> {
     pub(super) event: &'a str,
@@ -136,7 +155,7 @@ fn address_texts<'v>(object: &'v Value, set: &str, key: &'v str) -> impl Iterato
 
 /// One `EniUp` per ENI of every launched instance, with the instance's tags
 /// (which carry the auto scaling group) merged into the ENI's own.
-pub(super) fn run_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn run_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let response = cx.response.ok_or_else(|| cx.missing("responseElements"))?;
     let instances = items(get(response, "instancesSet"));
     if instances.is_empty() {
@@ -196,7 +215,7 @@ pub(super) fn run_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError
 }
 
 /// One `InstanceDown` per instance in the response (else the request).
-pub(super) fn terminate_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn terminate_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let ids = |object: Option<&Value>| -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for instance in object.map(|o| items(get(o, "instancesSet"))).unwrap_or_default() {
@@ -219,7 +238,7 @@ pub(super) fn terminate_instances(cx: &Cx<'_>, out: &mut Out) -> Result<(), Even
     Ok(())
 }
 
-pub(super) fn create_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn create_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let ni = cx
         .response
         .and_then(|r| get(r, "networkInterface"))
@@ -229,13 +248,13 @@ pub(super) fn create_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(),
     Ok(())
 }
 
-pub(super) fn delete_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn delete_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let eni_id = cx.required("networkInterfaceId")?.to_owned();
     out.push(Change::EniDeleted { at: cx.at, eni_id });
     Ok(())
 }
 
-pub(super) fn attach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn attach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     out.push(Change::Attached {
         at: cx.at,
         eni_id: cx.required("networkInterfaceId")?.to_owned(),
@@ -245,7 +264,7 @@ pub(super) fn attach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(),
     Ok(())
 }
 
-pub(super) fn detach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn detach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let attachment_id = cx.required("attachmentId")?.to_owned();
     out.push(Change::Detached { at: cx.at, attachment_id });
     Ok(())
@@ -299,7 +318,7 @@ fn unassigned(
     Ok(())
 }
 
-pub(super) fn assign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn assign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     assigned(
         cx,
         out,
@@ -309,7 +328,7 @@ pub(super) fn assign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventErro
     )
 }
 
-pub(super) fn unassign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn unassign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     unassigned(
         cx,
         out,
@@ -319,17 +338,17 @@ pub(super) fn unassign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventEr
     )
 }
 
-pub(super) fn assign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn assign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     assigned(cx, out, &["assignedIpv6Addresses"], &["ipv6Addresses", "ipv6AddressesSet"], "ipv6Address")
 }
 
-pub(super) fn unassign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn unassign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     unassigned(cx, out, &["unassignedIpv6Addresses"], &["ipv6Addresses", "ipv6AddressesSet"], "ipv6Address")
 }
 
 /// A VPC association names the allocation, not the address: the public IP
 /// is then unknown here (`None`) and must come from the allocation.
-pub(super) fn associate_address(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn associate_address(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let public_ip = cx.public_ip("publicIp")?;
     let allocation_id = owned(cx.text("allocationId"));
     let eni_id = owned(cx.text("networkInterfaceId"));
@@ -351,7 +370,7 @@ pub(super) fn associate_address(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventE
     Ok(())
 }
 
-pub(super) fn disassociate_address(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
+fn disassociate_address(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
     let association_id = owned(cx.text("associationId"));
     let public_ip = cx.public_ip("publicIp")?;
     if association_id.is_none() && public_ip.is_none() {

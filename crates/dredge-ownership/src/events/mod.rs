@@ -6,7 +6,7 @@
 //!   `detail.state`. `running` is [`Change::InstanceUp`]; `stopped`,
 //!   `shutting-down` and `terminated` are [`Change::InstanceDown`];
 //!   `pending` and `stopping` change nothing.
-//! - `AWS API Call via CloudTrail` for the calls in [`HANDLED_CALLS`]:
+//! - `AWS API Call via CloudTrail` for the calls in [`handled_calls`]:
 //!   identifiers come from `detail.requestParameters`, results from
 //!   `detail.responseElements`. A call with an `errorCode` (including
 //!   `Client.DryRunOperation`, which is how CloudTrail records a successful
@@ -39,7 +39,7 @@ use dredge_core::ownership::{BadTime, Change, UnixTime};
 use serde_json::Value;
 use thiserror::Error;
 
-use calls::*;
+use calls::{Cx, Out, CALLS};
 use lists::{get, text, unwrap_query};
 
 /// The `detail-type` of instance state changes.
@@ -48,20 +48,9 @@ pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub const CLOUDTRAIL_CALL: &str = "AWS API Call via CloudTrail";
 
 /// The CloudTrail `eventName`s turned into changes.
-pub const HANDLED_CALLS: [&str; 12] = [
-    "RunInstances",
-    "TerminateInstances",
-    "CreateNetworkInterface",
-    "DeleteNetworkInterface",
-    "AttachNetworkInterface",
-    "DetachNetworkInterface",
-    "AssignPrivateIpAddresses",
-    "UnassignPrivateIpAddresses",
-    "AssignIpv6Addresses",
-    "UnassignIpv6Addresses",
-    "AssociateAddress",
-    "DisassociateAddress",
-];
+pub fn handled_calls() -> impl Iterator<Item = &'static str> {
+    CALLS.iter().map(|(name, _)| *name)
+}
 
 /// What one event turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,24 +188,10 @@ fn state_change(event: &Value) -> Result<Parsed, EventError> {
     Ok(Parsed::new(STATE_CHANGE, Outcome::Changes { changes: vec![change], skipped: Vec::new() }))
 }
 
-type Handler = fn(&Cx<'_>, &mut Out) -> Result<(), EventError>;
-
 fn cloudtrail(envelope: Option<&Value>, detail: &Value) -> Result<Parsed, EventError> {
     let name = text(detail, "eventName").unwrap_or(CLOUDTRAIL_CALL);
-    let handler: Handler = match name {
-        "RunInstances" => run_instances,
-        "TerminateInstances" => terminate_instances,
-        "CreateNetworkInterface" => create_network_interface,
-        "DeleteNetworkInterface" => delete_network_interface,
-        "AttachNetworkInterface" => attach_network_interface,
-        "DetachNetworkInterface" => detach_network_interface,
-        "AssignPrivateIpAddresses" => assign_private,
-        "UnassignPrivateIpAddresses" => unassign_private,
-        "AssignIpv6Addresses" => assign_ipv6,
-        "UnassignIpv6Addresses" => unassign_ipv6,
-        "AssociateAddress" => associate_address,
-        "DisassociateAddress" => disassociate_address,
-        _ => return Ok(Parsed::new(name, Outcome::Unknown)),
+    let Some(&(_, handler)) = CALLS.iter().find(|(call, _)| *call == name) else {
+        return Ok(Parsed::new(name, Outcome::Unknown));
     };
     let ec2 = text(detail, "eventSource").is_none_or(|s| s == "ec2.amazonaws.com") && envelope.is_none_or(from_ec2);
     if !ec2 {
@@ -399,6 +374,15 @@ mod tests {
         let mut event = json(ATTACH);
         event["detail"]["requestParameters"].as_object_mut().unwrap().remove("instanceId");
         assert!(matches!(parse_event(&event), Err(EventError::Missing { field: "instanceId", .. })));
+    }
+
+    #[test]
+    fn each_handled_call_once() {
+        let mut names: Vec<&str> = handled_calls().collect();
+        assert_eq!(names.len(), 12);
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 12);
     }
 
     #[test]
