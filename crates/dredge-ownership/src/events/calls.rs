@@ -270,80 +270,65 @@ fn detach_network_interface(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError
     Ok(())
 }
 
+/// Which way an address call moved addresses.
+#[derive(Clone, Copy)]
+enum Moved {
+    Assigned,
+    Unassigned,
+}
+
+/// Where an address call lists its addresses: the response's sets, else the
+/// request's, and the member that names each address.
+struct Sets {
+    response: &'static [&'static str],
+    request: &'static [&'static str],
+    key: &'static str,
+}
+
+const ASSIGNED_PRIVATE: Sets = Sets {
+    response: &["assignedPrivateIpAddressesSet"],
+    request: &["privateIpAddressesSet", "privateIpAddress"],
+    key: "privateIpAddress",
+};
+const UNASSIGNED_PRIVATE: Sets = Sets { response: &["unassignedPrivateIpAddressesSet"], ..ASSIGNED_PRIVATE };
+const ASSIGNED_IPV6: Sets =
+    Sets { response: &["assignedIpv6Addresses"], request: &["ipv6Addresses", "ipv6AddressesSet"], key: "ipv6Address" };
+const UNASSIGNED_IPV6: Sets = Sets { response: &["unassignedIpv6Addresses"], ..ASSIGNED_IPV6 };
+
 /// The ENI and the addresses the response lists (EC2 picks them when the
 /// request gave only a count), else those the request named.
-fn changed_addresses(
-    cx: &Cx<'_>,
-    response_sets: &[&str],
-    request_sets: &[&str],
-    key: &'static str,
-) -> Result<(String, Vec<IpAddr>), EventError> {
+fn moved_addresses(cx: &Cx<'_>, out: &mut Out, moved: Moved, sets: &Sets) -> Result<(), EventError> {
     let eni_id = cx.required("networkInterfaceId")?.to_owned();
-    let mut addresses = cx.addresses(cx.response, response_sets, key)?;
+    let mut addresses = cx.addresses(cx.response, sets.response, sets.key)?;
     if addresses.is_empty() {
-        addresses = cx.addresses(cx.request, request_sets, key)?;
+        addresses = cx.addresses(cx.request, sets.request, sets.key)?;
     }
-    Ok((eni_id, addresses))
-}
-
-fn assigned(
-    cx: &Cx<'_>,
-    out: &mut Out,
-    response_sets: &[&str],
-    request_sets: &[&str],
-    key: &'static str,
-) -> Result<(), EventError> {
-    let (eni_id, addresses) = changed_addresses(cx, response_sets, request_sets, key)?;
-    if addresses.is_empty() {
-        out.skip(format!("{eni_id}: no assigned addresses in the response or the request"));
-    } else {
-        out.push(Change::AddressesAssigned { at: cx.at, eni_id, addresses });
-    }
-    Ok(())
-}
-
-fn unassigned(
-    cx: &Cx<'_>,
-    out: &mut Out,
-    response_sets: &[&str],
-    request_sets: &[&str],
-    key: &'static str,
-) -> Result<(), EventError> {
-    let (eni_id, addresses) = changed_addresses(cx, response_sets, request_sets, key)?;
-    if addresses.is_empty() {
-        out.skip(format!("{eni_id}: no unassigned addresses in the request or the response"));
-    } else {
-        out.push(Change::AddressesUnassigned { at: cx.at, eni_id, addresses });
+    let at = cx.at;
+    match (moved, addresses.is_empty()) {
+        (Moved::Assigned, true) => out.skip(format!("{eni_id}: no assigned addresses in the response or the request")),
+        (Moved::Unassigned, true) => {
+            out.skip(format!("{eni_id}: no unassigned addresses in the request or the response"))
+        }
+        (Moved::Assigned, false) => out.push(Change::AddressesAssigned { at, eni_id, addresses }),
+        (Moved::Unassigned, false) => out.push(Change::AddressesUnassigned { at, eni_id, addresses }),
     }
     Ok(())
 }
 
 fn assign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
-    assigned(
-        cx,
-        out,
-        &["assignedPrivateIpAddressesSet"],
-        &["privateIpAddressesSet", "privateIpAddress"],
-        "privateIpAddress",
-    )
+    moved_addresses(cx, out, Moved::Assigned, &ASSIGNED_PRIVATE)
 }
 
 fn unassign_private(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
-    unassigned(
-        cx,
-        out,
-        &["unassignedPrivateIpAddressesSet"],
-        &["privateIpAddressesSet", "privateIpAddress"],
-        "privateIpAddress",
-    )
+    moved_addresses(cx, out, Moved::Unassigned, &UNASSIGNED_PRIVATE)
 }
 
 fn assign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
-    assigned(cx, out, &["assignedIpv6Addresses"], &["ipv6Addresses", "ipv6AddressesSet"], "ipv6Address")
+    moved_addresses(cx, out, Moved::Assigned, &ASSIGNED_IPV6)
 }
 
 fn unassign_ipv6(cx: &Cx<'_>, out: &mut Out) -> Result<(), EventError> {
-    unassigned(cx, out, &["unassignedIpv6Addresses"], &["ipv6Addresses", "ipv6AddressesSet"], "ipv6Address")
+    moved_addresses(cx, out, Moved::Unassigned, &UNASSIGNED_IPV6)
 }
 
 /// A VPC association names the allocation, not the address: the public IP
