@@ -157,7 +157,7 @@ impl EniBuilder {
         self
     }
 
-    /// The ENI so far; the id is all it is sure to have.
+    /// The id of the ENI being built, for error messages.
     pub fn eni_id(&self) -> &str {
         &self.eni.eni_id
     }
