@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
-use dredge_core::ownership::snapshot::Snapshot;
 use dredge_core::ownership::{
     AddressKey, Applier, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
 };
-use dredge_ownership::{Disposition, FileDescriber, Handler};
+use dredge_ownership::{Disposition, FileDescriber, Handler, Snapshot};
 use serde_json::json;
 
 #[derive(ClapArgs)]

@@ -7,8 +7,9 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use dredge_core::ownership::snapshot::{Snapshot, SnapshotError};
 use dredge_core::ownership::{Eni, UnixTime};
+
+use crate::snapshot::{Snapshot, SnapshotError};
 
 /// An EC2 failure: [`Failure`](dredge_core::Failure), classified by the
 /// rules every service shares.

@@ -2,22 +2,20 @@
 //! ENIs, `DescribeInstances` for the tags of the instances they are attached
 //! to (the auto scaling group among them).
 //!
-//! [`eni_from_sdk`] mirrors `NetworkInterface::into_eni` in
-//! `dredge_core::ownership::snapshot` field for field, so that a snapshot
-//! read by the Lambda and one read from `aws ec2 describe-network-interfaces`
-//! JSON give the same ENIs.
+//! [`eni_from_sdk`] fills the same `EniBuilder` as the describe JSON reader
+//! ([`crate::snapshot`]), so that a snapshot read by the Lambda and one read
+//! from `aws ec2 describe-network-interfaces` JSON give the same ENIs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use aws_sdk_ec2::Client;
-use dredge_core::ownership::snapshot::{region_of_az, Snapshot};
-use dredge_core::ownership::{is_private, Eni, UnixTime};
+use dredge_core::ownership::{BadAddress, Eni, EniBuilder, UnixTime};
 use dredge_lambda::sdk_error;
 
 use crate::describe::{DescribeError, Ec2Describer, TakenSnapshot};
+use crate::snapshot::Snapshot;
 
 /// Items per page (EC2 allows 5 to 1000).
 const PAGE_SIZE: i32 = 1000;
@@ -112,59 +110,39 @@ where
     sdk_error::classify(&format!("EC2 {operation}"), &error)
 }
 
-/// The ENI an SDK `NetworkInterface` describes, exactly as
-/// `NetworkInterface::into_eni` reads the CLI's JSON: the account is the
-/// ENI's owner, the region that of its zone; a `detached` attachment is no
-/// attachment; private IPv4 and ULA IPv6 are private, public IPv4 (per
-/// address and the ENI's own association) and global IPv6 are public; empty
-/// strings count as absent.
+/// The ENI an SDK `NetworkInterface` describes, built as the describe JSON
+/// reader builds it ([`EniBuilder`] holds the rules): the account is the
+/// ENI's owner, the region that of its zone.
 pub fn eni_from_sdk(ni: &NetworkInterface) -> Result<Eni, DescribeError> {
-    let id = present(ni.network_interface_id())
+    let id = ni
+        .network_interface_id()
+        .filter(|id| !id.is_empty())
         .ok_or_else(|| DescribeError::Permanent("a network interface without NetworkInterfaceId".into()))?;
-    let mut eni = Eni::new(id);
-    eni.account_id = present(ni.owner_id());
-    eni.region = ni.availability_zone().and_then(region_of_az);
-    eni.az = present(ni.availability_zone());
-    eni.vpc_id = present(ni.vpc_id());
-    eni.subnet_id = present(ni.subnet_id());
-    eni.interface_type = present(ni.interface_type().map(|t| interface_type(t.as_str())));
-    eni.requester_id = present(ni.requester_id());
-    eni.description = present(ni.description());
-    if let Some(attachment) = ni.attachment().filter(|a| a.status().map(|s| s.as_str()) != Some("detached")) {
-        eni.instance_id = present(attachment.instance_id());
-        eni.attachment_id = present(attachment.attachment_id());
+    let mut eni = EniBuilder::new(id);
+    eni.account(ni.owner_id())
+        .az_and_region(ni.availability_zone())
+        .vpc(ni.vpc_id())
+        .subnet(ni.subnet_id())
+        .interface_type(ni.interface_type().map(|t| interface_type(t.as_str())))
+        .requester(ni.requester_id())
+        .description(ni.description());
+    if let Some(a) = ni.attachment() {
+        eni.attachment(a.instance_id(), a.attachment_id(), a.status().map(|s| s.as_str()));
     }
+    add_addresses(&mut eni, ni).map_err(|e| DescribeError::Permanent(format!("{id}: {e}")))?;
+    eni.tags(ni.tag_set().iter().map(tag_pair));
+    Ok(eni.build())
+}
+
+fn add_addresses(eni: &mut EniBuilder, ni: &NetworkInterface) -> Result<(), BadAddress> {
     for private in ni.private_ip_addresses() {
-        if let Some(ip) = present(private.private_ip_address()) {
-            let ip = parse(&eni.eni_id, &ip)?;
-            push_unique(&mut eni.private_addresses, ip);
-        }
-        if let Some(ip) = private.association().and_then(|a| present(a.public_ip())) {
-            let ip = parse(&eni.eni_id, &ip)?;
-            push_unique(&mut eni.public_addresses, ip);
-        }
+        eni.private(private.private_ip_address())?.public(private.association().and_then(|a| a.public_ip()))?;
     }
-    if eni.private_addresses.is_empty() {
-        if let Some(ip) = present(ni.private_ip_address()) {
-            eni.private_addresses.push(parse(&eni.eni_id, &ip)?);
-        }
-    }
-    if let Some(ip) = ni.association().and_then(|a| present(a.public_ip())) {
-        let ip = parse(&eni.eni_id, &ip)?;
-        push_unique(&mut eni.public_addresses, ip);
-    }
+    eni.primary_private(ni.private_ip_address())?.public(ni.association().and_then(|a| a.public_ip()))?;
     for v6 in ni.ipv6_addresses() {
-        if let Some(ip) = present(v6.ipv6_address()) {
-            let ip = parse(&eni.eni_id, &ip)?;
-            if is_private(ip) {
-                push_unique(&mut eni.private_addresses, ip);
-            } else {
-                push_unique(&mut eni.public_addresses, ip);
-            }
-        }
+        eni.ipv6(v6.ipv6_address())?;
     }
-    eni.tags = tag_map(ni.tag_set());
-    Ok(eni)
+    Ok(())
 }
 
 /// The interface type as EC2 sends it and the CLI prints it. The SDK's
@@ -177,26 +155,18 @@ fn interface_type(t: &str) -> &str {
     }
 }
 
-fn present(s: Option<&str>) -> Option<String> {
-    s.filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-fn parse(eni_id: &str, ip: &str) -> Result<IpAddr, DescribeError> {
-    ip.trim().parse().map_err(|_| DescribeError::Permanent(format!("{eni_id}: `{ip}` is not an IP address")))
-}
-
-fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
-    if !list.contains(&ip) {
-        list.push(ip);
-    }
-}
-
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter().filter_map(|t| Some((present(t.key())?, t.value().unwrap_or_default().to_owned()))).collect()
+    dredge_core::ownership::tag_map(tags.iter().map(tag_pair))
+}
+
+fn tag_pair(tag: &Tag) -> (Option<&str>, Option<&str>) {
+    (tag.key(), tag.value())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use aws_sdk_ec2::types::{
         AttachmentStatus, NetworkInterfaceAssociation, NetworkInterfaceAttachment, NetworkInterfaceIpv6Address,
         NetworkInterfacePrivateIpAddress, NetworkInterfaceType,

@@ -23,7 +23,6 @@
 use std::ops::Deref;
 use std::time::Instant;
 
-use dredge_core::ownership::events::{self, parse_event, HANDLED_CALLS, STATE_CHANGE};
 use dredge_core::ownership::{
     Applier, ApplyStats, Change, Eni, Outcome, OwnershipStore, ReconcileStats, SnapshotScope, StoreError, TagPolicy,
     UnixTime,
@@ -33,6 +32,7 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::describe::{DescribeError, Ec2Describer};
+use crate::events::{self, handled_calls, parse_event, STATE_CHANGE};
 use dredge_lambda::emf::{self, Document, Unit};
 use dredge_lambda::Diagnostic;
 use dredge_lambda::{Invocation, Reporter};
@@ -494,7 +494,7 @@ pub fn metric_kind(summary: &Summary) -> &str {
     let kind = summary.kind.as_str();
     if kind == STATE_CHANGE {
         "InstanceStateChange"
-    } else if kind == RECONCILE || HANDLED_CALLS.contains(&kind) {
+    } else if kind == RECONCILE || handled_calls().any(|call| call == kind) {
         kind
     } else {
         "Other"

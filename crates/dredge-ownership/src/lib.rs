@@ -2,6 +2,11 @@
 //! from EC2 events (EventBridge: instance state changes, CloudTrail API
 //! calls) and a scheduled reconcile against a snapshot of every ENI.
 //!
+//! The AWS wire formats live here, with the one function that reads them:
+//! [`events`] decodes EventBridge and CloudTrail events into the model's
+//! changes, [`snapshot`] reads describe JSON; `dredge_core::ownership`
+//! keeps the model they produce.
+//!
 //! The [`Handler`] is generic over the store ([`OwnershipStore`]: DynamoDB in
 //! the Lambda, the embedded store locally) and over EC2 ([`Ec2Describer`]:
 //! the SDK with feature `ec2`, or [`FileDescriber`] reading describe JSON),
@@ -27,8 +32,11 @@ pub mod config;
 pub mod describe;
 #[cfg(feature = "ec2")]
 pub mod ec2;
+pub mod events;
 pub mod handler;
+pub mod snapshot;
 
 pub use config::{Config, ConfigError};
 pub use describe::{DescribeError, Ec2Describer, FileDescriber, FileDescriberError, TakenSnapshot};
 pub use handler::{Disposition, Handled, Handler, HandlerError, Reported, Summary};
+pub use snapshot::{Snapshot, SnapshotError};

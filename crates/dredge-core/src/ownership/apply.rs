@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::change::Change;
-use super::eni::Eni;
+use super::eni::{merge_tags, push_unique, Eni};
 use super::owner::{TagPolicy, ASG_TAG};
 use super::scope::Scope;
 use super::store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreResult};
@@ -136,14 +136,6 @@ impl Marks {
     }
 }
 
-fn push_unique(list: &mut Vec<IpAddr>, items: &[IpAddr]) {
-    for a in items {
-        if !list.contains(a) {
-            list.push(*a);
-        }
-    }
-}
-
 impl<'s, S: OwnershipStore> Applier<'s, S> {
     pub fn new(store: &'s S, policy: TagPolicy) -> Self {
         Applier { store, policy }
@@ -234,9 +226,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     record.updated_at = *at;
                     // The instance's tags (its ASG) live on its other ENIs.
                     for sibling in self.store.enis_of_instance(instance_id).await? {
-                        for (k, v) in &sibling.eni.tags {
-                            record.eni.tags.entry(k.clone()).or_insert_with(|| v.clone());
-                        }
+                        merge_tags(&mut record.eni.tags, &sibling.eni.tags);
                     }
                 }
                 let addresses: Vec<IpAddr> = record.eni.addresses().collect();
@@ -263,10 +253,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
                 };
                 m.open(&record.eni, &self.policy, *at, addresses.iter().copied());
-                let (private, public): (Vec<IpAddr>, Vec<IpAddr>) =
-                    addresses.iter().partition(|a| super::scope::is_private(**a));
-                push_unique(&mut record.eni.private_addresses, &private);
-                push_unique(&mut record.eni.public_addresses, &public);
+                for address in addresses {
+                    record.eni.add_address(*address);
+                }
                 self.finish(m, Some(&record)).await
             }
             Change::AddressesUnassigned { at, eni_id, addresses } => {
@@ -305,7 +294,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     return Ok(Outcome::UnknownEni { reference });
                 };
                 m.open(&record.eni, &self.policy, *at, [*public_ip]);
-                push_unique(&mut record.eni.public_addresses, &[*public_ip]);
+                push_unique(&mut record.eni.public_addresses, *public_ip);
                 if let Some(assoc) = association_id {
                     record.associations.insert(assoc.clone(), *public_ip);
                 }

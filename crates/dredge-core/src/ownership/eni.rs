@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
+use super::scope::is_private;
 
 /// One ENI as EC2 describes it (DescribeNetworkInterfaces, RunInstances,
 /// CreateNetworkInterface). Fields an event does not carry stay `None`.
@@ -110,9 +111,30 @@ impl Eni {
             instance_id,
             attachment_id
         );
-        for (k, v) in &older.tags {
-            self.tags.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        merge_tags(&mut self.tags, &older.tags);
+    }
+
+    /// Adds an address to the private or the public list by its scope
+    /// ([`is_private`]), once.
+    pub fn add_address(&mut self, ip: IpAddr) {
+        let list = if is_private(ip) { &mut self.private_addresses } else { &mut self.public_addresses };
+        push_unique(list, ip);
+    }
+}
+
+/// Appends `item` unless `list` holds it already: an ENI lists each address
+/// once, in the order first described.
+pub fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Adds the tags of `from` that `into` lacks: an ENI's own tags win over
+/// its instance's, a newer description's over an older one's.
+pub fn merge_tags(into: &mut BTreeMap<String, String>, from: &BTreeMap<String, String>) {
+    for (key, value) in from {
+        into.entry(key.clone()).or_insert_with(|| value.clone());
     }
 }
 
@@ -147,5 +169,24 @@ mod tests {
         assert_eq!(o.asg.as_deref(), Some("api-prod-v042"));
         assert_eq!(o.vpc_id.as_deref(), Some("vpc-1"));
         assert_eq!(o.kind, OwnerKind::Instance);
+    }
+
+    #[test]
+    fn addresses_go_by_scope_once() {
+        let mut e = Eni::new("eni-1");
+        for ip in ["fd00::1", "2600:1f18::1", "fd00::1", "10.0.0.1"] {
+            e.add_address(ip.parse().unwrap());
+        }
+        let ips = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<IpAddr>>();
+        assert_eq!(e.private_addresses, ips(&["fd00::1", "10.0.0.1"]));
+        assert_eq!(e.public_addresses, ips(&["2600:1f18::1"]));
+    }
+
+    #[test]
+    fn own_tags_win() {
+        let mut own = BTreeMap::from([("team".to_owned(), "netops".to_owned())]);
+        let instance = BTreeMap::from([("team".to_owned(), "edge".to_owned()), ("app".to_owned(), "api".to_owned())]);
+        merge_tags(&mut own, &instance);
+        assert_eq!((own["team"].as_str(), own["app"].as_str()), ("netops", "api"));
     }
 }

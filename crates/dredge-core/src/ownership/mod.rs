@@ -1,15 +1,18 @@
 //! Time-ranged IP ownership: who held an address at a given time.
+//!
+//! The model only: EC2's wire formats (EventBridge and CloudTrail events,
+//! describe JSON, SDK types) are read in `dredge-ownership`, each reader
+//! filling an [`EniBuilder`].
 
 mod apply;
 mod cache;
 mod change;
 mod eni;
-pub mod events;
+mod eni_builder;
 pub mod frigga;
 mod memory;
 mod owner;
 mod scope;
-pub mod snapshot;
 mod store;
 #[cfg(test)]
 mod testing;
@@ -19,7 +22,8 @@ mod timeline;
 pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
 pub use cache::{make_room, CacheConfig, CacheStats, OwnerCache, Owners};
 pub use change::Change;
-pub use eni::Eni;
+pub use eni::{merge_tags, push_unique, Eni};
+pub use eni_builder::{parse_address, region_of_az, tag_map, BadAddress, EniBuilder};
 pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};

@@ -6,19 +6,16 @@
 //! Each document is recognised by its top-level key (`NetworkInterfaces` or
 //! `Reservations`); any number of them (pages, accounts, regions) add up to
 //! one [`Snapshot`]. Unknown members are ignored. The ownership Lambda gets
-//! the same data from the EC2 SDK (`NetworkInterface`, `Instance`): the
-//! conversion in [`NetworkInterface::into_eni`] is kept field-for-field so
-//! that it can be mirrored there.
+//! the same data from the EC2 SDK (`NetworkInterface`, `Instance`): both
+//! fill an [`EniBuilder`], so both give the same ENIs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::events::merge_tags;
-use super::{is_private, Change, Eni, UnixTime};
+use dredge_core::ownership::{merge_tags, tag_map, BadAddress, Change, Eni, EniBuilder, UnixTime};
 
 /// ENIs and the tags of the instances they may be attached to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +89,7 @@ impl Snapshot {
             let mut count = 0;
             for instance in page.reservations.into_iter().flat_map(|r| r.instances) {
                 count += 1;
-                self.instance_tags.insert(instance.instance_id, tag_map(instance.tags));
+                self.instance_tags.insert(instance.instance_id, tag_map(instance.tags.iter().map(Tag::pair)));
             }
             Ok(Document::Instances(count))
         } else {
@@ -137,30 +134,6 @@ impl Snapshot {
     pub fn changes(&self, at: UnixTime) -> Vec<Change> {
         self.enis.iter().map(|eni| Change::EniUp { at, eni: Box::new(eni.clone()) }).collect()
     }
-}
-
-/// The region of an availability zone name: the name up to and including
-/// the first all-digit part's digits. `us-east-1a` → `us-east-1`, and local
-/// and Wavelength zones keep their parent region: `us-west-2-lax-1a` →
-/// `us-west-2`, `us-east-1-wl1-bos-wlz-1` → `us-east-1`; `us-gov-west-1a` →
-/// `us-gov-west-1`. Zone ids (`use1-az4`) and other shapes give `None`.
-pub fn region_of_az(az: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in az.split('-') {
-        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 {
-            if parts.len() < 2 {
-                return None;
-            }
-            parts.push(&part[..digits]);
-            return Some(parts.join("-"));
-        }
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_lowercase()) {
-            return None;
-        }
-        parts.push(part);
-    }
-    None
 }
 
 #[derive(Deserialize)]
@@ -249,56 +222,44 @@ struct Instance {
 }
 
 impl NetworkInterface {
-    /// The ENI this describes. The account is the ENI's owner, the region
-    /// that of its zone ([`region_of_az`]). A `detached` attachment is no
-    /// attachment. Private IPv4 and private (ULA) IPv6 addresses are
-    /// private; public IPv4 (per address and the ENI's own association) and
-    /// global IPv6 are public. Empty strings count as absent.
-    pub fn into_eni(self) -> Result<Eni, SnapshotError> {
-        let mut eni = Eni::new(self.network_interface_id);
-        eni.account_id = present(self.owner_id);
-        eni.region = self.availability_zone.as_deref().and_then(region_of_az);
-        eni.az = present(self.availability_zone);
-        eni.vpc_id = present(self.vpc_id);
-        eni.subnet_id = present(self.subnet_id);
-        eni.interface_type = present(self.interface_type);
-        eni.requester_id = present(self.requester_id);
-        eni.description = present(self.description);
-        if let Some(attachment) = self.attachment.filter(|a| a.status.as_deref() != Some("detached")) {
-            eni.instance_id = present(attachment.instance_id);
-            eni.attachment_id = present(attachment.attachment_id);
+    /// The ENI this describes ([`EniBuilder`] holds the rules). The account
+    /// is the ENI's owner, the region that of its zone.
+    pub fn into_eni(mut self) -> Result<Eni, SnapshotError> {
+        let mut eni = EniBuilder::new(std::mem::take(&mut self.network_interface_id));
+        eni.account(self.owner_id.as_deref())
+            .az_and_region(self.availability_zone.as_deref())
+            .vpc(self.vpc_id.as_deref())
+            .subnet(self.subnet_id.as_deref())
+            .interface_type(self.interface_type.as_deref())
+            .requester(self.requester_id.as_deref())
+            .description(self.description.as_deref());
+        if let Some(a) = &self.attachment {
+            eni.attachment(a.instance_id.as_deref(), a.attachment_id.as_deref(), a.status.as_deref());
         }
-        for private in self.private_ip_addresses {
-            if let Some(ip) = present(private.private_ip_address) {
-                let ip = parse(&eni.eni_id, &ip)?;
-                push_unique(&mut eni.private_addresses, ip);
-            }
-            if let Some(ip) = private.association.and_then(|a| present(a.public_ip)) {
-                let ip = parse(&eni.eni_id, &ip)?;
-                push_unique(&mut eni.public_addresses, ip);
-            }
+        self.add_addresses(&mut eni)
+            .map_err(|BadAddress { value }| SnapshotError::BadAddress { eni_id: eni.eni_id().to_owned(), value })?;
+        eni.tags(self.tag_set.iter().map(Tag::pair));
+        Ok(eni.build())
+    }
+
+    fn add_addresses(&self, eni: &mut EniBuilder) -> Result<(), BadAddress> {
+        fn public_ip(a: &Option<Association>) -> Option<&str> {
+            a.as_ref().and_then(|a| a.public_ip.as_deref())
         }
-        if eni.private_addresses.is_empty() {
-            if let Some(ip) = present(self.private_ip_address) {
-                eni.private_addresses.push(parse(&eni.eni_id, &ip)?);
-            }
+        for private in &self.private_ip_addresses {
+            eni.private(private.private_ip_address.as_deref())?.public(public_ip(&private.association))?;
         }
-        if let Some(ip) = self.association.and_then(|a| present(a.public_ip)) {
-            let ip = parse(&eni.eni_id, &ip)?;
-            push_unique(&mut eni.public_addresses, ip);
+        eni.primary_private(self.private_ip_address.as_deref())?.public(public_ip(&self.association))?;
+        for v6 in &self.ipv6_addresses {
+            eni.ipv6(v6.ipv6_address.as_deref())?;
         }
-        for v6 in self.ipv6_addresses {
-            if let Some(ip) = present(v6.ipv6_address) {
-                let ip = parse(&eni.eni_id, &ip)?;
-                if is_private(ip) {
-                    push_unique(&mut eni.private_addresses, ip);
-                } else {
-                    push_unique(&mut eni.public_addresses, ip);
-                }
-            }
-        }
-        eni.tags = tag_map(self.tag_set);
-        Ok(eni)
+        Ok(())
+    }
+}
+
+impl Tag {
+    fn pair(&self) -> (Option<&str>, Option<&str>) {
+        (self.key.as_deref(), self.value.as_deref())
     }
 }
 
@@ -306,31 +267,19 @@ fn shape(document: &'static str) -> impl Fn(serde_json::Error) -> SnapshotError 
     move |source| SnapshotError::Shape { document, source }
 }
 
-fn present(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.is_empty())
-}
-
-fn parse(eni_id: &str, ip: &str) -> Result<IpAddr, SnapshotError> {
-    ip.trim().parse().map_err(|_| SnapshotError::BadAddress { eni_id: eni_id.to_owned(), value: ip.to_owned() })
-}
-
-fn push_unique(list: &mut Vec<IpAddr>, ip: IpAddr) {
-    if !list.contains(&ip) {
-        list.push(ip);
-    }
-}
-
-fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
-    tags.into_iter().filter_map(|t| Some((present(t.key)?, t.value.unwrap_or_default()))).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::ownership::{OwnerKind, Scope, TagPolicy, ASG_TAG};
+    use std::net::IpAddr;
 
-    const INTERFACES: &str = include_str!("../../../../events/ownership/snapshot/describe-network-interfaces.json");
-    const INSTANCES: &str = include_str!("../../../../events/ownership/snapshot/describe-instances.json");
+    use super::*;
+    use dredge_core::ownership::{OwnerKind, Scope, TagPolicy, ASG_TAG};
+
+    const INTERFACES: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/ownership/snapshot/describe-network-interfaces.json"
+    ));
+    const INSTANCES: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/ownership/snapshot/describe-instances.json"));
 
     fn snapshot() -> Snapshot {
         Snapshot::from_documents([INTERFACES, INSTANCES]).unwrap()
@@ -497,26 +446,5 @@ mod tests {
             Snapshot::new().add_slice(bad_ip),
             Err(SnapshotError::BadAddress { eni_id, .. }) if eni_id == "eni-1"
         ));
-    }
-
-    #[test]
-    fn regions_of_zones() {
-        for (az, region) in [
-            ("us-east-1a", Some("us-east-1")),
-            ("eu-central-2b", Some("eu-central-2")),
-            ("ap-southeast-4c", Some("ap-southeast-4")),
-            ("us-west-2-lax-1a", Some("us-west-2")),
-            ("us-west-2-lax-1b", Some("us-west-2")),
-            ("us-east-1-wl1-bos-wlz-1", Some("us-east-1")),
-            ("us-gov-west-1a", Some("us-gov-west-1")),
-            ("cn-north-1a", Some("cn-north-1")),
-            ("us-east-1", Some("us-east-1")),
-            ("use1-az4", None),
-            ("", None),
-            ("us-1a", None),
-            ("US-EAST-1A", None),
-        ] {
-            assert_eq!(region_of_az(az).as_deref(), region, "{az}");
-        }
     }
 }
