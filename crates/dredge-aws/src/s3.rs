@@ -3,7 +3,8 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use dredge_core::objects::{ObjectError, ObjectStore};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use dredge_core::objects::{check_key, Listed, MultipartUpload, ObjectError, ObjectListing, ObjectStore, Part, Upload};
 use dredge_lambda::sdk_error::classify;
 
 /// An S3 client for `config`. With a custom endpoint (an emulator, a VPC
@@ -31,6 +32,14 @@ impl S3Objects {
         S3Objects { client, bucket: bucket.into(), prefix }
     }
 
+    /// The full key of `key`, checked as S3 would take it.
+    fn key(&self, key: &str) -> Result<String, ObjectError> {
+        check_key(key)?;
+        let full = format!("{}{key}", self.prefix);
+        check_key(&full)?;
+        Ok(full)
+    }
+
     /// What an S3 failure is, by the rules every service shares: 503
     /// SlowDown (S3's throttling) and 5xx are transient, as elsewhere.
     fn error<E>(&self, op: &str, key: &str, e: SdkError<E, HttpResponse>) -> ObjectError
@@ -46,7 +55,7 @@ impl ObjectStore for S3Objects {
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(format!("{}{key}", self.prefix))
+            .key(self.key(key)?)
             .body(ByteStream::from(body))
             .send()
             .await
@@ -59,7 +68,7 @@ impl ObjectStore for S3Objects {
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(format!("{}{key}", self.prefix))
+            .key(self.key(key)?)
             .send()
             .await
             .map_err(|e| self.error("GetObject", key, e))?;
@@ -69,5 +78,103 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| ObjectError::Transient(format!("S3 GetObject {key}: reading the body: {e}")))?;
         Ok(bytes.into_bytes().to_vec())
+    }
+}
+
+impl ObjectListing for S3Objects {
+    /// ListObjectsV2, every page.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, ObjectError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}{prefix}", self.prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
+                out.push(Listed { key: key.to_owned(), size: object.size().unwrap_or(0).max(0) as u64 });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key)?)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteObject", key, e))?;
+        Ok(())
+    }
+}
+
+impl MultipartUpload for S3Objects {
+    async fn start_upload(&self, key: &str) -> Result<Upload, ObjectError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(key)?)
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
+        let upload_id = out
+            .upload_id()
+            .ok_or_else(|| ObjectError::Transient(format!("S3 CreateMultipartUpload {key}: no upload id")))?;
+        Ok(Upload { key: key.to_owned(), upload_id: upload_id.to_owned() })
+    }
+
+    async fn upload_part(&self, upload: &Upload, number: u32, body: Vec<u8>) -> Result<Part, ObjectError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(self.key(&upload.key)?)
+            .upload_id(&upload.upload_id)
+            .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error("UploadPart", &upload.key, e))?;
+        let etag =
+            out.e_tag().ok_or_else(|| ObjectError::Transient(format!("S3 UploadPart {}: no ETag", upload.key)))?;
+        Ok(Part { number, etag: etag.to_owned() })
+    }
+
+    async fn complete_upload(&self, upload: &Upload, parts: &[Part]) -> Result<(), ObjectError> {
+        let parts = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder().part_number(i32::try_from(p.number).unwrap_or(i32::MAX)).e_tag(&p.etag).build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(&upload.key)?)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| self.error("CompleteMultipartUpload", &upload.key, e))?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(&upload.key)?)
+            .upload_id(&upload.upload_id)
+            .send()
+            .await
+            .map_err(|e| self.error("AbortMultipartUpload", &upload.key, e))?;
+        Ok(())
     }
 }
