@@ -101,8 +101,8 @@ pub struct LocalObjects {
     root: PathBuf,
 }
 
-/// Upload ids, unique within the process (with the process id, across
-/// processes sharing a folder).
+/// Upload ids and temporary file names, unique within the process (with the
+/// process id, across processes sharing a folder).
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
 const MULTIPART_DIR: &str = ".multipart";
@@ -142,7 +142,10 @@ fn io_error(path: &Path, e: std::io::Error) -> ObjectError {
 fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
     let dir = path.parent().expect("object paths have a parent");
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("object")));
+    // Unique per write, so that concurrent writers of one key never share it.
+    let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     write(&mut file)?;
     file.sync_all()?;
