@@ -3,6 +3,7 @@
 
 mod invoke;
 mod ownership;
+mod parquet;
 mod parse;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Embedded streams (what the enricher wrote locally).
     Stream(invoke::StreamArgs),
+    /// Convert enriched NDJSON (the enricher's output) to a zstd Parquet file.
+    Parquet(parquet::Args),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
         Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),
         Command::Stream(args) => invoke::stream(args),
+        Command::Parquet(args) => parquet::run(args),
     };
     match result {
         Ok(code) => code,

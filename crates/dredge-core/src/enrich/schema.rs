@@ -133,6 +133,12 @@ impl Column {
     }
 }
 
+/// The version of [`columns`], written into every Parquet file and table
+/// definition made from it. Increase it with every change to the columns;
+/// columns are only ever added (never renamed, retyped or removed), so
+/// readers of an older version read newer files and null-fill the rest.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The name of the timestamp column.
 pub const TIMESTAMP: &str = "timestamp";
 
