@@ -5,6 +5,7 @@ mod invoke;
 mod ownership;
 mod parquet;
 mod parse;
+mod specs;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,10 @@ enum Command {
     Stream(invoke::StreamArgs),
     /// Convert enriched NDJSON (the enricher's output) to a zstd Parquet file.
     Parquet(parquet::Args),
+    /// Print the Druid ingestion spec (JSON) for the Parquet files.
+    DruidSpec(specs::DruidArgs),
+    /// Print the Athena table (CREATE EXTERNAL TABLE) over the Parquet files.
+    AthenaDdl(specs::AthenaArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),
         Command::Stream(args) => invoke::stream(args),
         Command::Parquet(args) => parquet::run(args),
+        Command::DruidSpec(args) => specs::druid(args),
+        Command::AthenaDdl(args) => specs::athena(args),
     };
     match result {
         Ok(code) => code,

@@ -11,10 +11,10 @@
 //! depends on this crate (the CLI, the writer function to come) pays for
 //! them. No AWS SDK, as for the rest of the domain.
 
-// pub mod athena;
-// pub mod druid;
+pub mod athena;
+pub mod druid;
 mod encode;
-// pub mod layout;
+pub mod layout;
 mod row;
 mod scan;
 mod schema;
