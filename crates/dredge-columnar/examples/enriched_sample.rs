@@ -2,7 +2,7 @@
 //! flows in flow-log format v5, written with the enricher's own
 //! `write_enriched`, between 400 owners of 40 apps in three zones, with
 //! public peers (AWS-less internet) and unattributed sides mixed in.
-//! Deterministic (SplitMix64).
+//! Deterministic.
 //!
 //! ```sh
 //! cargo run --release -p dredge-columnar --example enriched_sample -- 200000 > enriched.ndjson
@@ -28,19 +28,18 @@ const STACKS: [&str; 3] = ["prod", "test", "canary"];
 const AZS: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 const ACCOUNTS: [&str; 2] = ["123456789012", "210987654321"];
 
-struct Rng(u64);
+/// Deterministic draws: each is the hash of a counter (no RNG state to
+/// carry, and no generator to copy from the other benches).
+struct Draws {
+    hasher: foldhash::fast::FixedState,
+    n: u64,
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+impl Draws {
+    fn below(&mut self, bound: u64) -> u64 {
+        use std::hash::BuildHasher;
+        self.n += 1;
+        self.hasher.hash_one(self.n) % bound
     }
 }
 
@@ -66,7 +65,7 @@ fn main() -> std::io::Result<()> {
     let rows: usize = std::env::args().nth(1).map_or(200_000, |a| a.parse().expect("ROWS is a number"));
     let format = Format::parse(FORMAT).expect("a valid format");
     let owners: Vec<(Owner, String)> = (0..400).map(owner).collect();
-    let mut rng = Rng(42);
+    let mut rng = Draws { hasher: foldhash::fast::FixedState::with_seed(42), n: 0 };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let (mut line, mut json) = (String::new(), Vec::new());
     for n in 0..rows {
