@@ -28,11 +28,7 @@ pub fn shared_data() -> PathBuf {
 /// that needs the emulator never skips silently in CI.
 pub async fn moto_config(test: &str) -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: AWS_ENDPOINT_URL is not set; run the tests through scripts/test");
-        }
-        eprintln!("{test}: SKIPPED, no moto server (AWS_ENDPOINT_URL unset); run scripts/test");
-        return None;
+        return missing(test, "no moto server (AWS_ENDPOINT_URL unset)");
     };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -40,6 +36,31 @@ pub async fn moto_config(test: &str) -> Option<aws_config::SdkConfig> {
         .load()
         .await;
     Some(config)
+}
+
+/// `None` with a note on stderr, for a test whose tool is missing; a panic
+/// under `CI=true`, where every tool must be there.
+pub fn missing<T>(test: &str, what: &str) -> Option<T> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {what}; run the tests through scripts/test");
+    }
+    eprintln!("{test}: SKIPPED, {what}; run scripts/test");
+    None
+}
+
+/// `python3` from PATH (scripts/test puts `.venv/bin` first) if it can
+/// import every one of `modules`.
+pub fn python_with(test: &str, modules: &[&str]) -> Option<std::process::Command> {
+    let imports = format!("import {}", modules.join(", "));
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &imports])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return missing(test, &format!("python3 cannot `{imports}`"));
+    }
+    Some(std::process::Command::new("python3"))
 }
 
 /// A name no other test run uses, so tests can share one moto server.

@@ -3,7 +3,9 @@
 
 mod invoke;
 mod ownership;
+mod parquet;
 mod parse;
+mod specs;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,12 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Embedded streams (what the enricher wrote locally).
     Stream(invoke::StreamArgs),
+    /// Convert enriched NDJSON (the enricher's output) to a zstd Parquet file.
+    Parquet(parquet::Args),
+    /// Print the Druid ingestion spec (JSON) for the Parquet files.
+    DruidSpec(specs::DruidArgs),
+    /// Print the Athena table (CREATE EXTERNAL TABLE) over the Parquet files.
+    AthenaDdl(specs::AthenaArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -42,6 +50,9 @@ fn main() -> ExitCode {
         Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
         Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),
         Command::Stream(args) => invoke::stream(args),
+        Command::Parquet(args) => parquet::run(args),
+        Command::DruidSpec(args) => specs::druid(args),
+        Command::AthenaDdl(args) => specs::athena(args),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,7 @@
 //! The enriched record's one schema definition: [`columns`]. The JSON
 //! writers the enricher uses (`FlowWriter`, `SideWriter`) are compiled from
-//! it, so nothing lists the columns a second time. The Parquet columns and
-//! the Druid ingestion spec do not exist yet (the writer function is still
-//! to be built); they are meant to iterate [`columns`] too.
+//! it, so nothing lists the columns a second time; so are the Parquet
+//! columns, the Druid ingestion specs and the Athena table (`dredge-columnar`).
 //!
 //! Columns, in order: `timestamp` (flow start, epoch milliseconds), every
 //! flow-log field (snake_case, as `dredge parse` prints them; null when the
@@ -132,6 +131,12 @@ impl Column {
         )
     }
 }
+
+/// The version of [`columns`], written into every Parquet file and table
+/// definition made from it. Increase it with every change to the columns;
+/// columns are only ever added (never renamed, retyped or removed), so
+/// readers of an older version read newer files and null-fill the rest.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The name of the timestamp column.
 pub const TIMESTAMP: &str = "timestamp";
