@@ -1,5 +1,6 @@
 CREATE EXTERNAL TABLE IF NOT EXISTS `default`.`flows` (
   `timestamp` timestamp,
+  `flow_id` string,
   `version` bigint,
   `account_id` string,
   `interface_id` string,

@@ -11,6 +11,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
 use dredge_core::ownership::{Applier, Change, Eni, TagPolicy, UnixTime, ASG_TAG};
+use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
 
@@ -76,6 +77,8 @@ fn as_event(records: &[aws_sdk_kinesis::types::Record]) -> KinesisBatch {
                 chrono::DateTime::from_timestamp_millis(at.to_millis().unwrap()).unwrap();
         }
         rec.event_source = Some("aws:kinesis".into());
+        // As Lambda names it: the (one) shard, then the sequence number.
+        rec.event_id = Some(format!("shardId-000000000000:{}", r.sequence_number()));
         event.records.push(rec);
     }
     let batch: KinesisBatch = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
@@ -83,6 +86,7 @@ fn as_event(records: &[aws_sdk_kinesis::types::Record]) -> KinesisBatch {
     for (ours, theirs) in batch.records.iter().zip(&event.records) {
         assert_eq!(ours.kinesis.data, theirs.kinesis.data.0);
         assert_eq!(ours.kinesis.sequence_number, theirs.kinesis.sequence_number);
+        assert_eq!(ours.shard(), Some("shardId-000000000000"));
         let ms = theirs.kinesis.approximate_arrival_timestamp.0.timestamp_millis();
         assert!((ours.kinesis.approximate_arrival_timestamp * 1000.0 - ms as f64).abs() < 1.0);
     }
@@ -159,11 +163,8 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
         .await
         .iter()
         .flat_map(|r| {
-            String::from_utf8(r.data().as_ref().to_vec())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<serde_json::Value>>()
+            let lines = read_lines(r.data().as_ref(), DEFAULT_MAX_LINES_BYTES).expect("record data");
+            lines.iter().map(|l| serde_json::from_slice(l).unwrap()).collect::<Vec<serde_json::Value>>()
         })
         .collect();
     let by_start = |s: i64| enriched.iter().find(|l| l["start"] == s).unwrap_or_else(|| panic!("start {s}"));
@@ -172,6 +173,8 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     assert_eq!(by_start(2500)["dst_attribution"], "unattributed");
     assert_eq!(by_start(3500)["dst_app"], "y");
     assert!(enriched.iter().all(|l| l["src_app"] == "api" && l["src_attribution"] == "owner"));
+    let flow_id = |s: i64| by_start(s)["flow_id"].as_str().unwrap().to_owned();
+    assert_eq!(flow_id(1500), format!("shardId-000000000000:{}:1", delivered[0].sequence_number()));
 
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.expect("list_objects");
     assert_eq!(listed.contents().len(), 1, "one dead-letter object");

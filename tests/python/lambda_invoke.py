@@ -83,8 +83,17 @@ def main():
         iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         records = kinesis.get_records(ShardIterator=iterator)["Records"]
-        lines = [json.loads(l) for r in records for l in r["Data"].decode().splitlines()]
+        # Record data is zstd by default: read it as every consumer does, with
+        # dredge_core's reader (behind `dredge stream decode`).
+        def decode(data):
+            return subprocess.run([str(DREDGE), "stream", "decode"], input=data, capture_output=True,
+                                  check=True).stdout.decode()
+
+        lines = [json.loads(l) for r in records for l in decode(r["Data"]).splitlines()]
         check("enricher wrote six enriched records", len(lines) == 6, f"{len(lines)} lines")
+        check("records are zstd", all(r["Data"][:4] == b"\x28\xb5\x2f\xfd" for r in records), str(records[:1]))
+        check("every record has a flow_id", all(l.get("flow_id", "").startswith("shardId-") for l in lines),
+              str([l.get("flow_id") for l in lines]))
         nlb = [l for l in lines if l.get("dstaddr") == "10.20.4.10"]
         check("api -> load balancer attributed from DynamoDB",
               bool(nlb) and nlb[0].get("src_app") == "api" and nlb[0].get("dst_kind") == "load_balancer", str(nlb))

@@ -3,9 +3,10 @@
 //! embedded backends under `--state`. Prints the handler's response.
 //!
 //! `dredge stream read NAME`: the records of an embedded stream, one
-//! enriched record per line.
+//! enriched record per line. `dredge stream decode [FILE...]`: the same for
+//! record data as Kinesis hands it to a consumer (any encoding).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
 use dredge_core::ownership::{MemoryStore, UnixTime};
 use dredge_core::sink::{read_stream, FileStream};
+use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_lambda::emf::Sink;
@@ -80,6 +82,15 @@ enum StreamCommand {
         /// Directory of the embedded state.
         #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
         state: PathBuf,
+    },
+    /// Print the enriched records in the data of one Kinesis record (zstd,
+    /// gzip or plain NDJSON, told from its bytes): each FILE's, or standard
+    /// input's without one.
+    Decode {
+        files: Vec<PathBuf>,
+        /// Largest decompressed size accepted.
+        #[arg(long, default_value_t = DEFAULT_MAX_LINES_BYTES)]
+        max_decompressed: usize,
     },
 }
 
@@ -157,15 +168,32 @@ async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBu
 
 pub fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        StreamCommand::Read { name, state } => print_stream(&state, &name),
+        StreamCommand::Read { name, state } => {
+            let records = read_stream(&state, &name)?;
+            print_records(records.iter().map(|r| (&r.data[..], r.partition_key.as_str())), DEFAULT_MAX_LINES_BYTES)
+        }
+        StreamCommand::Decode { files, max_decompressed } => {
+            let inputs = if files.is_empty() {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)?;
+                vec![("-".to_owned(), data)]
+            } else {
+                let read = |f: &PathBuf| std::fs::read(f).map(|d| (f.display().to_string(), d));
+                files.iter().map(|f| read(f).with_context(|| f.display().to_string())).collect::<Result<_, _>>()?
+            };
+            print_records(inputs.iter().map(|(name, data)| (&data[..], name.as_str())), max_decompressed)
+        }
     }
 }
 
-fn print_stream(state: &Path, name: &str) -> anyhow::Result<ExitCode> {
+/// Prints each record's enriched lines, one per line; `name` says which
+/// record could not be read.
+fn print_records<'a>(records: impl Iterator<Item = (&'a [u8], &'a str)>, max: usize) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for record in read_stream(state, name)? {
-        for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for (data, name) in records {
+        let lines = read_lines(data, max).with_context(|| format!("record {name}"))?;
+        for line in lines.iter() {
             out.write_all(line)?;
             out.write_all(b"\n")?;
         }

@@ -24,6 +24,7 @@ fn dredge(state: &Path, args: &[&str]) -> Output {
         .env_remove("ENRICHED_STREAM")
         .env_remove("IP_RANGES")
         .env_remove("FLOW_LOG_FORMAT")
+        .env_remove("ENRICHED_COMPRESSION")
         .output()
         .expect("run dredge");
     assert!(out.status.success(), "dredge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -70,6 +71,22 @@ fn the_sample_event_enriches_against_the_imported_snapshot() {
     assert_eq!(to("10.20.32.12")["dst_kind"], "nat_gateway");
     assert_eq!(to("10.20.32.12")["flow_direction"], "egress");
     assert_eq!(to("10.20.32.12")["timestamp"], 1_795_000_000_000i64);
+    // Every record names its source line (the event's shard and sequence number).
+    assert!(lines.iter().all(|l| l["flow_id"].as_str().unwrap().starts_with("shardId-000000000000:4965916537381")));
+
+    // Stored as Kinesis carries it: zstd, by default; `stream decode` reads
+    // a record's data as a consumer gets it.
+    let records = dredge_core::sink::read_stream(state, "enriched").unwrap();
+    assert!(records
+        .iter()
+        .all(|r| dredge_core::stream_data::detect(&r.data) == dredge_core::stream_data::Encoding::Zstd));
+    let data = state.join("record.bin");
+    std::fs::write(&data, &records[0].data).unwrap();
+    let decoded = Command::new(env!("CARGO_BIN_EXE_dredge")).args(["stream", "decode"]).arg(&data).output().unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let first: Vec<serde_json::Value> =
+        String::from_utf8(decoded.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(first[..], lines[..first.len()]);
 
     // The rejected line is kept where a person can find it.
     let dead: Vec<_> = std::fs::read_dir(state.join("dead-letter/rejected")).unwrap().collect();

@@ -10,7 +10,7 @@
 
 use std::io::{BufWriter, Write};
 
-use dredge_core::enrich::{write_enriched, SideOwner, Sides};
+use dredge_core::enrich::{write_enriched, FlowId, SideOwner, Sides};
 use dredge_core::flowlog::Format;
 use dredge_core::ownership::{Owner, OwnerKind};
 
@@ -105,7 +105,10 @@ fn main() -> std::io::Result<()> {
         let record = format.decode(&line, &mut values).expect("a valid line");
         let src_side = if rng.below(4) == 0 { SideOwner::LoggingEni(src) } else { SideOwner::Owned(src) };
         json.clear();
-        write_enriched(&record, start as i64 * 1000, &Sides { src: src_side, dst: dst_side }, &mut json);
+        // Twenty flows per source record, as CloudWatch Logs documents carry.
+        let sequence = (49_000_000 + n / 20).to_string();
+        let id = FlowId { shard: Some("shardId-000000000000"), sequence_number: &sequence, line: n % 20 + 1 };
+        write_enriched(&record, start as i64 * 1000, &id, &Sides { src: src_side, dst: dst_side }, &mut json);
         json.push(b'\n');
         out.write_all(&json)?;
     }

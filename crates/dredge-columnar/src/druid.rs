@@ -45,7 +45,7 @@ fn is_rollup_dimension(column: &Column) -> bool {
         ),
         Source::Flow(field) => matches!(field, Field::Protocol | Field::Action),
         Source::Cross(_) => true,
-        Source::Timestamp => false,
+        Source::Timestamp | Source::FlowId => false,
     }
 }
 

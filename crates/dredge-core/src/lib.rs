@@ -11,6 +11,7 @@ pub mod ipranges;
 pub mod objects;
 pub mod ownership;
 pub mod sink;
+pub mod stream_data;
 
 pub use failure::Failure;
 

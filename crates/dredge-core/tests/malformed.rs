@@ -532,6 +532,7 @@ fn nodata_and_skipdata_are_valid_and_counted() {
         assert_eq!(stats.no_data, 2);
         assert_eq!(stats.skip_data, 1);
         assert_eq!(stats.rejected, 0);
+        assert_eq!(stats.text_bytes, payload.len() as u64 + 1, "every line with its newline");
         assert!(items.iter().all(|(_, r)| r.is_ok()));
     }
 }
@@ -547,7 +548,7 @@ fn blank_lines_are_ignored_but_keep_line_numbers() {
     let (kind, stats, items) = decode(b"\n \r\n\t\n");
     assert_eq!(kind, PayloadKind::Text);
     assert!(items.is_empty());
-    assert_eq!(stats, DecodeStats { payloads: 1, ..DecodeStats::default() });
+    assert_eq!(stats, DecodeStats { payloads: 1, text_bytes: 6, ..DecodeStats::default() });
     // So does an empty payload, and blank log events.
     assert_eq!(decode(b"").1.records, 0);
     let doc = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"message":""},{"message":"  "}]}"#;

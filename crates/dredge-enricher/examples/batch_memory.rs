@@ -152,7 +152,14 @@ fn main() {
         s.records_in as f64 / secs,
         event_json.len() as f64 / 1e6 / secs
     );
-    println!("  output: {} records, {} enriched, {} put calls", s.output_records, mb(s.output_bytes), s.put_calls);
+    println!(
+        "  output: {} records, {} enriched, {} put calls; flow-log text {}: {:.3} bytes out per byte in",
+        s.output_records,
+        mb(s.output_bytes),
+        s.put_calls,
+        mb(s.flow_log_bytes),
+        s.output_bytes as f64 / s.flow_log_bytes.max(1) as f64
+    );
     println!("  passes: decode {:.1} ms, lookup {:.1} ms, write {:.1} ms", s.decode_ms, s.lookup_ms, s.write_ms);
     println!(
         "heap: {} live before the batch (fixture, caches, event JSON); parsed event {}; peak during the batch {} \

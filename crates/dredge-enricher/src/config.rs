@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dredge_core::flowlog::{Format, DEFAULT_MAX_DECOMPRESSED};
 use dredge_core::ownership::{CacheConfig, TagPolicy};
+use dredge_core::stream_data::Compression;
 pub use dredge_lambda::config::ConfigError;
 use dredge_lambda::{RetryPolicy, Vars};
 
@@ -106,6 +107,8 @@ pub struct EnricherConfig {
     /// Prefix of dead-letter object keys.
     pub dead_letter_prefix: String,
     pub ranges: RangesSource,
+    /// How enriched record data is written (`ENRICHED_COMPRESSION`).
+    pub compression: Compression,
 }
 
 impl Default for EnricherConfig {
@@ -118,6 +121,7 @@ impl Default for EnricherConfig {
             put_retry: RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(5)),
             dead_letter_prefix: "rejected".into(),
             ranges: RangesSource::None,
+            compression: Compression::Zstd,
         }
     }
 }
@@ -147,6 +151,7 @@ impl EnricherConfig {
             ),
             dead_letter_prefix: vars.get("DEAD_LETTER_PREFIX").unwrap_or(d.dead_letter_prefix),
             ranges: RangesSource::parse(&vars.get("IP_RANGES").unwrap_or_default())?,
+            compression: vars.parsed("ENRICHED_COMPRESSION", d.compression)?,
         })
     }
 
@@ -196,6 +201,9 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.format, Format::default_v2());
         assert!(!c.forward_status_records);
+        assert_eq!(c.compression, Compression::Zstd);
+        assert_eq!(config(&[("ENRICHED_COMPRESSION", " none ")]).unwrap().compression, Compression::None);
+        assert_eq!(config(&[("ENRICHED_COMPRESSION", "")]).unwrap().compression, Compression::Zstd, "empty is unset");
         let c = config(&[
             ("FLOW_LOG_FORMAT", "${version} ${srcaddr} ${dstaddr} ${start}"),
             ("FORWARD_STATUS_RECORDS", "true"),
@@ -216,6 +224,8 @@ mod tests {
         let e = config(&[("CACHE_CAPACITY", "lots")]).unwrap_err().to_string();
         assert!(e.starts_with("CACHE_CAPACITY="), "{e}");
         assert!(config(&[("IP_RANGES", "s3://bucket-only")]).is_err());
+        let e = config(&[("ENRICHED_COMPRESSION", "gzip")]).unwrap_err().to_string();
+        assert!(e.starts_with("ENRICHED_COMPRESSION="), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::Engine;
-use dredge_core::enrich::{attribute, FlowFacts, FlowWriter, LoggingEni, SideOwner, SideWriter, Sides};
+use dredge_core::enrich::{attribute, FlowFacts, FlowId, FlowWriter, LoggingEni, SideOwner, SideWriter, Sides};
 use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
@@ -24,13 +24,14 @@ use dredge_core::ownership::{
     UnixTime,
 };
 use dredge_core::sink::RecordSink;
+use dredge_core::stream_data::RecordEncoder;
 use dredge_core::FastHashMap;
 use dredge_lambda::kinesis::Input;
 use serde::Serialize;
 
 use crate::buffers::{BufferPool, Chunks, Span};
 use crate::config::EnricherConfig;
-use crate::output::{deliver, Delivery, Packer, RECORD_BUFFER};
+use crate::output::{deliver, Delivery, Packer, RECORD_BUFFER, STAGING_BUFFER};
 
 /// What one batch did: the counters behind the metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
@@ -43,6 +44,9 @@ pub struct BatchStats {
     /// NODATA and SKIPDATA records (forwarded only when configured).
     pub status_records: u64,
     pub rejected_lines: u64,
+    /// Flow-log text decoded, in bytes (decompressed, each line with its
+    /// newline): what `output_bytes` compares with.
+    pub flow_log_bytes: u64,
     /// Flows without a start time: timestamped on arrival, unattributed.
     pub no_start_time: u64,
     pub src_unattributed: u64,
@@ -53,6 +57,8 @@ pub struct BatchStats {
     pub eni_lookups: u64,
     pub output_lines: u64,
     pub output_records: u64,
+    /// Record data put on the enriched stream (compressed, when it is),
+    /// counted once per record however often its put was retried.
     pub output_bytes: u64,
     pub put_calls: u64,
     pub put_retried: u64,
@@ -146,6 +152,10 @@ pub struct Enricher<S, K, O> {
     cache: OwnerCache,
     enis: Mutex<EniCache>,
     buffers: BufferPool,
+    /// The compressing packer's line buffer, kept between batches.
+    staging: BufferPool,
+    /// The output's encoder (its zstd context), kept between batches.
+    encoder: Mutex<Option<RecordEncoder>>,
 }
 
 impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
@@ -171,6 +181,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
             cache,
             enis: Mutex::new(HashMap::new()),
             buffers: BufferPool::new(RECORD_BUFFER, KEEP_BUFFERS),
+            staging: BufferPool::new(STAGING_BUFFER, 1),
+            encoder: Mutex::new(None),
         }
     }
 
@@ -287,7 +299,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         for (index, input) in inputs.iter().enumerate() {
             let mut rejected_here = false;
             let outcome = self.decoder.decode_with(input.data, &mut inflater, &mut |item| match item {
-                Item::Record { record, .. } => {
+                Item::Record { record, line } => {
                     if record.is_status_only() {
                         stats.status_records += 1;
                     } else {
@@ -299,7 +311,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                     let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
                     // Flows without a start are timestamped on arrival.
                     let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
-                    let half = d.halves.write(|out| flow_writer.write(&record, timestamp, out));
+                    let id = FlowId { shard: input.shard, sequence_number: input.sequence_number, line };
+                    let half = d.halves.write(|out| flow_writer.write(&record, timestamp, &id, out));
                     d.flows.push(Flow {
                         src: record.addr(Field::Srcaddr),
                         dst: record.addr(Field::Dstaddr),
@@ -322,6 +335,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
                 Ok((_, s)) => {
                     stats.control_messages += s.control_messages;
                     stats.rejected_lines += s.rejected;
+                    stats.flow_log_bytes += s.text_bytes;
                 }
                 Err(e) => {
                     stats.payload_errors += 1;
@@ -392,8 +406,29 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore> Enricher<S, K, O> {
         seed: &str,
         stats: &mut BatchStats,
     ) -> Delivery {
+        let mut encoder = self.take_encoder();
+        let delivery = self.pack_and_deliver(decoded, lookups, seed, &mut encoder, stats).await;
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(encoder);
+        delivery
+    }
+
+    /// The kept encoder, or a new one (first batch, or one in flight on
+    /// another task).
+    fn take_encoder(&self) -> RecordEncoder {
+        let kept = self.encoder.lock().unwrap_or_else(|p| p.into_inner()).take();
+        kept.unwrap_or_else(|| RecordEncoder::new(self.config.compression))
+    }
+
+    async fn pack_and_deliver(
+        &self,
+        decoded: &Decoded<'_>,
+        lookups: &Lookups,
+        seed: &str,
+        encoder: &mut RecordEncoder,
+        stats: &mut BatchStats,
+    ) -> Delivery {
         let owners = lookups.owners.all();
-        let mut packer = Packer::new(seed, &self.buffers);
+        let mut packer = Packer::new(seed, &self.buffers, &self.staging, encoder);
         let mut side_writer = SideWriter::new();
         let mut delivery = Delivery::default();
         for flow in &decoded.flows {

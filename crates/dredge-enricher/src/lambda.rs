@@ -45,6 +45,7 @@ impl Invocation for BatchOutcome {
             .count("FlowsDecoded", stats.flows)
             .count("StatusRecords", stats.status_records)
             .count("RejectedLines", stats.rejected_lines)
+            .metric("FlowLogBytes", stats.flow_log_bytes as f64, emf::Unit::Bytes)
             .count("DeadLetterLines", stats.dead_letter_lines)
             .count("NoStartTime", stats.no_start_time)
             .count("SrcUnattributed", stats.src_unattributed)

@@ -1,10 +1,11 @@
-//! Enriched lines into Kinesis records, records into PutRecords calls, and
-//! retries of exactly the entries that failed. Encoding (the lines) is the
-//! caller's; transport is the sink's.
+//! Enriched lines into Kinesis records (compressed or not), records into
+//! PutRecords calls, and retries of exactly the entries that failed.
+//! Writing the lines is the caller's; transport is the sink's.
 
 use std::hash::{Hash, Hasher};
 
 use dredge_core::sink::{OutRecord, RecordSink, MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
+use dredge_core::stream_data::RecordEncoder;
 use dredge_lambda::RetryPolicy;
 
 use crate::buffers::BufferPool;
@@ -23,12 +24,33 @@ pub const LINE_SLACK: usize = 16 * 1024;
 /// The size of an output record's buffer: what a [`Packer`]'s pool holds.
 pub const RECORD_BUFFER: usize = MAX_RECORD_BYTES + LINE_SLACK;
 
-/// Packs newline-delimited lines into records of at most `max_bytes`.
-/// Lines are written straight into the record being filled, whose buffer
-/// comes from the pool at its full size: no per-line copy, no regrowth.
+/// Partition keys are 16 hex digits; Kinesis counts them in a record's size.
+const PARTITION_KEY_BYTES: usize = 16;
+
+/// The most data a record may carry.
+pub const RECORD_DATA_LIMIT: usize = MAX_RECORD_BYTES - PARTITION_KEY_BYTES;
+
+/// Lines compressed into one record, at most: enough for zstd to find the
+/// repeats across many lines (about 10x), and small enough that the frame
+/// almost always fits a record (when it does not, the lines are split).
+pub const COMPRESSED_LINES: usize = 4 * 1024 * 1024;
+
+/// The size of a compressing packer's line buffer: what its staging pool holds.
+pub const STAGING_BUFFER: usize = COMPRESSED_LINES + LINE_SLACK;
+
+/// Packs newline-delimited lines into records. Plain, records hold at most
+/// [`RECORD_DATA_LIMIT`] bytes of lines, written straight into the record's
+/// buffer (no per-line copy, no regrowth). Compressed, lines gather in one
+/// staging buffer up to [`COMPRESSED_LINES`] bytes, then are compressed into
+/// a record buffer, as one frame of at most [`RECORD_DATA_LIMIT`] bytes, or
+/// as several frames over halves of the lines when one would not fit.
 #[derive(Debug)]
-pub struct Packer<'p> {
-    pool: &'p BufferPool,
+pub struct Packer<'p, 'e> {
+    records: &'p BufferPool,
+    /// Where the buffer lines are written into comes from: `records` when
+    /// plain, the staging pool when compressing.
+    lines: &'p BufferPool,
+    encoder: &'e mut RecordEncoder,
     max_bytes: usize,
     seed: String,
     done: Vec<Packed>,
@@ -38,17 +60,31 @@ pub struct Packer<'p> {
     made: usize,
 }
 
-impl<'p> Packer<'p> {
+impl<'p, 'e> Packer<'p, 'e> {
     /// `seed` makes partition keys differ between batches (the batch's
-    /// first sequence number is a good one); buffers of [`RECORD_BUFFER`]
-    /// bytes come from `pool`.
-    pub fn new(seed: &str, pool: &'p BufferPool) -> Self {
-        Packer::with_max_bytes(seed, MAX_RECORD_BYTES, pool)
+    /// first sequence number is a good one); record buffers of
+    /// [`RECORD_BUFFER`] bytes come from `records`, and a compressing
+    /// packer's line buffer of [`STAGING_BUFFER`] bytes from `staging`.
+    pub fn new(seed: &str, records: &'p BufferPool, staging: &'p BufferPool, encoder: &'e mut RecordEncoder) -> Self {
+        match encoder {
+            RecordEncoder::Plain => Packer::with_max_bytes(seed, RECORD_DATA_LIMIT, records, records, encoder),
+            RecordEncoder::Zstd(_) => Packer::with_max_bytes(seed, COMPRESSED_LINES, records, staging, encoder),
+        }
     }
 
-    pub fn with_max_bytes(seed: &str, max_bytes: usize, pool: &'p BufferPool) -> Self {
+    /// A packer of at most `max_bytes` of lines per record (before
+    /// compression), line buffers from `lines`.
+    pub fn with_max_bytes(
+        seed: &str,
+        max_bytes: usize,
+        records: &'p BufferPool,
+        lines: &'p BufferPool,
+        encoder: &'e mut RecordEncoder,
+    ) -> Self {
         Packer {
-            pool,
+            records,
+            lines,
+            encoder,
             max_bytes,
             seed: seed.to_owned(),
             done: Vec::new(),
@@ -67,32 +103,77 @@ impl<'p> Packer<'p> {
     /// record `source`.
     pub fn push_with(&mut self, source: usize, write: impl FnOnce(&mut Vec<u8>)) {
         if self.current.capacity() == 0 {
-            self.current = self.pool.take();
+            self.current = self.lines.take();
         }
         let start = self.current.len();
         write(&mut self.current);
         if start > 0 && self.current.len() + 1 > self.max_bytes {
-            // The line does not fit: the lines before it are one record,
+            // The line does not fit: the lines before it make a record,
             // the line starts the next.
-            let mut next = self.pool.take();
-            next.extend_from_slice(&self.current[start..]);
-            self.current.truncate(start);
-            self.flush();
-            self.current = next;
+            self.seal(start);
         }
         self.current.push(b'\n');
         self.current_first = self.current_first.min(source);
     }
 
-    fn flush(&mut self) {
-        if self.current.is_empty() {
+    /// Makes the lines before `end` a record (or records); what follows
+    /// stays, as the start of the next.
+    fn seal(&mut self, end: usize) {
+        if end == 0 {
             return;
         }
-        let data = std::mem::take(&mut self.current);
+        let first = std::mem::replace(&mut self.current_first, usize::MAX);
+        if let RecordEncoder::Plain = self.encoder {
+            // The lines are the record: its buffer goes with it.
+            let mut next = Vec::new();
+            if end < self.current.len() {
+                next = self.lines.take();
+                next.extend_from_slice(&self.current[end..]);
+                self.current.truncate(end);
+            }
+            let data = std::mem::replace(&mut self.current, next);
+            self.add(data, first);
+            return;
+        }
+        let lines = std::mem::take(&mut self.current);
+        self.compress(&lines[..end], first);
+        self.current = lines;
+        self.current.drain(..end);
+    }
+
+    /// Compresses `lines` into one record, or, when the frame would not
+    /// fit, each half into its own (each keeping the whole run's first
+    /// source: a retry may then repeat lines, never skip them).
+    fn compress(&mut self, lines: &[u8], first: usize) {
+        let mut data = self.records.take();
+        match self.encoder.encode(lines, RECORD_DATA_LIMIT, &mut data) {
+            Ok(()) => self.add(data, first),
+            Err(_) => {
+                self.records.give(data);
+                match split_lines(lines) {
+                    Some(middle) => {
+                        self.compress(&lines[..middle], first);
+                        self.compress(&lines[middle..], first);
+                    }
+                    None => {
+                        // One line whose frame alone is over the limit (a line
+                        // of incompressible megabytes): sent whole, Kinesis
+                        // refuses it, and the batch is retried from its source
+                        // rather than the line dropped here.
+                        let mut data = Vec::new();
+                        let fits_anything = usize::MAX;
+                        self.encoder.encode(lines, fits_anything, &mut data).expect("no limit");
+                        self.add(data, first);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, data: Vec<u8>, first_source: usize) {
         let partition_key = partition_key(&self.seed, self.made);
         self.made += 1;
-        self.done.push(Packed { record: OutRecord { partition_key, data }, first_source: self.current_first });
-        self.current_first = usize::MAX;
+        self.done.push(Packed { record: OutRecord { partition_key, data }, first_source });
     }
 
     /// How many records are full.
@@ -106,9 +187,26 @@ impl<'p> Packer<'p> {
     }
 
     pub fn finish(mut self) -> Vec<Packed> {
-        self.flush();
+        self.seal(self.current.len());
+        if let RecordEncoder::Zstd(_) = self.encoder {
+            self.lines.give(std::mem::take(&mut self.current));
+        }
         self.done
     }
+}
+
+/// Where to split newline-terminated lines into two runs of about half the
+/// bytes each: just after a newline. `None` for a single line.
+fn split_lines(lines: &[u8]) -> Option<usize> {
+    // The last newline ends the run: it splits nothing.
+    let body = &lines[..lines.len().saturating_sub(1)];
+    let half = body.len() / 2;
+    let newline = |b: &u8| *b == b'\n';
+    body[half..]
+        .iter()
+        .position(newline)
+        .map(|i| half + i + 1)
+        .or_else(|| body[..half].iter().rposition(newline).map(|i| i + 1))
 }
 
 /// A well-spread key per output record: consecutive records land on
@@ -152,7 +250,7 @@ fn calls(records: &[OutRecord]) -> Vec<std::ops::Range<usize>> {
     let mut start = 0;
     let mut bytes = 0;
     for (i, r) in records.iter().enumerate() {
-        let size = r.data.len() + r.partition_key.len();
+        let size = r.size();
         if i > start && (i - start == MAX_RECORDS_PER_CALL || bytes + size > MAX_BYTES_PER_CALL) {
             out.push(start..i);
             start = i;
@@ -233,13 +331,15 @@ mod tests {
     use std::sync::Mutex;
 
     use dredge_core::sink::{EntryError, SinkError};
+    use dredge_core::stream_data::{read_lines, Compression};
 
     use super::*;
 
     #[test]
     fn packs_lines_under_the_record_limit() {
         let pool = BufferPool::new(64, 4);
-        let mut p = Packer::with_max_bytes("seed", 10, &pool);
+        let mut plain = RecordEncoder::Plain;
+        let mut p = Packer::with_max_bytes("seed", 10, &pool, &pool, &mut plain);
         p.push(3, b"aaaa");
         p.push(4, b"bbbb");
         p.push(5, b"cc");
@@ -255,7 +355,8 @@ mod tests {
     #[test]
     fn lines_written_in_place_pack_like_pushed_ones() {
         let pool = BufferPool::new(64, 4);
-        let mut p = Packer::with_max_bytes("seed", 12, &pool);
+        let mut plain = RecordEncoder::Plain;
+        let mut p = Packer::with_max_bytes("seed", 12, &pool, &pool, &mut plain);
         p.push_with(0, |out| out.extend_from_slice(b"aaaa"));
         p.push_with(1, |out| out.extend_from_slice(b"bbbbbbb"));
         // Longer than a record on its own: alone in its record, never split.
@@ -270,7 +371,8 @@ mod tests {
     #[test]
     fn records_taken_early_keep_distinct_keys_and_sources() {
         let pool = BufferPool::new(64, 4);
-        let mut p = Packer::with_max_bytes("seed", 6, &pool);
+        let mut plain = RecordEncoder::Plain;
+        let mut p = Packer::with_max_bytes("seed", 6, &pool, &pool, &mut plain);
         let mut records = Vec::new();
         for source in 0..6 {
             p.push(source, b"line");
@@ -285,6 +387,71 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), 6, "one key per record, across takes");
+    }
+
+    /// Every line of the records, decoded as any consumer does.
+    fn read_back(records: &[Packed]) -> Vec<Vec<u8>> {
+        records
+            .iter()
+            .flat_map(|p| {
+                let lines = read_lines(&p.record.data, 64 << 20).unwrap();
+                lines.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressed_records_hold_many_lines_and_read_back_in_order() {
+        let (records, staging) = (BufferPool::new(RECORD_BUFFER, 4), BufferPool::new(STAGING_BUFFER, 1));
+        let mut zstd = RecordEncoder::new(Compression::Zstd);
+        let mut p = Packer::new("seed", &records, &staging, &mut zstd);
+        let lines: Vec<Vec<u8>> =
+            (0..40_000).map(|i| format!(r#"{{"flow_id":"s:1:{i}","src_app":"api"}}"#).into_bytes()).collect();
+        for (i, line) in lines.iter().enumerate() {
+            p.push(i / 100, line);
+        }
+        let out = p.finish();
+        assert_eq!(out.len(), 1, "{} bytes of lines in one frame", lines.iter().map(|l| l.len() + 1).sum::<usize>());
+        assert!(out[0].record.data.len() < 200_000);
+        assert_eq!(out[0].first_source, 0);
+        assert_eq!(read_back(&out), lines);
+        assert_eq!(staging.spare(), 1, "the staging buffer goes back");
+    }
+
+    #[test]
+    fn a_frame_over_the_record_limit_is_split_into_records_that_fit() {
+        let (records, staging) = (BufferPool::new(RECORD_BUFFER, 4), BufferPool::new(STAGING_BUFFER, 1));
+        let mut zstd = RecordEncoder::new(Compression::Zstd);
+        let mut p = Packer::new("seed", &records, &staging, &mut zstd);
+        // About 3 MiB of lines that hardly compress.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let lines: Vec<Vec<u8>> = (0..3_000)
+            .map(|_| {
+                (0..1000)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        b'!' + (x % 90) as u8
+                    })
+                    .collect()
+            })
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            p.push(7 + i / 1000, line);
+        }
+        let out = p.finish();
+        assert!(out.len() >= 3, "{} records", out.len());
+        assert!(out.iter().all(|p| p.record.size() <= MAX_RECORD_BYTES));
+        assert!(out.iter().all(|p| p.first_source == 7), "halves keep the run's first source");
+        assert_eq!(read_back(&out), lines);
+    }
+
+    #[test]
+    fn lines_split_after_a_newline_near_the_middle() {
+        assert_eq!(split_lines(b"aaaa\nbb\ncc\n"), Some(8));
+        assert_eq!(split_lines(b"aaaaaaaa\nb\n"), Some(9));
+        assert_eq!(split_lines(b"aaaaaaaa\n"), None);
     }
 
     #[test]

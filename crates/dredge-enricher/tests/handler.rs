@@ -10,6 +10,7 @@ use dredge_core::ownership::{
     AddressKey, Applier, Change, Eni, Mark, MemoryStore, Owner, OwnershipStore, Scope, TagPolicy, UnixTime, ASG_TAG,
 };
 use dredge_core::sink::{EntryError, OutRecord, RecordSink, SinkError};
+use dredge_core::stream_data::{read_lines, Compression, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::{Enricher, EnricherConfig, Input};
 use serde_json::Value as Json;
 
@@ -56,11 +57,8 @@ impl TestSink {
             .unwrap()
             .iter()
             .flat_map(|r| {
-                String::from_utf8(r.data.clone())
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<_>>()
+                let lines = read_lines(&r.data, DEFAULT_MAX_LINES_BYTES).unwrap();
+                lines.iter().map(|l| serde_json::from_slice(l).unwrap()).collect::<Vec<_>>()
             })
             .collect()
     }
@@ -149,10 +147,14 @@ fn enricher(
     )
 }
 
-/// An enricher writing to `sink`, retrying puts twice without backoff, and
-/// without AWS ranges.
-async fn enricher_on(sink: TestSink, dir: &std::path::Path) -> Enricher<MemoryStore, TestSink, Objects> {
-    let config = EnricherConfig { put_retry: no_wait(2), ..EnricherConfig::default() };
+/// An enricher writing to `sink` with `compression`, retrying puts twice
+/// without backoff, and without AWS ranges.
+async fn enricher_on(
+    sink: TestSink,
+    dir: &std::path::Path,
+    compression: Compression,
+) -> Enricher<MemoryStore, TestSink, Objects> {
+    let config = EnricherConfig { put_retry: no_wait(2), compression, ..EnricherConfig::default() };
     Enricher::new(
         table().await,
         sink,
@@ -187,7 +189,12 @@ fn inputs<'a>(payloads: &'a [Vec<u8>], seqs: &'a [String]) -> Vec<Input<'a>> {
     payloads
         .iter()
         .zip(seqs)
-        .map(|(p, s)| Input { sequence_number: s, data: p, arrival_ms: 1_799_999_000_000 })
+        .map(|(p, s)| Input {
+            shard: Some("shardId-000000000000"),
+            sequence_number: s,
+            data: p,
+            arrival_ms: 1_799_999_000_000,
+        })
         .collect()
 }
 
@@ -329,7 +336,7 @@ async fn failed_entries_are_retried_and_nothing_is_lost_or_doubled() {
 #[tokio::test]
 async fn a_stream_that_keeps_failing_makes_lambda_retry_from_the_first_record() {
     let dir = tempfile::tempdir().unwrap();
-    let e = enricher_on(TestSink { fail_always: true, ..TestSink::default() }, dir.path()).await;
+    let e = enricher_on(TestSink { fail_always: true, ..TestSink::default() }, dir.path(), Compression::Zstd).await;
     let payloads: Vec<Vec<u8>> = (0..3).map(|i| line("10.0.0.1", "10.0.0.5", 1500 + i).into_bytes()).collect();
     let seq = seqs(3);
     let out = e.process(&inputs(&payloads, &seq), NOW).await;
@@ -342,7 +349,10 @@ async fn a_stream_that_keeps_failing_makes_lambda_retry_from_the_first_record() 
 #[tokio::test]
 async fn a_stream_failing_mid_batch_stops_it_with_nothing_before_the_retry_point_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let e = enricher_on(TestSink { accept_only: Some(12), ..TestSink::default() }, dir.path()).await;
+    // Plain records (1 MiB) fill ten times sooner than compressed ones (4 MiB
+    // of lines each), so this small batch shows delivery mid-batch.
+    let sink = TestSink { accept_only: Some(12), ..TestSink::default() };
+    let e = enricher_on(sink, dir.path(), Compression::None).await;
     // 40 inputs of 1,000 flows each, about 35 MB of output: output records
     // fill and are delivered long before the batch ends.
     const FLOWS: i64 = 1000;
@@ -360,6 +370,42 @@ async fn a_stream_failing_mid_batch_stops_it_with_nothing_before_the_retry_point
     }
     assert!(per_input[..retry].iter().all(|&n| n == FLOWS), "{retry} {per_input:?}");
     assert!(per_input[retry] < FLOWS, "{retry} {per_input:?}");
+}
+
+/// Compressed or not, the same enriched lines, each with the flow id of its
+/// source line, the same on a replay; compressed, a fraction of the bytes.
+#[tokio::test]
+async fn compressed_output_carries_the_same_lines_with_stable_flow_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..20)
+        .map(|i| cloudwatch(&(0..200).map(|j| line("10.0.0.1", "10.0.0.5", 1000 + i * 200 + j)).collect::<Vec<_>>()))
+        .chain([format!("{}\n\n{}", line("10.0.0.1", "10.0.0.5", 1), line("10.0.0.1", "10.0.0.5", 2)).into_bytes()])
+        .collect();
+    let seq = seqs(payloads.len());
+    let mut outputs = Vec::new();
+    for compression in [Compression::Zstd, Compression::None, Compression::Zstd] {
+        let e = enricher_on(TestSink::default(), dir.path(), compression).await;
+        let out = e.process(&inputs(&payloads, &seq), NOW).await;
+        assert_eq!(out.retry_from, None);
+        outputs.push((out.stats, e.sink().lines()));
+    }
+    let (zstd, plain, replay) = (&outputs[0], &outputs[1], &outputs[2]);
+    assert_eq!(zstd.1, plain.1, "the same lines");
+    assert_eq!(zstd.1, replay.1, "and flow ids, on a replay");
+    assert_eq!(zstd.1.len(), 4002);
+    let mut ids: Vec<&str> = zstd.1.iter().map(|l| l["flow_id"].as_str().unwrap()).collect();
+    assert_eq!(ids[0], format!("shardId-000000000000:{}:1", seq[0]));
+    // Raw text: line numbers count the blank line.
+    assert_eq!(ids[4001], format!("shardId-000000000000:{}:3", seq[20]));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4002, "one id per source line");
+    // Bytes: once per record, and compressed, a fraction of the raw text.
+    assert!(plain.0.output_bytes > 5 * plain.0.flow_log_bytes, "{:?}", plain.0);
+    assert!(zstd.0.output_bytes < plain.0.flow_log_bytes, "{:?}", zstd.0);
+    assert_eq!(zstd.0.flow_log_bytes, plain.0.flow_log_bytes);
+    let raw: usize = (0..20).map(|i| (0..200).map(|j| line("", "", 1000 + i * 200 + j).len()).sum::<usize>()).sum();
+    assert!(zstd.0.flow_log_bytes > raw as u64);
 }
 
 #[tokio::test]

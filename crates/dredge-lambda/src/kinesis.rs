@@ -2,8 +2,8 @@
 //! partial-batch response that tells Lambda where to retry from.
 //!
 //! The JSON Lambda sends is the one `aws_lambda_events::KinesisEvent`
-//! models; [`KinesisBatch`] keeps only each record's sequence number, data
-//! and arrival time. Nothing is allocated for the fields it skips, and data
+//! models; [`KinesisBatch`] keeps only each record's shard (from its
+//! `eventID`), sequence number, data and arrival time. Nothing is allocated for the fields it skips, and data
 //! is base64-decoded straight from the event's text into its bytes.
 
 use std::fmt;
@@ -16,6 +16,9 @@ use serde::Deserialize;
 /// One record of a batch, as a function reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
+    /// The shard the record came from (`shardId-000000000006`); `None` when
+    /// the event has no `eventID` (hand-made events).
+    pub shard: Option<&'a str>,
     pub sequence_number: &'a str,
     pub data: &'a [u8],
     /// When Kinesis received it (epoch ms): the timestamp of flows that
@@ -45,7 +48,19 @@ pub struct KinesisBatch {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BatchRecord {
+    /// `<shard id>:<sequence number>`, as Lambda writes it.
+    #[serde(rename = "eventID", default)]
+    pub event_id: Option<String>,
     pub kinesis: KinesisData,
+}
+
+impl BatchRecord {
+    /// The shard named by `eventID`: what precedes its first `:` (the whole
+    /// id if it has none).
+    pub fn shard(&self) -> Option<&str> {
+        let id = self.event_id.as_deref().filter(|id| !id.is_empty())?;
+        Some(id.split_once(':').map_or(id, |(shard, _)| shard))
+    }
 }
 
 /// One record's `kinesis` object.
@@ -67,6 +82,7 @@ impl KinesisBatch {
         self.records
             .iter()
             .map(|r| Input {
+                shard: r.shard(),
                 sequence_number: &r.kinesis.sequence_number,
                 data: &r.kinesis.data,
                 arrival_ms: (r.kinesis.approximate_arrival_timestamp * 1000.0).round() as i64,
@@ -139,6 +155,8 @@ mod tests {
         let inputs = batch.inputs();
         assert_eq!(inputs.len(), 2);
         assert_eq!((inputs[0].sequence_number, inputs[0].data), ("4959001", &b"hello world"[..]));
+        assert_eq!(inputs[0].shard, Some("shardId-000000000006"));
+        assert_eq!(inputs[1].shard, None, "no eventID");
         assert_eq!(inputs[0].arrival_ms, 1_545_084_650_987);
         // An escaped slash, and no arrival time.
         assert_eq!(inputs[1].data, base64::engine::general_purpose::STANDARD.decode("YS9i///+").unwrap());

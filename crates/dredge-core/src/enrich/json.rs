@@ -3,7 +3,7 @@
 //! are left out.
 //!
 //! A record is written in two halves, following the schema's column order:
-//! [`FlowWriter`] writes `timestamp` and the flow-log fields (known as soon
+//! [`FlowWriter`] writes `timestamp`, `flow_id` and the flow-log fields (known as soon
 //! as a line is decoded), [`SideWriter`] the side and cross columns (known
 //! once the batch's lookups are done) and the closing brace. Both compile
 //! their part of the schema once: the flow half per flow-log format, the
@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use crate::flowlog::{write_json_str, write_json_value, Field, Format, Record, Value};
 
+use super::flow_id::{FlowId, FlowIdWriter};
 use super::schema::{columns, Cross, Side, SideField, Source};
 use super::side::SideOwner;
 use crate::FastHashMap;
@@ -36,8 +37,14 @@ impl<'a> Sides<'a> {
 /// Appends one enriched record (no trailing newline). Writing many records,
 /// keep a [`FlowWriter`] and a [`SideWriter`] instead: this compiles both
 /// halves for the one record.
-pub fn write_enriched(record: &Record<'_, '_>, timestamp_ms: i64, sides: &Sides<'_>, out: &mut Vec<u8>) {
-    FlowWriter::new().write(record, timestamp_ms, out);
+pub fn write_enriched(
+    record: &Record<'_, '_>,
+    timestamp_ms: i64,
+    flow_id: &FlowId<'_>,
+    sides: &Sides<'_>,
+    out: &mut Vec<u8>,
+) {
+    FlowWriter::new().write(record, timestamp_ms, flow_id, out);
     SideWriter::new().write(sides, out);
 }
 
@@ -67,11 +74,14 @@ impl FlowPlan {
     }
 }
 
-/// Writes the first half of enriched records: `{"timestamp":…` and every
-/// flow-log field of the record's format, without the closing brace.
+/// Writes the first half of enriched records: `{"timestamp":…`,
+/// `"flow_id":…` and every flow-log field of the record's format, without
+/// the closing brace.
 #[derive(Debug)]
 pub struct FlowWriter {
     timestamp_key: Box<[u8]>,
+    flow_id_key: Box<[u8]>,
+    flow_ids: FlowIdWriter,
     /// One plan per format seen; a payload's header line may switch it.
     plans: Vec<FlowPlan>,
 }
@@ -86,14 +96,21 @@ impl FlowWriter {
     pub fn new() -> Self {
         let cols = columns();
         assert_eq!(cols[0].source, Source::Timestamp, "the schema starts with the timestamp");
+        assert_eq!(cols[1].source, Source::FlowId, "then the flow id");
         // Each half is written by one writer: the schema must list every
         // flow column before any side or cross column.
-        let last_flow = cols.iter().rposition(|c| matches!(c.source, Source::Timestamp | Source::Flow(_)));
+        let last_flow =
+            cols.iter().rposition(|c| matches!(c.source, Source::Timestamp | Source::FlowId | Source::Flow(_)));
         let first_side = cols.iter().position(|c| matches!(c.source, Source::Side(..) | Source::Cross(_)));
         assert!(last_flow < first_side, "flow columns come before side columns");
         let mut timestamp_key = key(&cols[0].name).into_vec();
         timestamp_key[0] = b'{';
-        FlowWriter { timestamp_key: timestamp_key.into_boxed_slice(), plans: Vec::new() }
+        FlowWriter {
+            timestamp_key: timestamp_key.into_boxed_slice(),
+            flow_id_key: key(&cols[1].name),
+            flow_ids: FlowIdWriter::default(),
+            plans: Vec::new(),
+        }
     }
 
     fn plan(&mut self, format: &Format) -> &FlowPlan {
@@ -107,9 +124,11 @@ impl FlowWriter {
         &self.plans[i]
     }
 
-    pub fn write(&mut self, record: &Record<'_, '_>, timestamp_ms: i64, out: &mut Vec<u8>) {
+    pub fn write(&mut self, record: &Record<'_, '_>, timestamp_ms: i64, flow_id: &FlowId<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.timestamp_key);
         out.extend_from_slice(itoa::Buffer::new().format(timestamp_ms).as_bytes());
+        out.extend_from_slice(&self.flow_id_key);
+        self.flow_ids.write(flow_id, out);
         let values = record.values();
         for (index, key) in &self.plan(record.format()).columns {
             let value = &values[*index];
@@ -183,7 +202,7 @@ impl<'a> SideWriter<'a> {
                     _ => segments.push(Segment::Side(side, vec![(field, key(&c.name))])),
                 },
                 Source::Cross(cross) => segments.push(Segment::Cross(cross, key(&c.name))),
-                Source::Timestamp | Source::Flow(_) => {}
+                Source::Timestamp | Source::FlowId | Source::Flow(_) => {}
             }
         }
         SideWriter {
@@ -280,9 +299,11 @@ mod tests {
         let b = owner("eni-b", "db", "us-east-1b");
         let sides = Sides { src: SideOwner::Owned(&a), dst: SideOwner::Owned(&b) };
         let mut out = Vec::new();
-        write_enriched(&rec, 1_418_530_010_000, &sides, &mut out);
+        let id = FlowId { shard: Some("shardId-000000000006"), sequence_number: "49590338", line: 4 };
+        write_enriched(&rec, 1_418_530_010_000, &id, &sides, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["timestamp"], 1_418_530_010_000i64);
+        assert_eq!(v["flow_id"], "shardId-000000000006:49590338:4");
         assert_eq!(v["bytes"], 840);
         assert_eq!(v["srcaddr"], "10.0.0.1");
         assert_eq!(v["src_app"], "api");
@@ -296,7 +317,7 @@ mod tests {
 
         let sides = Sides { src: SideOwner::Owned(&a), dst: SideOwner::Unattributed };
         out.clear();
-        write_enriched(&rec, 0, &sides, &mut out);
+        write_enriched(&rec, 0, &id, &sides, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["dst_attribution"], "unattributed");
         assert!(v.get("dst_app").is_none() && v.get("cross_az").is_none());
@@ -304,13 +325,19 @@ mod tests {
 
     /// The reference: every column of the schema, in order, from the
     /// record's and sides' own accessors.
-    fn by_columns(record: &Record<'_, '_>, timestamp_ms: i64, sides: &Sides<'_>) -> Vec<(String, serde_json::Value)> {
+    fn by_columns(
+        record: &Record<'_, '_>,
+        timestamp_ms: i64,
+        flow_id: &FlowId<'_>,
+        sides: &Sides<'_>,
+    ) -> Vec<(String, serde_json::Value)> {
         use serde_json::Value as J;
         columns()
             .iter()
             .filter_map(|c| {
                 let v = match c.source {
                     Source::Timestamp => J::from(timestamp_ms),
+                    Source::FlowId => J::from(flow_id.to_string()),
                     Source::Flow(f) => match record.get(f)? {
                         Value::Null => return None,
                         Value::UInt(n) => J::from(n),
@@ -353,19 +380,26 @@ mod tests {
         ];
         let mut flow = FlowWriter::new();
         let mut side = SideWriter::new();
-        for (format, line) in lines {
+        let sequence_numbers = ["4959001".to_string(), "4959002".to_string()];
+        for (n, (format, line)) in lines.into_iter().enumerate() {
             let mut values = Vec::new();
             let rec = format.decode(line, &mut values).unwrap();
+            // Lines of one input record, then of another, then without a shard.
+            let id = FlowId {
+                shard: (n < 2).then_some("shardId-000000000001"),
+                sequence_number: &sequence_numbers[n / 2],
+                line: n + 1,
+            };
             for src in kinds {
                 for dst in kinds {
                     let sides = Sides { src, dst };
                     let mut out = Vec::new();
-                    flow.write(&rec, 7, &mut out);
+                    flow.write(&rec, 7, &id, &mut out);
                     side.write(&sides, &mut out);
                     let text = String::from_utf8(out).unwrap();
                     let got: serde_json::Map<String, serde_json::Value> =
                         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-                    let want = by_columns(&rec, 7, &sides);
+                    let want = by_columns(&rec, 7, &id, &sides);
                     assert_eq!(got, want.iter().cloned().collect(), "{line} {src:?} {dst:?}");
                     // Keys in column order.
                     let at: Vec<usize> = want.iter().map(|(k, _)| text.find(&format!("\"{k}\":")).unwrap()).collect();

@@ -3,8 +3,9 @@
 //! it, so nothing lists the columns a second time; so are the Parquet
 //! columns, the Druid ingestion specs and the Athena table (`dredge-columnar`).
 //!
-//! Columns, in order: `timestamp` (flow start, epoch milliseconds), every
-//! flow-log field (snake_case, as `dredge parse` prints them; null when the
+//! Columns, in order: `timestamp` (flow start, epoch milliseconds),
+//! `flow_id` (the flow's source position, unique per source line and stable
+//! across retries and replays: `super::FlowId`), every flow-log field (snake_case, as `dredge parse` prints them; null when the
 //! flow log's format lacks it), `src_*` and `dst_*` for each [`SideField`],
 //! then `cross_region`, `cross_az`, `cross_vpc`, `cross_account`.
 
@@ -102,6 +103,8 @@ impl Cross {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Timestamp,
+    /// The flow's source position ([`super::FlowId`]).
+    FlowId,
     Flow(Field),
     Side(Side, SideField),
     Cross(Cross),
@@ -141,8 +144,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The name of the timestamp column.
 pub const TIMESTAMP: &str = "timestamp";
 
+/// The name of the column consumers drop duplicates by.
+pub const FLOW_ID: &str = "flow_id";
+
 static COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| {
-    let mut cols = vec![Column { name: TIMESTAMP.into(), ty: ColumnType::TimestampMillis, source: Source::Timestamp }];
+    let mut cols = vec![
+        Column { name: TIMESTAMP.into(), ty: ColumnType::TimestampMillis, source: Source::Timestamp },
+        Column { name: FLOW_ID.into(), ty: ColumnType::String, source: Source::FlowId },
+    ];
     for &field in Field::ALL {
         let ty = match field.kind() {
             Kind::UInt { .. } => ColumnType::Long,
@@ -181,7 +190,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), cols.len());
-        assert_eq!(cols.len(), 1 + Field::COUNT + 2 * SideField::ALL.len() + Cross::ALL.len());
+        assert_eq!(cols.len(), 2 + Field::COUNT + 2 * SideField::ALL.len() + Cross::ALL.len());
         assert!(cols.iter().all(|c| c.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
     }
 
@@ -189,6 +198,8 @@ mod tests {
     fn carries_the_documented_columns() {
         let find = |n: &str| columns().iter().find(|c| c.name == n).unwrap_or_else(|| panic!("{n}"));
         assert_eq!(find("timestamp").ty, ColumnType::TimestampMillis);
+        assert_eq!(columns()[1].name, "flow_id", "right after the timestamp");
+        assert_eq!(find("flow_id").ty, ColumnType::String);
         assert_eq!(find("bytes").ty, ColumnType::Long);
         assert!(find("bytes").is_metric());
         assert_eq!(find("srcaddr").ty, ColumnType::String);

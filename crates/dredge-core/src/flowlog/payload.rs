@@ -82,6 +82,10 @@ pub struct DecodeStats {
     pub skip_data: u64,
     /// Lines rejected.
     pub rejected: u64,
+    /// Flow-log text decoded, in bytes: each line (a raw payload's, or a
+    /// log event's message) with its newline, blank and header lines
+    /// included.
+    pub text_bytes: u64,
 }
 
 impl DecodeStats {
@@ -93,6 +97,7 @@ impl DecodeStats {
         self.no_data += other.no_data;
         self.skip_data += other.skip_data;
         self.rejected += other.rejected;
+        self.text_bytes += other.text_bytes;
     }
 }
 
@@ -160,6 +165,7 @@ impl Decoder {
                 "DATA_MESSAGE" => {
                     let mut lines = LineDecoder::new(format);
                     for (i, event) in doc.log_events.iter().enumerate() {
+                        stats.text_bytes += event.message.len() as u64 + 1;
                         // JSON strings are UTF-8 already.
                         lines.text(i + 1, &event.message, &mut stats, visit);
                     }
@@ -172,6 +178,7 @@ impl Decoder {
                 other => return Err(PayloadError::UnknownMessageType(other.to_owned())),
             }
         } else {
+            stats.text_bytes = (bytes.len() + usize::from(bytes.last().is_some_and(|&b| b != b'\n'))) as u64;
             let mut lines = LineDecoder::new(format);
             // Lines are long (a few hundred bytes): find their ends with
             // SIMD memchr rather than a byte-at-a-time split.

@@ -15,7 +15,7 @@ mod owner;
 mod scope;
 mod store;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod time;
 mod timeline;
 

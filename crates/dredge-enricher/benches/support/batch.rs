@@ -131,14 +131,15 @@ impl ObjectStore for DiscardObjects {
 
 pub type BenchEnricher = Enricher<MemoryStore, CountingSink, DiscardObjects>;
 
-/// The enricher as the Lambda builds it (default configuration), on the
+/// The enricher as the Lambda builds it (its configuration from the
+/// environment, e.g. `ENRICHED_COMPRESSION=none`: defaults otherwise), on the
 /// fixture's table and ranges.
 pub fn enricher(store: MemoryStore, ranges: Arc<IpRanges>) -> BenchEnricher {
     Enricher::new(
         store,
         CountingSink::default(),
         DiscardObjects,
-        EnricherConfig::default(),
+        EnricherConfig::from_env().unwrap(),
         TagPolicy::default(),
         Some(ranges),
     )
