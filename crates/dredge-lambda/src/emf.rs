@@ -35,6 +35,7 @@ const MAX_DIMENSIONS: usize = 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
+    Seconds,
     Milliseconds,
     Bytes,
     /// A ratio or other unitless value.
@@ -45,6 +46,7 @@ impl Unit {
     pub const fn as_str(self) -> &'static str {
         match self {
             Unit::Count => "Count",
+            Unit::Seconds => "Seconds",
             Unit::Milliseconds => "Milliseconds",
             Unit::Bytes => "Bytes",
             Unit::None => "None",
