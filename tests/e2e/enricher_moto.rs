@@ -1,8 +1,10 @@
-//! The enricher end to end against the moto server: CloudWatch Logs
+//! The pipeline end to end against the moto server: CloudWatch Logs
 //! envelopes put on a real Kinesis stream, read back as the Lambda event
 //! source mapping would deliver them, enriched against a DynamoDB ownership
 //! table, written to a second stream and read back; rejected lines land in
-//! S3.
+//! S3. Then the writer stages the enriched stream in S3 (delivered more than
+//! once), compaction leaves every flow once, and readers this project did
+//! not write (pyarrow, DuckDB, parquet-java) read the final objects.
 
 use std::io::Write;
 
@@ -14,6 +16,9 @@ use dredge_core::ownership::{Applier, Change, Eni, TagPolicy, UnixTime, ASG_TAG}
 use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
+use dredge_lambda::Vars;
+use dredge_writer::lambda::Writer;
+use dredge_writer::{Outcome, WriterConfig, WriterEvent};
 
 const VPC: &str = "vpc-0a1b2c3d4e5f60789";
 
@@ -188,6 +193,71 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     // A second, identical batch is answered from the cache.
     let (_, again) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010)).await;
     assert_eq!(again.stats.store_calls, 0);
+    // ... and was put on the enriched stream again, at new positions: what
+    // an enricher retry does.
+    let enriched_records = read_all(&kinesis, &output).await;
+    assert_eq!(enriched_records.len(), 2);
+
+    // The writer: each delivery staged, once more as a replay of the first
+    // record alone; compaction keeps the three flows once each.
+    let data = dredge_tests::unique_name("data").to_lowercase();
+    s3.create_bucket().bucket(&data).send().await.expect("create_bucket");
+    let vars = [("DATA_BUCKET", data.as_str()), ("DEAD_LETTER_BUCKET", bucket.as_str())];
+    let config = WriterConfig::from_vars(&Vars::new(|k| vars.iter().find(|v| v.0 == k).map(|v| v.1.to_owned())), None)
+        .expect("writer config");
+    let writer = Writer::new(S3Objects::new(s3.clone(), &data, ""), S3Objects::new(s3.clone(), &bucket, ""), config);
+    for records in [&enriched_records[..1], &enriched_records[1..], &enriched_records[..1]] {
+        match writer.handle(&WriterEvent::Kinesis(as_event(records)), 1_800_000_000).await {
+            Outcome::Staged { stats, error: None, .. } => assert_eq!(stats.rows_written, 3),
+            other => panic!("{other:?}"),
+        }
+    }
+    let compacted = writer.handle(&WriterEvent::Compact { compact: true }, 1_800_000_000).await;
+    let Outcome::Compacted { stats, error: None } = compacted else { panic!("{compacted:?}") };
+    assert_eq!((stats.rows_read, stats.rows_written, stats.duplicates_dropped), (6, 3, 3), "{stats:?}");
+    let listed = s3.list_objects_v2().bucket(&data).send().await.expect("list_objects");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 2, "one final object and the manifest, no staging left: {keys:?}");
+    assert!(keys.contains(&"flows/dt=1970-01-01/hour=00/_manifest.json"), "{keys:?}");
+    let object = keys.iter().find(|k| k.ends_with(".parquet")).expect("a final object");
+    let body = s3.get_object().bucket(&data).key(*object).send().await.unwrap().body.collect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("final.parquet");
+    std::fs::write(&file, body.into_bytes()).unwrap();
+    read_back_by_others(&file, &enriched);
+}
+
+/// pyarrow and DuckDB, then parquet-java (Druid's reader), read the final
+/// object: the flows the enricher wrote, each once.
+fn read_back_by_others(file: &std::path::Path, enriched: &[serde_json::Value]) {
+    let test = "flow_logs_through_kinesis_dynamodb_and_back";
+    let run = |mut cmd: std::process::Command| {
+        let out = cmd.output().expect("run a reader");
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    if let Some(mut python) = dredge_tests::python_with(test, &["pyarrow", "duckdb"]) {
+        python.arg(dredge_tests::repo_root().join("tests/python/read_parquet.py")).arg("flow_id,dst_app").arg(file);
+        let out: serde_json::Value = serde_json::from_str(&run(python)).unwrap();
+        let mut ids: Vec<&str> =
+            out["values"]["flow_id"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        ids.sort_unstable();
+        let mut want: Vec<&str> = enriched.iter().map(|l| l["flow_id"].as_str().unwrap()).collect();
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        assert_eq!(out["duckdb"]["count"], 3);
+        let bytes: i64 = enriched.iter().map(|l| l["bytes"].as_i64().unwrap()).sum();
+        assert_eq!(out["duckdb"]["sums"]["bytes"], bytes);
+    }
+    if let Some(mut python) = dredge_tests::python_with(test, &["pyspark"]) {
+        python.args(["-c", "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))"]);
+        let jars = run(python).trim().to_owned();
+        let mut java = std::process::Command::new("java");
+        java.arg("-cp").arg(format!("{jars}/*")).arg(dredge_tests::repo_root().join("tests/java/ReadParquet.java"));
+        java.arg(file);
+        let out = run(java);
+        assert!(out.lines().any(|l| l.starts_with("FILE ") && l.ends_with(" 3 3")), "{out}");
+    }
 }
 
 /// `IP_RANGES=s3://bucket/key`: the published file from a bucket, and a

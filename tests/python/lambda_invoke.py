@@ -40,9 +40,11 @@ def main():
         return 1
     suffix = uuid.uuid4().hex[:8]
     table, stream, bucket = f"own-{suffix}", f"enriched-{suffix}", f"dead-{suffix}"
+    data_bucket = f"data-{suffix}"
     kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=data_bucket)
     # The same feature set as `cargo test --workspace` (dev-dependencies on), so
     # nothing already built for the tests is compiled again.
     run(["cargo", "build", "--quiet", "--workspace", "--bins", "--tests"])
@@ -54,7 +56,7 @@ def main():
 
     port = free_port()
     env = dict(os.environ, OWNERSHIP_TABLE=table, ENRICHED_STREAM=stream, DEAD_LETTER_BUCKET=bucket,
-               IP_RANGES=os.environ.get("DREDGE_IP_RANGES", ""))
+               DATA_BUCKET=data_bucket, IP_RANGES=os.environ.get("DREDGE_IP_RANGES", ""))
     log = open(ROOT / "target" / "cargo-lambda-watch.log", "w")
     watch = subprocess.Popen([str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "-A", "127.0.0.1", "-P", str(port),
                               "--ignore-changes"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -99,6 +101,20 @@ def main():
               bool(nlb) and nlb[0].get("src_app") == "api" and nlb[0].get("dst_kind") == "load_balancer", str(nlb))
         objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
         check("the rejected line is in the dead-letter bucket", len(objects) == 1, str(objects))
+
+        response = invoke("dredge-writer", "events/writer/kinesis-enriched.json")
+        check("writer answers with no batch item failures", response == {"batchItemFailures": []}, str(response))
+        staged = [o["Key"] for o in s3.list_objects_v2(Bucket=data_bucket).get("Contents", [])]
+        check("writer staged one object for the hour",
+              staged == ["staging/flows/dt=2026-11-18/hour=11/"
+                         "shardId-000000000000_49600000000000000000_49600000000000000000.parquet"], str(staged))
+        stats = invoke("dredge-writer", "events/writer/compact.json")
+        check("writer compacts the hour", stats.get("hours_compacted") == 1 and stats.get("rows_written") == 6,
+              str(stats))
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=data_bucket).get("Contents", []))
+        check("one final object and its manifest, nothing staged",
+              len(keys) == 2 and keys[1] == "flows/dt=2026-11-18/hour=11/_manifest.json"
+              and keys[0].startswith("flows/dt=2026-11-18/hour=11/part-"), str(keys))
 
         summary = invoke("dredge-ownership", "events/ownership/run-instances.json")
         check("ownership applies RunInstances", summary.get("result") == "applied"

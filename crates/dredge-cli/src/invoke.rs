@@ -6,11 +6,12 @@
 //! enriched record per line. `dredge stream decode [FILE...]`: the same for
 //! record data as Kinesis hands it to a consumer (any encoding).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::Engine;
 use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
@@ -20,9 +21,11 @@ use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_lambda::emf::Sink;
-use dredge_lambda::Reporter;
+use dredge_lambda::{Invocation, Reporter, Vars};
 use dredge_ownership::handler::FUNCTION;
 use dredge_ownership::{FileDescriber, Handler, Reported};
+use dredge_writer::lambda::Writer;
+use dredge_writer::{Outcome, WriterConfig, WriterEvent};
 
 use crate::ownership::StoreArgs;
 
@@ -52,6 +55,24 @@ enum Function {
         /// The enriched stream (embedded) to write to.
         #[arg(long, env = "ENRICHED_STREAM", default_value = DEFAULT_ENRICHED_STREAM)]
         stream: String,
+    },
+    /// The writer: a Kinesis event of enriched records (staged as Parquet),
+    /// or `--compact` (the scheduled compaction). Objects land as files
+    /// under `<state>/s3/<bucket>/<key>`.
+    Writer {
+        /// Lambda event JSON (Kinesis, enriched records).
+        #[arg(long, required_unless_present = "compact", conflicts_with = "compact")]
+        event: Option<PathBuf>,
+        /// Compact every hour past its lateness allowance.
+        #[arg(long)]
+        compact: bool,
+        /// The time compaction runs as of (RFC 3339 or Unix seconds;
+        /// default now).
+        #[arg(long, requires = "compact")]
+        now: Option<String>,
+        /// Directory of the embedded state.
+        #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
+        state: PathBuf,
     },
     /// The ownership function: an EventBridge event (EC2 state change,
     /// CloudTrail call, schedule) or `{"reconcile": true}`.
@@ -83,6 +104,21 @@ enum StreamCommand {
         #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
         state: PathBuf,
     },
+    /// Print the records of an embedded stream as the Lambda Kinesis event
+    /// a consumer of the real stream gets (one shard, sequence numbers in
+    /// stream order): what `dredge invoke writer --event` takes.
+    Event {
+        name: String,
+        /// Directory of the embedded state.
+        #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
+        state: PathBuf,
+        /// The shard the records are said to come from.
+        #[arg(long, default_value = "shardId-000000000000")]
+        shard: String,
+        /// The first record's sequence number (later ones count up).
+        #[arg(long, default_value_t = 49_600_000_000_000_000_000)]
+        first_sequence: u128,
+    },
     /// Print the enriched records in the data of one Kinesis record (zstd,
     /// gzip or plain NDJSON, told from its bytes): each FILE's, or standard
     /// input's without one.
@@ -97,6 +133,7 @@ enum StreamCommand {
 pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     match args.function {
         Function::Ownership { event, store, describe } => invoke_ownership(event, store, describe).await,
+        Function::Writer { event, compact, now, state } => invoke_writer(event, compact, now, &state).await,
         Function::Enricher { event, store, ip_ranges, stream } => {
             if store.table.is_some() {
                 anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
@@ -140,6 +177,44 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The data bucket locally unless `DATA_BUCKET` says otherwise.
+pub const DEFAULT_DATA_BUCKET: &str = "dredge-data";
+
+async fn invoke_writer(
+    event: Option<PathBuf>,
+    compact: bool,
+    now: Option<String>,
+    state: &Path,
+) -> anyhow::Result<ExitCode> {
+    let config = WriterConfig::from_vars(&Vars::process(), Some(DEFAULT_DATA_BUCKET))?;
+    let data = LocalObjects::new(state.join("s3").join(&config.data_bucket));
+    let dead_letter = LocalObjects::new(state.join("s3").join(&config.dead_letter_bucket));
+    let writer = Writer::new(data, dead_letter, config);
+    let (event, now) = match event {
+        Some(path) if !compact => {
+            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+            let batch: KinesisBatch =
+                serde_json::from_slice(&bytes).with_context(|| format!("{}: not a Kinesis event", path.display()))?;
+            (WriterEvent::Kinesis(batch), UnixTime::now())
+        }
+        _ => {
+            let now = match now {
+                Some(t) => UnixTime::parse_any(&t)?,
+                None => UnixTime::now(),
+            };
+            (WriterEvent::Compact { compact: true }, now)
+        }
+    };
+    let outcome = writer.handle(&event, now.0).await;
+    Reporter::new("writer", Sink::Stderr).report(&outcome);
+    let failed = matches!(&outcome, Outcome::Staged { error: Some(_), .. } | Outcome::Compacted { error: Some(_), .. });
+    match outcome.into_response() {
+        Ok(response) => println!("{response}"),
+        Err(e) => println!("{}", serde_json::json!({"errorType": e.error_type, "errorMessage": e.error_message})),
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     if store.table.is_some() {
         anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
@@ -171,6 +246,33 @@ pub fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         StreamCommand::Read { name, state } => {
             let records = read_stream(&state, &name)?;
             print_records(records.iter().map(|r| (&r.data[..], r.partition_key.as_str())), DEFAULT_MAX_LINES_BYTES)
+        }
+        StreamCommand::Event { name, state, shard, first_sequence } => {
+            let records: Vec<serde_json::Value> = read_stream(&state, &name)?
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let sequence = (first_sequence + i as u128).to_string();
+                    serde_json::json!({
+                        "kinesis": {
+                            "kinesisSchemaVersion": "1.0",
+                            "partitionKey": r.partition_key,
+                            "sequenceNumber": sequence,
+                            "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                            "approximateArrivalTimestamp": 1795000100.0,
+                        },
+                        "eventSource": "aws:kinesis",
+                        "eventVersion": "1.0",
+                        "eventID": format!("{shard}:{sequence}"),
+                        "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": "arn:aws:iam::123456789012:role/dredge-writer",
+                        "awsRegion": "us-east-1",
+                        "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{name}"),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "Records": records }))?);
+            Ok(ExitCode::SUCCESS)
         }
         StreamCommand::Decode { files, max_decompressed } => {
             let inputs = if files.is_empty() {

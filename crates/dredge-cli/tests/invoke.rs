@@ -1,5 +1,6 @@
-//! `dredge invoke enricher` and `dredge stream read`: the real handler on
-//! the sample Kinesis event, against the embedded backends.
+//! `dredge invoke enricher`, `dredge invoke writer` and `dredge stream`:
+//! the real handlers on the sample Kinesis events, against the embedded
+//! backends.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,16 +26,18 @@ fn dredge(state: &Path, args: &[&str]) -> Output {
         .env_remove("IP_RANGES")
         .env_remove("FLOW_LOG_FORMAT")
         .env_remove("ENRICHED_COMPRESSION")
+        .env_remove("DATA_BUCKET")
+        .env_remove("DATA_PREFIX")
+        .env_remove("DEAD_LETTER_BUCKET")
+        .env_remove("COMPACT_LATENESS")
         .output()
         .expect("run dredge");
     assert!(out.status.success(), "dredge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
-#[test]
-fn the_sample_event_enriches_against_the_imported_snapshot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path();
+/// Imports the sample snapshot, then runs the enricher on the sample event.
+fn enrich_the_sample(state: &Path) -> Output {
     let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
     let instances = repo("events/ownership/snapshot/describe-instances.json");
     dredge(
@@ -43,10 +46,14 @@ fn the_sample_event_enriches_against_the_imported_snapshot() {
     );
     let event = repo("events/enricher/kinesis-flow-logs.json");
     let ranges = shared_ranges();
-    let out = dredge(
-        state,
-        &["invoke", "enricher", "--event", event.to_str().unwrap(), "--ip-ranges", ranges.to_str().unwrap()],
-    );
+    dredge(state, &["invoke", "enricher", "--event", event.to_str().unwrap(), "--ip-ranges", ranges.to_str().unwrap()])
+}
+
+#[test]
+fn the_sample_event_enriches_against_the_imported_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let out = enrich_the_sample(state);
     let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
     // The EMF line on stderr carries the batch's counts.
@@ -117,4 +124,39 @@ fn the_ownership_handler_runs_locally_on_its_sample_events() {
     let out = dredge(state, &["ownership", "lookup", "10.20.17.201", "--scope", "vpc-0a1b2c3d4e5f60789"]);
     let owner: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(owner["kind"], "lambda");
+}
+
+/// `events/writer/kinesis-enriched.json` is what the enricher writes for the
+/// sample flow-log event (not written by hand), and the writer stages and
+/// compacts it into one final object with its manifest.
+#[test]
+fn the_writer_sample_event_is_the_enrichers_output_and_compacts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    enrich_the_sample(state);
+    let produced = dredge(state, &["stream", "event", "enriched"]).stdout;
+    let sample = repo("events/writer/kinesis-enriched.json");
+    assert!(
+        std::fs::read(&sample).unwrap() == produced,
+        "{} is not what the enricher writes now; regenerate it as scripts/run-local does, then\n    \
+         dredge stream event enriched --state STATE > events/writer/kinesis-enriched.json",
+        sample.display()
+    );
+
+    let staged = dredge(state, &["invoke", "writer", "--event", sample.to_str().unwrap()]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&staged.stdout).unwrap()["batchItemFailures"],
+        serde_json::json!([])
+    );
+    let compacted = dredge(state, &["invoke", "writer", "--compact", "--now", "2026-12-01T00:00:00Z"]);
+    let stats: serde_json::Value = serde_json::from_slice(&compacted.stdout).unwrap();
+    assert_eq!((stats["hours_compacted"].as_u64(), stats["rows_written"].as_u64()), (Some(1), Some(6)), "{stats}");
+    let hour = state.join("s3/dredge-data/flows/dt=2026-11-18/hour=11");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(hour.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!((manifest["rows"].as_u64(), manifest["objects"].as_array().map(Vec::len)), (Some(6), Some(1)));
+    assert!(std::fs::read_dir(state.join("s3/dredge-data/staging/flows/dt=2026-11-18/hour=11"))
+        .unwrap()
+        .next()
+        .is_none());
 }
