@@ -112,9 +112,9 @@ def main():
         check("writer compacts the hour", stats.get("hours_compacted") == 1 and stats.get("rows_written") == 6,
               str(stats))
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=data_bucket).get("Contents", []))
+        hour = "flows/dt=2026-11-18/hour=11/"
         check("one final object and its manifest, nothing staged",
-              len(keys) == 2 and keys[1] == "flows/dt=2026-11-18/hour=11/_manifest.json"
-              and keys[0].startswith("flows/dt=2026-11-18/hour=11/part-"), str(keys))
+              len(keys) == 2 and keys[0] == hour + "_manifest.json" and keys[1].startswith(hour + "part-"), str(keys))
 
         summary = invoke("dredge-ownership", "events/ownership/run-instances.json")
         check("ownership applies RunInstances", summary.get("result") == "applied"

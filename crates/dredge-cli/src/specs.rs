@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use dredge_columnar::athena::{create_table, DEFAULT_SINCE};
+use dredge_columnar::athena::{create_table, glue_columns, DEFAULT_SINCE};
 use dredge_columnar::druid::{ingestion_spec, Shape};
 use dredge_columnar::layout::{Interval, Location, DEFAULT_BUCKET, DEFAULT_PREFIX};
 
@@ -41,6 +41,9 @@ pub struct AthenaArgs {
     /// First day partition projection offers (YYYY-MM-DD).
     #[arg(long, default_value_t = DEFAULT_SINCE, value_parser = parse_date)]
     since: time::Date,
+    /// Print the `Columns` of the template's `AWS::Glue::Table` instead.
+    #[arg(long)]
+    glue_columns: bool,
 }
 
 fn parse_date(text: &str) -> Result<time::Date, String> {
@@ -57,6 +60,10 @@ pub fn druid(args: DruidArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn athena(args: AthenaArgs) -> anyhow::Result<ExitCode> {
+    if args.glue_columns {
+        print!("{}", glue_columns());
+        return Ok(ExitCode::SUCCESS);
+    }
     let location = Location::new(&args.place.bucket, &args.place.prefix)?;
     print!("{}", create_table(&location, &args.database, &args.table, args.since));
     Ok(ExitCode::SUCCESS)

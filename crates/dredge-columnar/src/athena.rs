@@ -55,6 +55,23 @@ pub fn create_table(location: &Location, database: &str, table: &str, since: Dat
     ddl
 }
 
+/// The `Columns` of the `AWS::Glue::Table` in `template.yaml`, one flow
+/// mapping per line at the template's indentation: the same columns and
+/// types as [`create_table`], kept in the template by
+/// `dredge athena-ddl --glue-columns` (a test fails on drift).
+pub fn glue_columns() -> String {
+    let mut out = String::new();
+    for c in columns() {
+        let _ = writeln!(out, "            - {{ Name: {}, Type: {} }}", c.name, sql_type(c.ty));
+    }
+    out
+}
+
+/// The table parameter naming the schema version, as the template carries it.
+pub fn glue_schema_version() -> String {
+    format!("          {SCHEMA_VERSION_KEY}: \"{SCHEMA_VERSION}\"\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dredge_columnar::athena::{create_table, DEFAULT_SINCE};
+use dredge_columnar::athena::{create_table, glue_columns, glue_schema_version, DEFAULT_SINCE};
 use dredge_columnar::druid::{ingestion_spec, Shape};
 use dredge_columnar::layout::{Location, DEFAULT_BUCKET, DEFAULT_PREFIX};
 
@@ -36,4 +36,23 @@ fn druid_specs_match_the_schema() {
 fn athena_ddl_matches_the_schema() {
     let location = Location::new(DEFAULT_BUCKET, DEFAULT_PREFIX).unwrap();
     assert_current("athena/flows.sql", &create_table(&location, "default", "flows", DEFAULT_SINCE), "athena-ddl");
+}
+
+/// The Glue table in `template.yaml` has the schema's columns and version.
+#[test]
+fn the_templates_glue_table_matches_the_schema() {
+    let template = checked_in("template.yaml");
+    let marker = "            # Generated: dredge athena-ddl --glue-columns\n";
+    let start = template.find(marker).expect("the generated-columns marker in template.yaml") + marker.len();
+    let block: String = template[start..]
+        .lines()
+        .take_while(|l| l.trim_start().starts_with("- { Name:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        block == glue_columns(),
+        "template.yaml's Glue columns differ from the schema; replace them with the output of\n    \
+         cargo run -q -p dredge-cli -- athena-ddl --glue-columns"
+    );
+    assert!(template.contains(&glue_schema_version()), "template.yaml's Glue table names another schema version");
 }

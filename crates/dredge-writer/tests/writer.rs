@@ -269,3 +269,31 @@ async fn a_compaction_that_dies_anywhere_is_completed_by_the_next() {
     }
     assert!(writes_before_dying > 4, "the run had several writes to die between");
 }
+
+#[tokio::test]
+async fn a_batch_that_fails_half_written_is_retried_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = LocalObjects::new(dir.path().join("dead"));
+    let healthy = LocalObjects::new(dir.path().join("data"));
+    // Two hours: the first object is written, then S3 fails.
+    let records = [record(HOUR, 1, 0..40), record(HOUR + 3600, 2, 0..10)];
+    let failing = Failing { inner: healthy.clone(), writes_left: AtomicUsize::new(1) };
+    let layout = layout();
+    let staging = Staging {
+        data: &failing,
+        dead_letter: &dead,
+        dead_letter_prefix: "rejected",
+        layout: &layout,
+        encoder: EncoderOptions::default(),
+    };
+    let (_, result) = staging.stage(&inputs(&records), HOUR).await;
+    let e = result.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    // Lambda retries the batch: the same objects, overwritten and completed.
+    stage_records(&healthy, &dead, &records).await;
+    assert_eq!(healthy.list("staging/").await.unwrap().len(), 2);
+    let (_, result) = compact(&healthy, &layout, &CompactOptions::default(), due(HOUR + 3600)).await;
+    result.unwrap();
+    let (ids, bytes) = final_rows(&healthy).await;
+    assert_eq!((ids.len(), ids.iter().collect::<BTreeSet<_>>().len(), bytes), (50, 50, 5_000));
+}
