@@ -125,14 +125,19 @@ async fn compact_hour<S: ObjectListing + MultipartUpload>(
     stats: &mut CompactStats,
 ) -> Result<(), WriteError> {
     let manifest_key = layout.manifest(hour);
-    let mut manifest = match store.get(&manifest_key).await {
-        Ok(body) => serde_json::from_slice(&body)
-            .map_err(|e| WriteError::BadObject { key: manifest_key.clone(), reason: e.to_string() })?,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        // No manifest yet (a get of a missing object is permanent).
-        Err(_) => Manifest { schema_version: SCHEMA_VERSION, partition: hour.partition(), ..Manifest::default() },
+    // Whether the manifest exists comes from the listing (S3 lists are
+    // strongly consistent): a failed read of one that exists is an error,
+    // never "no manifest", which would take the hour's objects for
+    // leftovers.
+    let finals = store.list(&layout.final_dir(hour)).await?;
+    let mut manifest = if finals.iter().any(|l| l.key == manifest_key) {
+        let body = store.get(&manifest_key).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| WriteError::BadObject { key: manifest_key.clone(), reason: e.to_string() })?
+    } else {
+        Manifest { schema_version: SCHEMA_VERSION, partition: hour.partition(), ..Manifest::default() }
     };
-    for listed in store.list(&layout.final_dir(hour)).await? {
+    for listed in finals {
         if listed.key != manifest_key && !manifest.contains(&listed.key) {
             tracing::warn!(key = %listed.key, "removing a final object no manifest lists (a run died)");
             store.delete(&listed.key).await?;

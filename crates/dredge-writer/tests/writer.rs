@@ -297,3 +297,58 @@ async fn a_batch_that_fails_half_written_is_retried_whole() {
     let (ids, bytes) = final_rows(&healthy).await;
     assert_eq!((ids.len(), ids.iter().collect::<BTreeSet<_>>().len(), bytes), (50, 50, 5_000));
 }
+
+/// A store whose manifests cannot be read (access denied, say).
+struct UnreadableManifests(LocalObjects);
+
+impl ObjectStore for UnreadableManifests {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ObjectError> {
+        self.0.put(key, body).await
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, ObjectError> {
+        if key.ends_with("_manifest.json") {
+            return Err(ObjectError::Permanent("S3 GetObject: AccessDenied (injected)".into()));
+        }
+        self.0.get(key).await
+    }
+}
+
+impl ObjectListing for UnreadableManifests {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, ObjectError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        self.0.delete(key).await
+    }
+}
+
+impl MultipartUpload for UnreadableManifests {
+    async fn start_upload(&self, key: &str) -> Result<Upload, ObjectError> {
+        self.0.start_upload(key).await
+    }
+    async fn upload_part(&self, upload: &Upload, number: u32, body: Vec<u8>) -> Result<Part, ObjectError> {
+        self.0.upload_part(upload, number, body).await
+    }
+    async fn complete_upload(&self, upload: &Upload, parts: &[Part]) -> Result<(), ObjectError> {
+        self.0.complete_upload(upload, parts).await
+    }
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        self.0.abort_upload(upload).await
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_that_cannot_be_read_stops_compaction_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, dead) = (LocalObjects::new(dir.path().join("data")), LocalObjects::new(dir.path().join("dead")));
+    stage_records(&store, &dead, &[record(HOUR, 1, 0..30)]).await;
+    compact(&store, &layout(), &CompactOptions::default(), due(HOUR)).await.1.unwrap();
+    stage_records(&store, &dead, &[record(HOUR, 2, 0..5)]).await;
+    let unreadable = UnreadableManifests(store.clone());
+    let (_, result) = compact(&unreadable, &layout(), &CompactOptions::default(), due(HOUR) + 60).await;
+    assert!(result.is_err(), "an unreadable manifest is an error");
+    let (ids, _) = final_rows(&store).await;
+    assert_eq!(ids.len(), 30, "the hour's final objects are kept");
+    compact(&store, &layout(), &CompactOptions::default(), due(HOUR) + 120).await.1.unwrap();
+    assert_eq!(final_rows(&store).await.0.len(), 35);
+}
