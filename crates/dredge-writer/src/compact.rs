@@ -8,7 +8,9 @@
 //!    that died before its manifest: their flows are still staged);
 //! 3. read the `flow_id`s of the hour's final objects;
 //! 4. stream the staged objects, dropping flows already seen, into new
-//!    final objects (multipart uploads, closed at the target size);
+//!    final objects (multipart uploads, closed at the target size). An hour
+//!    that may hold more ids than a pass may keep is done in several
+//!    passes of 3 and 4, each over one hash range of the ids;
 //! 5. write the manifest with the new objects;
 //! 6. delete the staged objects merged.
 //!
@@ -25,7 +27,7 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use dredge_columnar::arrow_schema;
 use dredge_core::enrich::SCHEMA_VERSION;
-use dredge_core::objects::{MultipartUpload, ObjectListing};
+use dredge_core::objects::{Listed, MultipartUpload, ObjectListing};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;
@@ -46,13 +48,24 @@ pub struct CompactOptions {
     /// `COMPACT_LATENESS`.
     pub lateness_seconds: i64,
     pub sizes: Sizes,
+    /// The most flow ids one pass holds (`COMPACT_MAX_FLOW_IDS`; about 32
+    /// bytes each). An hour that may hold more is compacted in several
+    /// passes, each over one hash range of the ids, so memory is bounded
+    /// whatever the hour's size; each pass reads the staged objects again.
+    pub max_flow_ids: u64,
 }
 
 impl Default for CompactOptions {
     fn default() -> Self {
-        CompactOptions { lateness_seconds: 15 * 60, sizes: Sizes::default() }
+        // 40 million ids: about 1.3 GB, inside the template's 2048 MB.
+        CompactOptions { lateness_seconds: 15 * 60, sizes: Sizes::default(), max_flow_ids: 40_000_000 }
     }
 }
+
+/// Staged Parquet bytes per row assumed when sizing passes: fewer than
+/// any enriched row takes (about 10 to 50 here), so that the count of rows
+/// is overestimated, never under.
+const MIN_STAGED_BYTES_PER_ROW: u64 = 8;
 
 /// What one compaction run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -64,6 +77,9 @@ pub struct CompactStats {
     pub duplicates_dropped: u64,
     pub objects_written: u64,
     pub bytes_written: u64,
+    /// Passes over the staged objects, all hours together (one per hour
+    /// unless an hour holds more ids than a pass may keep).
+    pub passes: u64,
     /// Final objects of runs that died, removed.
     pub leftovers_removed: u64,
     /// Staged keys that name no hour (not the writer's).
@@ -93,15 +109,15 @@ async fn compact_due<S: ObjectListing + MultipartUpload>(
     now: i64,
     stats: &mut CompactStats,
 ) -> Result<(), WriteError> {
-    let mut hours: BTreeMap<Hour, Vec<String>> = BTreeMap::new();
+    let mut hours: BTreeMap<Hour, Vec<Listed>> = BTreeMap::new();
     for listed in store.list(&layout.staging_root()).await? {
         match Hour::in_key(&listed.key) {
-            Some(hour) => hours.entry(hour).or_default().push(listed.key),
+            Some(hour) => hours.entry(hour).or_default().push(listed),
             None => stats.foreign_keys += 1,
         }
     }
     let due = |hour: &Hour| hour.end() + options.lateness_seconds <= now;
-    let lag = |hours: &BTreeMap<Hour, Vec<String>>| {
+    let lag = |hours: &BTreeMap<Hour, Vec<Listed>>| {
         hours.keys().next().map_or(0, |h| (now - h.end() - options.lateness_seconds).max(0))
     };
     stats.lag_seconds = lag(&hours);
@@ -121,7 +137,7 @@ async fn compact_hour<S: ObjectListing + MultipartUpload>(
     options: &CompactOptions,
     now: i64,
     hour: Hour,
-    staged: &[String],
+    staged: &[Listed],
     stats: &mut CompactStats,
 ) -> Result<(), WriteError> {
     let manifest_key = layout.manifest(hour);
@@ -144,26 +160,25 @@ async fn compact_hour<S: ObjectListing + MultipartUpload>(
             stats.leftovers_removed += 1;
         }
     }
-    let mut ids = FlowIds::default();
-    for object in &manifest.objects {
-        let body = Bytes::from(store.get(&object.key).await?);
-        for batch in read(&object.key, body, true)? {
-            let batch = batch?;
-            for id in flow_ids(&object.key, &batch)?.iter().flatten() {
-                ids.insert(id);
+    let staged_bytes: u64 = staged.iter().map(|l| l.size).sum();
+    let most_ids = manifest.rows + staged_bytes / MIN_STAGED_BYTES_PER_ROW;
+    let passes = most_ids.div_ceil(options.max_flow_ids.max(1)).max(1);
+    let schema = arrow_schema();
+    let mut out = FinalObjects::new(store, layout, hour, now, manifest.objects.len(), options.sizes);
+    let mut flows = 0;
+    for pass in 0..passes {
+        let range = Range { pass, passes };
+        let merged = merge_range(store, &manifest, staged, range, &schema, &mut out, stats).await;
+        match merged {
+            Ok(n) => flows += n,
+            Err(e) => {
+                out.abort().await;
+                return Err(e);
             }
         }
     }
-    let schema = arrow_schema();
-    let mut out = FinalObjects::new(store, layout, hour, now, manifest.objects.len(), options.sizes);
-    for key in staged {
-        stats.staged_objects += 1;
-        let merged = merge(store, key, &schema, &mut ids, &mut out, stats).await;
-        if let Err(e) = merged {
-            out.abort().await;
-            return Err(e);
-        }
-    }
+    stats.staged_objects += staged.len() as u64;
+    stats.passes += passes;
     let written = out.finish().await?;
     for object in written {
         stats.objects_written += 1;
@@ -175,11 +190,58 @@ async fn compact_hour<S: ObjectListing + MultipartUpload>(
     manifest.updated_at = now;
     let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     store.put(&manifest_key, body).await?;
-    for key in staged {
-        store.delete(key).await?;
+    for listed in staged {
+        store.delete(&listed.key).await?;
     }
-    tracing::info!(hour = %hour, flows = ids.len(), objects = manifest.objects.len(), "hour compacted");
+    tracing::info!(hour = %hour, flows, passes, objects = manifest.objects.len(), "hour compacted");
     Ok(())
+}
+
+/// One pass: the flow ids of `range` in the final objects, then the
+/// staged rows of `range` not among them. Returns the distinct flows of
+/// the range now final.
+async fn merge_range<S: ObjectListing + MultipartUpload>(
+    store: &S,
+    manifest: &Manifest,
+    staged: &[Listed],
+    range: Range,
+    schema: &SchemaRef,
+    out: &mut FinalObjects<'_, S>,
+    stats: &mut CompactStats,
+) -> Result<usize, WriteError> {
+    let mut ids = FlowIds::default();
+    for object in &manifest.objects {
+        let body = Bytes::from(store.get(&object.key).await?);
+        for batch in read(&object.key, body, true)? {
+            let batch = batch?;
+            for id in flow_ids(&object.key, &batch)?.iter().flatten().filter(|id| range.holds(Some(id))) {
+                ids.insert(id);
+            }
+        }
+    }
+    for listed in staged {
+        merge(store, &listed.key, schema, range, &mut ids, out, stats).await?;
+    }
+    Ok(ids.len())
+}
+
+/// One of `passes` hash ranges of flow ids.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    pass: u64,
+    passes: u64,
+}
+
+impl Range {
+    /// Whether a row with this id belongs to the pass; rows without an id
+    /// go with the first.
+    fn holds(self, id: Option<&str>) -> bool {
+        match id {
+            _ if self.passes == 1 => true,
+            Some(id) => FlowIds::range(id, self.passes) == self.pass,
+            None => self.pass == 0,
+        }
+    }
 }
 
 /// Streams one staged object into the final objects, dropping repeats.
@@ -187,6 +249,7 @@ async fn merge<S: MultipartUpload>(
     store: &S,
     key: &str,
     schema: &SchemaRef,
+    range: Range,
     ids: &mut FlowIds,
     out: &mut FinalObjects<'_, S>,
     stats: &mut CompactStats,
@@ -194,15 +257,25 @@ async fn merge<S: MultipartUpload>(
     let body = Bytes::from(store.get(key).await?);
     for batch in read(key, body, false)? {
         let batch = conform(key, batch?, schema)?;
-        stats.rows_read += batch.num_rows() as u64;
+        let (mut in_range, mut kept_rows) = (0, 0);
         let keep: BooleanArray = flow_ids(key, &batch)?
             .iter()
-            // A row without an id cannot repeat one: it is kept.
-            .map(|id| Some(id.is_none_or(|id| ids.insert(id))))
+            .map(|id| {
+                if !range.holds(id) {
+                    return Some(false);
+                }
+                in_range += 1;
+                // A row without an id cannot repeat one: it is kept.
+                let keep = id.is_none_or(|id| ids.insert(id));
+                kept_rows += usize::from(keep);
+                Some(keep)
+            })
             .collect();
-        let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
-        stats.duplicates_dropped += (batch.num_rows() - kept.num_rows()) as u64;
-        out.write(&kept).await?;
+        stats.rows_read += in_range as u64;
+        stats.duplicates_dropped += (in_range - kept_rows) as u64;
+        if kept_rows > 0 {
+            out.write(&arrow_select::filter::filter_record_batch(&batch, &keep)?).await?;
+        }
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ pub struct WriterConfig {
     pub dead_letter_bucket: String,
     pub dead_letter_prefix: String,
     /// `COMPACT_LATENESS` (default `15m`), `COMPACT_TARGET_BYTES` (default
-    /// 128 MiB).
+    /// 128 MiB), `COMPACT_MAX_FLOW_IDS` (default 40 million).
     pub compact: CompactOptions,
 }
 
@@ -43,6 +43,7 @@ impl WriterConfig {
                 .ok_or_else(|| ConfigError::invalid("COMPACT_LATENESS", v.clone(), "e.g. 900, 900s, 15m, 1h"))?;
         }
         compact.sizes.target_bytes = vars.parsed("COMPACT_TARGET_BYTES", compact.sizes.target_bytes)?;
+        compact.max_flow_ids = vars.parsed("COMPACT_MAX_FLOW_IDS", compact.max_flow_ids)?.max(1);
         Ok(WriterConfig {
             data_bucket,
             layout,

@@ -22,6 +22,13 @@ impl FlowIds {
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
+
+    /// Which of `ranges` hash ranges `id` falls in: how compaction splits
+    /// an hour too large for one set into passes.
+    pub(crate) fn range(id: &str, ranges: u64) -> u64 {
+        // The high half, independent of the set's own hashing of the ids.
+        ((fingerprint(id) >> 64) as u64) % ranges
+    }
 }
 
 /// Two independent 64-bit SipHashes (std's, fixed keys: stable within a

@@ -104,6 +104,7 @@ impl Invocation for Outcome {
                     .count("CompactedObjects", stats.objects_written)
                     .metric("CompactedBytes", stats.bytes_written as f64, emf::Unit::Bytes)
                     .count("LeftoversRemoved", stats.leftovers_removed)
+                    .count("CompactionPasses", stats.passes)
                     .metric("CompactionLagSeconds", stats.lag_seconds as f64, emf::Unit::Seconds)
                     .count("CompactionsFailed", u64::from(error.is_some()));
             }

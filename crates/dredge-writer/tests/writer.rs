@@ -352,3 +352,27 @@ async fn a_manifest_that_cannot_be_read_stops_compaction_and_removes_nothing() {
     compact(&store, &layout(), &CompactOptions::default(), due(HOUR) + 120).await.1.unwrap();
     assert_eq!(final_rows(&store).await.0.len(), 35);
 }
+
+#[tokio::test]
+async fn an_hour_too_large_for_one_set_of_ids_is_compacted_in_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, dead) = (LocalObjects::new(dir.path().join("data")), LocalObjects::new(dir.path().join("dead")));
+    // 300 flows of one source record, delivered in overlapping runs.
+    for s in 0..4 {
+        stage_records(&store, &dead, &[replayed(60_000 + s, HOUR, 9, s * 70..s * 70 + 90)]).await;
+    }
+    // A pass may hold 40 ids: the hour takes several.
+    let options = CompactOptions { max_flow_ids: 40, ..CompactOptions::default() };
+    let (stats, result) = compact(&store, &layout(), &options, due(HOUR)).await;
+    result.unwrap();
+    assert_eq!((stats.rows_read, stats.rows_written, stats.duplicates_dropped), (360, 300, 60), "{stats:?}");
+    assert!(stats.passes > 1, "{stats:?}");
+    // Late flows and repeats, in passes again.
+    stage_records(&store, &dead, &[replayed(61_000, HOUR, 9, 250..320)]).await;
+    let (stats, result) = compact(&store, &layout(), &options, due(HOUR) + 60).await;
+    result.unwrap();
+    assert_eq!((stats.rows_written, stats.duplicates_dropped), (20, 50), "{stats:?}");
+    let (ids, bytes) = final_rows(&store).await;
+    assert_eq!((ids.len(), ids.iter().collect::<BTreeSet<_>>().len(), bytes), (320, 320, 32_000));
+    assert_eq!(manifest(&store, HOUR).await.rows, 320);
+}
