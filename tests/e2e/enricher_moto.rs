@@ -157,7 +157,9 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
         TagPolicy::default(),
         None,
     );
-    let (response, outcome) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_000)).await;
+    // Boxed: the handlers' futures, nested inline, overflow a debug build's
+    // test thread stack.
+    let (response, outcome) = Box::pin(handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_000))).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", outcome.error);
     assert_eq!(outcome.stats.rejected_lines, 1);
     // Two distinct addresses, every time explained by their heads: one
@@ -191,7 +193,7 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     assert_eq!(first["sequence_number"], delivered[1].sequence_number());
 
     // A second, identical batch is answered from the cache.
-    let (_, again) = handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010)).await;
+    let (_, again) = Box::pin(handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010))).await;
     assert_eq!(again.stats.store_calls, 0);
     // ... and was put on the enriched stream again, at new positions: what
     // an enricher retry does.
@@ -207,12 +209,28 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
         .expect("writer config");
     let writer = Writer::new(S3Objects::new(s3.clone(), &data, ""), S3Objects::new(s3.clone(), &bucket, ""), config);
     for records in [&enriched_records[..1], &enriched_records[1..], &enriched_records[..1]] {
-        match writer.handle(&WriterEvent::Kinesis(as_event(records)), 1_800_000_000).await {
+        match Box::pin(writer.handle(&WriterEvent::Kinesis(as_event(records)), 1_800_000_000)).await {
             Outcome::Staged { stats, error: None, .. } => assert_eq!(stats.rows_written, 3),
             other => panic!("{other:?}"),
         }
     }
-    let compacted = writer.handle(&WriterEvent::Compact { compact: true }, 1_800_000_000).await;
+    // DuckDB over the staged layout: every delivery, repeats included.
+    let staged = s3.list_objects_v2().bucket(&data).prefix("staging/").send().await.expect("list_objects");
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, key) in staged.contents().iter().filter_map(|o| o.key()).enumerate() {
+        let body = s3.get_object().bucket(&data).key(key).send().await.unwrap().body.collect().await.unwrap();
+        let file = dir.path().join(format!("staged-{i}.parquet"));
+        std::fs::write(&file, body.into_bytes()).unwrap();
+        files.push(file);
+    }
+    assert_eq!(files.len(), 2, "the replay overwrote its own object");
+    if let Some(out) = read_with_pyarrow_and_duckdb(&files) {
+        assert_eq!(out["duckdb"]["count"], 6);
+        let bytes: i64 = enriched.iter().map(|l| l["bytes"].as_i64().unwrap()).sum();
+        assert_eq!(out["duckdb"]["sums"]["bytes"], 2 * bytes);
+    }
+    let compacted = Box::pin(writer.handle(&WriterEvent::Compact { compact: true }, 1_800_000_000)).await;
     let Outcome::Compacted { stats, error: None } = compacted else { panic!("{compacted:?}") };
     assert_eq!((stats.rows_read, stats.rows_written, stats.duplicates_dropped), (6, 3, 3), "{stats:?}");
     let listed = s3.list_objects_v2().bucket(&data).send().await.expect("list_objects");
@@ -227,6 +245,16 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     read_back_by_others(&file, &enriched);
 }
 
+/// `tests/python/read_parquet.py` on `files`: pyarrow's schema and values,
+/// DuckDB's count and sums.
+fn read_with_pyarrow_and_duckdb(files: &[std::path::PathBuf]) -> Option<serde_json::Value> {
+    let mut python = dredge_tests::python_with("flow_logs_through_kinesis_dynamodb_and_back", &["pyarrow", "duckdb"])?;
+    python.arg(dredge_tests::repo_root().join("tests/python/read_parquet.py")).arg("flow_id,dst_app").args(files);
+    let out = python.output().expect("run python");
+    assert!(out.status.success(), "read_parquet.py: {}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 /// pyarrow and DuckDB, then parquet-java (Druid's reader), read the final
 /// object: the flows the enricher wrote, each once.
 fn read_back_by_others(file: &std::path::Path, enriched: &[serde_json::Value]) {
@@ -236,9 +264,7 @@ fn read_back_by_others(file: &std::path::Path, enriched: &[serde_json::Value]) {
         assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    if let Some(mut python) = dredge_tests::python_with(test, &["pyarrow", "duckdb"]) {
-        python.arg(dredge_tests::repo_root().join("tests/python/read_parquet.py")).arg("flow_id,dst_app").arg(file);
-        let out: serde_json::Value = serde_json::from_str(&run(python)).unwrap();
+    if let Some(out) = read_with_pyarrow_and_duckdb(&[file.to_path_buf()]) {
         let mut ids: Vec<&str> =
             out["values"]["flow_id"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         ids.sort_unstable();
