@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::error::WriteError;
 use crate::final_object::{FinalObjects, Sizes};
-use crate::flow_ids::FlowIds;
+use crate::flow_ids::{Fingerprint, FlowIds};
 use crate::layout::{Hour, Layout};
 use crate::manifest::Manifest;
 
@@ -214,8 +214,10 @@ async fn merge_range<S: ObjectListing + MultipartUpload>(
         let body = Bytes::from(store.get(&object.key).await?);
         for batch in read(&object.key, body, true)? {
             let batch = batch?;
-            for id in flow_ids(&object.key, &batch)?.iter().flatten().filter(|id| range.holds(Some(id))) {
-                ids.insert(id);
+            for id in flow_ids(&object.key, &batch)?.iter().flatten().map(Fingerprint::of) {
+                if range.holds(Some(id)) {
+                    ids.insert(id);
+                }
             }
         }
     }
@@ -235,10 +237,10 @@ struct Range {
 impl Range {
     /// Whether a row with this id belongs to the pass; rows without an id
     /// go with the first.
-    fn holds(self, id: Option<&str>) -> bool {
+    fn holds(self, id: Option<Fingerprint>) -> bool {
         match id {
             _ if self.passes == 1 => true,
-            Some(id) => FlowIds::range(id, self.passes) == self.pass,
+            Some(id) => id.range(self.passes) == self.pass,
             None => self.pass == 0,
         }
     }
@@ -261,6 +263,7 @@ async fn merge<S: MultipartUpload>(
         let keep: BooleanArray = flow_ids(key, &batch)?
             .iter()
             .map(|id| {
+                let id = id.map(Fingerprint::of);
                 if !range.holds(id) {
                     return Some(false);
                 }

@@ -14,32 +14,40 @@ pub struct FlowIds {
 }
 
 impl FlowIds {
-    /// Adds `id`; `false` when it was there already (a repeat).
-    pub fn insert(&mut self, id: &str) -> bool {
-        self.seen.insert(fingerprint(id))
+    /// Adds a flow id's fingerprint; `false` when it was there already (a
+    /// repeat).
+    pub fn insert(&mut self, id: Fingerprint) -> bool {
+        self.seen.insert(id.0)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
-
-    /// Which of `ranges` hash ranges `id` falls in: how compaction splits
-    /// an hour too large for one set into passes.
-    pub(crate) fn range(id: &str, ranges: u64) -> u64 {
-        // The high half, independent of the set's own hashing of the ids.
-        ((fingerprint(id) >> 64) as u64) % ranges
-    }
 }
 
-/// Two independent 64-bit SipHashes (std's, fixed keys: stable within a
-/// run, which is all the set needs).
-fn fingerprint(id: &str) -> u128 {
-    let mut a = std::hash::DefaultHasher::new();
-    id.hash(&mut a);
-    let mut b = std::hash::DefaultHasher::new();
-    0xa5u8.hash(&mut b);
-    id.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+/// A flow id's 128-bit hash: computed once per row, for both the pass it
+/// falls in and the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(u128);
+
+impl Fingerprint {
+    /// Two independent 64-bit SipHashes (std's, fixed keys: stable within
+    /// a run, which is all the set needs).
+    pub fn of(id: &str) -> Fingerprint {
+        let mut a = std::hash::DefaultHasher::new();
+        id.hash(&mut a);
+        let mut b = std::hash::DefaultHasher::new();
+        0xa5u8.hash(&mut b);
+        id.hash(&mut b);
+        Fingerprint((u128::from(a.finish()) << 64) | u128::from(b.finish()))
+    }
+
+    /// Which of `ranges` hash ranges the id falls in: how compaction splits
+    /// an hour too large for one set into passes.
+    pub(crate) fn range(self, ranges: u64) -> u64 {
+        // The high half, independent of the set's own hashing of the ids.
+        ((self.0 >> 64) as u64) % ranges
+    }
 }
 
 #[cfg(test)]
@@ -49,11 +57,11 @@ mod tests {
     #[test]
     fn repeats_are_told_apart_from_new_ids() {
         let mut ids = FlowIds::default();
-        assert!(ids.insert("shardId-000000000001:495:0"));
-        assert!(ids.insert("shardId-000000000001:495:1"));
-        assert!(!ids.insert("shardId-000000000001:495:0"));
+        assert!(ids.insert(Fingerprint::of("shardId-000000000001:495:0")));
+        assert!(ids.insert(Fingerprint::of("shardId-000000000001:495:1")));
+        assert!(!ids.insert(Fingerprint::of("shardId-000000000001:495:0")));
         assert_eq!(ids.len(), 2);
         let mut many = FlowIds::default();
-        assert!((0..100_000).all(|i| many.insert(&format!("shardId-000000000002:{i}:{}", i % 7))));
+        assert!((0..100_000).all(|i| many.insert(Fingerprint::of(&format!("shardId-000000000002:{i}:{}", i % 7)))));
     }
 }
