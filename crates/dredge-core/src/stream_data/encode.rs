@@ -54,7 +54,15 @@ pub struct DoesNotFit {
 /// more than compressing a small record.
 pub enum RecordEncoder {
     Plain,
-    Zstd(Box<zstd::bulk::Compressor<'static>>),
+    Zstd(Box<ZstdEncoder>),
+}
+
+/// A zstd context and the buffer it compresses into. The buffer is zeroed
+/// once and kept: zeroing a record's worth of output for every frame cost
+/// about 1% of the enricher's instructions.
+pub struct ZstdEncoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    frame: Vec<u8>,
 }
 
 impl fmt::Debug for RecordEncoder {
@@ -72,7 +80,7 @@ impl RecordEncoder {
             Compression::None => RecordEncoder::Plain,
             Compression::Zstd => {
                 let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a valid zstd level");
-                RecordEncoder::Zstd(Box::new(compressor))
+                RecordEncoder::Zstd(Box::new(ZstdEncoder { compressor, frame: Vec::new() }))
             }
         }
     }
@@ -96,16 +104,16 @@ impl RecordEncoder {
                 }
                 out.extend_from_slice(lines);
             }
-            RecordEncoder::Zstd(compressor) => {
+            RecordEncoder::Zstd(zstd) => {
                 // Compressing into a slice of exactly `limit` bytes fails as
                 // soon as the frame would not fit.
-                out.resize(limit.min(zstd::zstd_safe::compress_bound(lines.len())), 0);
-                match compressor.compress_to_buffer(lines, out.as_mut_slice()) {
-                    Ok(n) => out.truncate(n),
-                    Err(_) => {
-                        out.clear();
-                        return Err(DoesNotFit { limit });
-                    }
+                let room = limit.min(zstd::zstd_safe::compress_bound(lines.len()));
+                if zstd.frame.len() < room {
+                    zstd.frame.resize(room, 0);
+                }
+                match zstd.compressor.compress_to_buffer(lines, &mut zstd.frame[..room]) {
+                    Ok(n) => out.extend_from_slice(&zstd.frame[..n]),
+                    Err(_) => return Err(DoesNotFit { limit }),
                 }
             }
         }
