@@ -1,0 +1,7 @@
+//! `dredge demo`: a simulated AWS fleet whose addresses churn between
+//! applications, run through the real ownership, enricher and writer
+//! handlers on simulated time, every flow side scored against the
+//! simulator's ground truth.
+
+pub mod report;
+pub mod summary;
