@@ -4,4 +4,7 @@
 //! simulator's ground truth.
 
 pub mod report;
+pub mod rng;
 pub mod summary;
+pub mod wire;
+pub mod world;
