@@ -1,6 +1,7 @@
 //! `dredge`: decode flow logs, manage IP ownership and run the Lambda
 //! handlers locally.
 
+mod demo;
 mod invoke;
 mod ownership;
 mod parquet;
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline on a simulated fleet with IP churn: every flow
+    /// side scored against ground truth, and a report.
+    Demo(demo::Args),
     /// Decode flow logs (plain or gzip text, or CloudWatch Logs subscription
     /// documents) into JSON lines.
     Parse(parse::Args),
@@ -46,6 +50,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run_demo(args))),
         Command::Parse(args) => parse::run(args),
         Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
         Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),

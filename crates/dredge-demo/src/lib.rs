@@ -3,8 +3,12 @@
 //! handlers on simulated time, every flow side scored against the
 //! simulator's ground truth.
 
+pub mod delays;
 pub mod report;
 pub mod rng;
+pub mod run;
+pub mod score;
 pub mod summary;
+pub mod traffic;
 pub mod wire;
 pub mod world;

@@ -137,3 +137,25 @@ pub struct Summary {
     /// The first misattributions in flow time (at most a few hundred).
     pub misattributions: Vec<Misattribution>,
 }
+
+impl Summary {
+    /// `score.json`: the totals as top-level integers (`correct`,
+    /// `unattributed`, `misattributed`, `knowable`,
+    /// `knowable_unattributed`), the details under other keys.
+    pub fn score_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.score).expect("counts serialize");
+        let details = serde_json::json!({
+            "total_sides": self.score.total(),
+            "setup": self.setup,
+            "by_side": self.by_side,
+            "by_attribution": self.by_attribution,
+            "by_truth": self.by_truth,
+            "causes": self.causes,
+            "rate": self.rate,
+        });
+        if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), details) {
+            v.extend(d);
+        }
+        v
+    }
+}

@@ -16,6 +16,10 @@ use crate::rng::Rng;
 /// Unix seconds.
 pub type Time = i64;
 
+/// An address where it is unique: `Some(vpc)` for a private address,
+/// `None` for a public one.
+pub type Place = (Option<usize>, Ipv4Addr);
+
 /// Where the fleet lived a day before the run: known only from the first
 /// reconcile, as when Dredge is deployed into a running account.
 pub const BEFORE: Time = 86_400;
@@ -306,7 +310,7 @@ pub struct World {
     pub events: Vec<Emitted>,
     pub segments: Vec<Segment>,
     /// Segment indices by (VPC for private addresses, address), by start.
-    pub by_address: HashMap<(Option<usize>, Ipv4Addr), Vec<usize>>,
+    pub by_address: HashMap<Place, Vec<usize>>,
     /// Public addresses the fleet gave back to Amazon (time, address,
     /// region): another customer may use them next.
     pub released: Vec<(Time, Ipv4Addr, usize)>,
@@ -909,13 +913,13 @@ impl Builder {
 
     fn finish(self) -> World {
         let mut segments: Vec<Segment> = Vec::new();
-        let mut by_address: HashMap<(Option<usize>, Ipv4Addr), Vec<usize>> = HashMap::new();
+        let mut by_address: HashMap<Place, Vec<usize>> = HashMap::new();
         for (e, eni) in self.enis.iter().enumerate() {
             let vpc = self.subnets[eni.subnet].vpc;
             // Open segments of this ENI: (scope, address, instance) -> index.
-            let mut open: HashMap<(Option<usize>, Ipv4Addr), usize> = HashMap::new();
+            let mut open: HashMap<Place, usize> = HashMap::new();
             for entry in &eni.history {
-                let mut held: Vec<((Option<usize>, Ipv4Addr), Option<usize>)> = Vec::new();
+                let mut held: Vec<(Place, Option<usize>)> = Vec::new();
                 if let Some(s) = &entry.state {
                     let instance = s.attachment.as_ref().map(|a| a.instance);
                     for ip in std::iter::once(s.primary).chain(s.secondary.iter().copied()) {
