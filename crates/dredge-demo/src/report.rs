@@ -68,7 +68,8 @@ section{background:var(--card);border:1px solid var(--line);border-radius:10px;
 .stat .n{font-size:32px;font-weight:700;line-height:1.15;font-variant-numeric:tabular-nums}
 .stat .l{color:var(--muted);font-size:13px}
 .stat .p{font-size:14px;font-weight:600}
-.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:18px}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(480px,100%),1fr));gap:18px}
+.wide{overflow-x:auto}
 .grid2>section{margin:0}
 .row{margin:0 0 18px}
 table{border-collapse:collapse;width:100%;font-size:13.5px;font-variant-numeric:tabular-nums}
@@ -199,7 +200,8 @@ fn score_tables(s: &Summary) -> String {
     for (title, groups) in
         [("By side", &s.by_side), ("By reported attribution", &s.by_attribution), ("By true kind", &s.by_truth)]
     {
-        w!(out, "<h3>{title}</h3>\n{}", counts_table(groups));
+        // Wide tables scroll sideways on a phone rather than squeezing.
+        w!(out, "<h3>{title}</h3>\n<div class=\"wide\">{}</div>\n", counts_table(groups));
     }
     out.push_str("</section>\n");
     out
@@ -377,7 +379,7 @@ fn pair_bars(pairs: &[Pair], color: &str, width: f64) -> String {
     if pairs.is_empty() {
         return "<p class=\"empty\">No traffic of this kind.</p>\n".to_string();
     }
-    let (label_w, value_w, row_h) = ((width * 0.34).round(), 160.0, 26.0);
+    let (label_w, value_w, row_h) = ((width * 0.34).round(), 190.0, 26.0);
     let bar_max = width - label_w - value_w;
     // About 8 px per character at 13 px in a wide sans (DejaVu).
     let label_chars = (label_w / 8.0) as usize;
