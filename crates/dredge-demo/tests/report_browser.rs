@@ -4,7 +4,7 @@
 //!
 //! Skips (with a message) when `/usr/bin/chromium` is missing, unless `CI`
 //! is set: `.ci/run` installs chromium, so in CI a missing one is a failure.
-//! `DREDGE_REPORT_KEEP=<dir>` keeps the page and its screenshot there.
+//! `DREDGE_REPORT_KEEP=<dir>` keeps the pages and their screenshots there.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -18,18 +18,48 @@ use dredge_demo::summary::{Counts, Misattribution, Pair, Rate, Setup, Summary};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
-fn report_renders_and_paints_in_chromium() {
+fn misattributed_run_paints_red_in_chromium() {
+    let Some((image, dom)) = in_chromium(&sample(), "misattributed") else { return };
+    // The verdict is red: misattributions must paint as such, not only exist
+    // in the markup.
+    assert!(image.has_pixel(is_red), "no red in the screenshot");
+    for expected in ["1,993,512", "6,395", "93", "flow sides misattributed", "Misattributions over flow time"] {
+        assert!(dom.contains(expected), "rendered DOM lacks {expected:?}");
+    }
+    for region in ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"] {
+        assert!(dom.contains(region), "rendered DOM lacks region {region}");
+    }
+    assert!(dom.contains("&lt;script&gt;"), "the escaped app name did not survive as text");
+    assert!(!dom.contains("<script"), "the DOM grew a script element");
+}
+
+#[test]
+fn clean_run_paints_green_in_chromium() {
+    let Some((image, dom)) = in_chromium(&clean(sample()), "clean") else { return };
+    assert!(image.has_pixel(|r, g, b| r < 60 && g > 100 && b < 110), "no green verdict in the screenshot");
+    assert!(dom.contains("1,993,605") && dom.contains("No misattributions"));
+    assert!(!dom.contains("Misattributions over flow time"));
+}
+
+/// `BAD` in report.rs, and what antialiasing leaves of it.
+fn is_red(r: u8, g: u8, b: u8) -> bool {
+    r > 170 && g < 90 && b < 90
+}
+
+/// Renders `summary`, screenshots it and dumps its DOM; `None` when the test
+/// is to be skipped. Checks the screenshot is a full-size, non-blank PNG.
+fn in_chromium(summary: &Summary, name: &str) -> Option<(Image, String)> {
     if !Path::new(CHROMIUM).exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "{CHROMIUM} is missing with CI set: .ci/run should have installed it"
         );
         eprintln!("SKIPPED: {CHROMIUM} not installed (apt-get install chromium, or see .ci/run)");
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
-    std::fs::write(&html, render(&sample())).unwrap();
+    std::fs::write(&html, render(summary)).unwrap();
     let url = format!("file://{}", html.display());
 
     let png = dir.path().join("report.png");
@@ -39,24 +69,18 @@ fn report_renders_and_paints_in_chromium() {
     if let Some(keep) = std::env::var_os("DREDGE_REPORT_KEEP") {
         let keep = Path::new(&keep);
         std::fs::create_dir_all(keep).unwrap();
-        std::fs::copy(&html, keep.join("report.html")).unwrap();
-        std::fs::write(keep.join("report.png"), &bytes).unwrap();
+        std::fs::copy(&html, keep.join(format!("{name}.html"))).unwrap();
+        std::fs::write(keep.join(format!("{name}.png")), &bytes).unwrap();
     }
     let image = decode_png(&bytes);
     assert_eq!((image.width, image.height), (1280, 2400));
     let colors = image.distinct_colors();
     assert!(colors > 100, "screenshot looks blank: {colors} distinct colors");
-    // The verdict is red: misattributions must paint as such, not only exist
-    // in the markup.
-    assert!(image.has_pixel(|r, g, b| r > 180 && g < 80 && b < 80), "no red in the screenshot");
 
     let dom = chromium(dir.path(), &["--dump-dom", &url]);
-    let dom = String::from_utf8_lossy(&dom.stdout);
-    for expected in ["1,993,512", "6,395", "93", "flow sides misattributed", "us-east-1", "ap-southeast-2", "<svg"] {
-        assert!(dom.contains(expected), "rendered DOM lacks {expected:?}");
-    }
-    assert!(dom.contains("&lt;script&gt;"), "the escaped app name did not survive as text");
-    assert!(!dom.contains("<script"), "the DOM grew a script element");
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(dom.contains("<svg"), "no SVG in the rendered DOM");
+    Some((image, dom))
 }
 
 /// Headless chromium with a fresh profile and nothing that reaches out to
@@ -317,4 +341,19 @@ fn sample() -> Summary {
         misattribution_timeline,
         misattributions,
     }
+}
+
+/// The same run with every misattribution and knowable miss put right.
+fn clean(mut s: Summary) -> Summary {
+    let fix = |c: &mut Counts| {
+        c.correct += c.misattributed;
+        c.misattributed = 0;
+        c.knowable_unattributed = 0;
+    };
+    fix(&mut s.score);
+    s.by_side.values_mut().chain(s.by_attribution.values_mut()).chain(s.by_truth.values_mut()).for_each(fix);
+    s.causes.clear();
+    s.misattribution_timeline.clear();
+    s.misattributions.clear();
+    s
 }
