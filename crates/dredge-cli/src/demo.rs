@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use dredge_demo::delays::{profile, PROFILES};
+use dredge_demo::report::human_bytes;
 use dredge_demo::run::{run, Options, Progress};
 use dredge_demo::summary::{Counts, Pair, Summary};
 use dredge_demo::wire::rfc3339;
@@ -124,27 +125,13 @@ fn counts_row(name: &str, c: &Counts) -> String {
     )
 }
 
-fn bytes(n: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let (mut v, mut u) = (n as f64, 0);
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
 fn pairs(title: &str, list: &[Pair], n: usize) {
     if list.is_empty() {
         return;
     }
     println!("\n{title}");
     for p in list.iter().take(n) {
-        println!("  {:<20} -> {:<20} {:>10} {:>8} flows", p.src, p.dst, bytes(p.bytes), p.flows);
+        println!("  {:<20} -> {:<20} {:>10} {:>8} flows", p.src, p.dst, human_bytes(p.bytes), p.flows);
     }
 }
 

@@ -10,7 +10,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::summary::{Counts, Misattribution, Pair, Summary};
+use crate::summary::{Counts, Misattribution, Pair, Summary, TIMELINE_BUCKET_SECONDS};
 
 /// Writing to a `String` cannot fail.
 macro_rules! w {
@@ -26,8 +26,6 @@ const AZ: &str = "#6b5fb5";
 const REGION: &str = "#c26a2b";
 /// Width every chart's viewBox is laid out in; the SVG scales to the page.
 const CHART_W: f64 = 960.0;
-/// The timeline's bucket, as `Summary::misattribution_timeline` counts it.
-const BUCKET_SECONDS: i64 = 300;
 
 pub fn render(summary: &Summary) -> String {
     let mut body = String::new();
@@ -485,7 +483,13 @@ fn timeline(buckets: &[(i64, u64)], start: i64, end: i64) -> String {
         return "<p class=\"empty\">No timeline recorded.</p>\n".to_string();
     }
     let t0 = buckets.iter().map(|b| b.0).min().unwrap_or(start).min(start);
-    let t1 = buckets.iter().map(|b| b.0 + BUCKET_SECONDS).max().unwrap_or(end).max(end).max(t0 + BUCKET_SECONDS);
+    let t1 = buckets
+        .iter()
+        .map(|b| b.0 + TIMELINE_BUCKET_SECONDS)
+        .max()
+        .unwrap_or(end)
+        .max(end)
+        .max(t0 + TIMELINE_BUCKET_SECONDS);
     let (left, right, top, bottom, height) = (56.0, 32.0, 12.0, 44.0, 240.0);
     let plot_w = CHART_W - left - right;
     let plot_h = height - top - bottom;
@@ -514,7 +518,7 @@ fn timeline(buckets: &[(i64, u64)], start: i64, end: i64) -> String {
         v += step;
     }
     for &(t, n) in buckets {
-        let (x0, x1) = (x(t), x(t + BUCKET_SECONDS));
+        let (x0, x1) = (x(t), x(t + TIMELINE_BUCKET_SECONDS));
         w!(
             out,
             "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{BAD}\">\
@@ -598,7 +602,8 @@ fn thousands(n: u64) -> String {
 }
 
 /// Decimal units (1 KB = 1000 B), three significant digits.
-fn human_bytes(n: u64) -> String {
+/// Bytes in decimal units (`1.2 MB`).
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
     let mut v = n as f64;
     let mut unit = 0;

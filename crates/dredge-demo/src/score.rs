@@ -28,7 +28,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use crate::run::{Delivered, DemoError};
-use crate::summary::{Counts, Misattribution, Pair, Rate, Setup, Summary};
+use crate::summary::{Counts, Misattribution, Pair, Rate, Setup, Summary, TIMELINE_BUCKET_SECONDS};
 use crate::traffic::{Flow, Side, Truth};
 use crate::wire::rfc3339;
 use crate::world::{Segment, Time, World};
@@ -36,7 +36,6 @@ use crate::world::{Segment, Time, World};
 /// At most this many misattributions are listed with their events.
 const SAMPLES: usize = 200;
 const TOP_PAIRS: usize = 15;
-const TIMELINE_BUCKET: Time = 300;
 
 /// What had reached the ownership function, and when.
 pub struct Knowledge<'a> {
@@ -271,7 +270,7 @@ pub fn score(
                 if v == Verdict::Misattributed {
                     let why = cause(world, &side.truth, reported, knowable);
                     *summary.causes.entry(why.clone()).or_default() += 1;
-                    *timeline.entry(flow.start - flow.start.rem_euclid(TIMELINE_BUCKET)).or_default() += 1;
+                    *timeline.entry(flow.start - flow.start.rem_euclid(TIMELINE_BUCKET_SECONDS)).or_default() += 1;
                     summary.misattributions.push(Misattribution {
                         flow_time: flow.start,
                         processed_at: processed,

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The misattribution timeline's bucket.
+pub const TIMELINE_BUCKET_SECONDS: i64 = 300;
+
 /// Flow sides by how the pipeline's answer compares with the truth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -132,7 +135,8 @@ pub struct Summary {
     pub cross_az: Vec<Pair>,
     /// Cross-region bytes by application pair, most first.
     pub cross_region: Vec<Pair>,
-    /// Misattributed sides per 5 minutes of flow time: (bucket start, count).
+    /// Misattributed sides per [`TIMELINE_BUCKET_SECONDS`] of flow time:
+    /// (bucket start, count).
     pub misattribution_timeline: Vec<(i64, u64)>,
     /// The first misattributions in flow time (at most a few hundred).
     pub misattributions: Vec<Misattribution>,

@@ -6,14 +6,8 @@ use dredge_demo::run::{run, Options};
 use dredge_demo::summary::{Counts, Summary};
 
 async fn demo(seed: u64, out: &std::path::Path) -> Summary {
-    let options = Options {
-        seed,
-        flows: 3_000,
-        churn: 1.0,
-        hours: 2,
-        delays: profile("harsh").unwrap(),
-        out: out.to_path_buf(),
-    };
+    let options =
+        Options { seed, flows: 3_000, churn: 1.0, hours: 2, delays: profile("harsh").unwrap(), out: out.to_path_buf() };
     let mut last = 0;
     let summary = run(&options, &mut |p| {
         assert!(p.flows_done >= last && p.flows_done <= p.flows);
