@@ -108,8 +108,10 @@ fn main() {
     let batches: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(40);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let data = LocalObjects::new(dir.path().join("data"));
-    let dead = LocalObjects::new(dir.path().join("dead"));
+    // `WRITER_MEMORY_KEEP=DIR` keeps the objects there, to look at.
+    let root = std::env::var_os("WRITER_MEMORY_KEEP").map_or_else(|| dir.path().to_path_buf(), Into::into);
+    let data = LocalObjects::new(root.join("data"));
+    let dead = LocalObjects::new(root.join("dead"));
     let layout = Layout::new("flows").unwrap();
     let staging = Staging {
         data: &data,
@@ -156,7 +158,13 @@ fn main() {
     let staged = rt.block_on(data.list("staging/")).unwrap().len();
     peak_rss_reset();
     let started = Instant::now();
-    let (stats, result) = rt.block_on(compact(&data, &layout, &CompactOptions::default(), HOUR + 7200));
+    // `COMPACT_MAX_FLOW_IDS` as the function reads it: a small value forces
+    // several passes on a small hour.
+    let mut options = CompactOptions::default();
+    if let Some(n) = std::env::var("COMPACT_MAX_FLOW_IDS").ok().and_then(|v| v.parse().ok()) {
+        options.max_flow_ids = n;
+    }
+    let (stats, result) = rt.block_on(compact(&data, &layout, &options, HOUR + 7200));
     result.expect("compacted");
     let secs = started.elapsed().as_secs_f64();
     println!(
