@@ -161,7 +161,10 @@ fn print_summary(s: &Summary, out: &std::path::Path) {
         setup.reconciles,
         setup.compactions
     );
-    println!("\nflow sides               total   correct  unattrib  misattr  knowable  know.unat   misattr%");
+    println!(
+        "\n  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>8}",
+        "flow sides", "total", "correct", "unattrib", "misattr", "knowable", "know.unat", "misattr%"
+    );
     println!("{}", counts_row("all", &s.score));
     for (name, c) in &s.by_side {
         println!("{}", counts_row(&format!("side {name}"), c));
