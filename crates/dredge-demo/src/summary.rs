@@ -156,6 +156,8 @@ impl Summary {
             "by_truth": self.by_truth,
             "causes": self.causes,
             "rate": self.rate,
+            "misattribution_timeline": self.misattribution_timeline,
+            "misattributions": self.misattributions,
         });
         if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), details) {
             v.extend(d);
