@@ -136,9 +136,13 @@ pub fn eni_from_sdk(ni: &NetworkInterface) -> Result<Eni, DescribeError> {
 
 fn add_addresses(eni: &mut EniBuilder, ni: &NetworkInterface) -> Result<(), BadAddress> {
     for private in ni.private_ip_addresses() {
-        eni.private(private.private_ip_address())?.public(private.association().and_then(|a| a.public_ip()))?;
+        let a = private.association();
+        eni.private(private.private_ip_address())?
+            .public_owned_by(a.and_then(|a| a.public_ip()), a.and_then(|a| a.ip_owner_id()))?;
     }
-    eni.primary_private(ni.private_ip_address())?.public(ni.association().and_then(|a| a.public_ip()))?;
+    let a = ni.association();
+    eni.primary_private(ni.private_ip_address())?
+        .public_owned_by(a.and_then(|a| a.public_ip()), a.and_then(|a| a.ip_owner_id()))?;
     for v6 in ni.ipv6_addresses() {
         eni.ipv6(v6.ipv6_address())?;
     }
@@ -295,6 +299,7 @@ mod tests {
         let eip = NetworkInterfaceAssociation::builder()
             .allocation_id("eipalloc-0a9b8c7d6e5f43210")
             .association_id("eipassoc-0c4e6a8b0d2f13579")
+            .ip_owner_id("123456789012")
             .public_ip("44.206.18.91")
             .build();
         let nat = NetworkInterface::builder()

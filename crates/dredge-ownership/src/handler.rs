@@ -354,6 +354,10 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
             Outcome::NeedsDescribe { instance_id } => {
                 self.describe_instance(applier, &instance_id, change.at(), summary).await?;
             }
+            Outcome::AppliedThenDescribe { instance_id, .. } => {
+                summary.applied += 1;
+                self.describe_instance(applier, &instance_id, change.at(), summary).await?;
+            }
         }
         Ok(())
     }

@@ -191,6 +191,8 @@ struct Ipv6Address {
 #[serde(rename_all = "PascalCase")]
 struct Association {
     public_ip: Option<String>,
+    /// `amazon` for an auto-assigned address, the account for an Elastic IP.
+    ip_owner_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -243,13 +245,17 @@ impl NetworkInterface {
     }
 
     fn add_addresses(&self, eni: &mut EniBuilder) -> Result<(), BadAddress> {
-        fn public_ip(a: &Option<Association>) -> Option<&str> {
-            a.as_ref().and_then(|a| a.public_ip.as_deref())
+        fn public(eni: &mut EniBuilder, a: &Option<Association>) -> Result<(), BadAddress> {
+            let a = a.as_ref();
+            eni.public_owned_by(a.and_then(|a| a.public_ip.as_deref()), a.and_then(|a| a.ip_owner_id.as_deref()))?;
+            Ok(())
         }
         for private in &self.private_ip_addresses {
-            eni.private(private.private_ip_address.as_deref())?.public(public_ip(&private.association))?;
+            eni.private(private.private_ip_address.as_deref())?;
+            public(eni, &private.association)?;
         }
-        eni.primary_private(self.private_ip_address.as_deref())?.public(public_ip(&self.association))?;
+        eni.primary_private(self.private_ip_address.as_deref())?;
+        public(eni, &self.association)?;
         for v6 in &self.ipv6_addresses {
             eni.ipv6(v6.ipv6_address.as_deref())?;
         }

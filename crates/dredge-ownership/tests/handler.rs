@@ -139,11 +139,14 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
             "assign-private-ip-addresses.json",
             expect("AssignPrivateIpAddresses", Applied, 1, 0, 0, 0, 1, 0, 0, "AssignPrivateIpAddresses"),
         ),
-        // A VPC association names the allocation, not the address.
-        ("associate-address.json", expect("AssociateAddress", Applied, 1, 0, 0, 0, 0, 1, 0, "AssociateAddress")),
+        // A VPC association names the allocation, not the address; on an
+        // empty table its ENI is unknown too.
+        ("associate-address.json", expect("AssociateAddress", Applied, 1, 0, 0, 0, 1, 0, 0, "AssociateAddress")),
+        // Attached before the table knew the ENI: the instance is described
+        // (the snapshot's two ENIs, six addresses).
         (
             "attach-network-interface.json",
-            expect("AttachNetworkInterface", Applied, 1, 0, 0, 0, 1, 0, 0, "AttachNetworkInterface"),
+            expect("AttachNetworkInterface", Applied, 1, 2, 6, 0, 0, 0, 2, "AttachNetworkInterface"),
         ),
         (
             "create-network-interface-dry-run.json",

@@ -26,6 +26,11 @@ pub enum Outcome {
     /// The instance came back but the table knows none of its ENIs: the
     /// caller should describe it (EC2) and apply what it finds.
     NeedsDescribe { instance_id: String },
+    /// Marks written, and what the change implies only a describe of the
+    /// instance tells (a restart's or a disassociation's new auto-assigned
+    /// public address, an Elastic IP named by its allocation only, an ENI
+    /// attached before the table knew it): the caller should describe it.
+    AppliedThenDescribe { opened: usize, closed: usize, unscoped: usize, instance_id: String },
     /// Nothing to do, and why.
     Ignored { reason: String },
 }
@@ -54,6 +59,12 @@ impl ApplyStats {
             }
             Outcome::UnknownEni { .. } => self.unknown_eni += 1,
             Outcome::NeedsDescribe { .. } => self.needs_describe += 1,
+            Outcome::AppliedThenDescribe { opened, closed, unscoped, .. } => {
+                self.opened += *opened as u64;
+                self.closed += *closed as u64;
+                self.unscoped += *unscoped as u64;
+                self.needs_describe += 1;
+            }
             Outcome::Ignored { .. } => self.ignored += 1,
         }
     }
@@ -134,6 +145,15 @@ impl Marks {
     fn outcome(&self) -> Outcome {
         Outcome::Applied { opened: self.opened, closed: self.closed, unscoped: self.unscoped }
     }
+
+    fn then_describe(&self, instance_id: &str) -> Outcome {
+        Outcome::AppliedThenDescribe {
+            opened: self.opened,
+            closed: self.closed,
+            unscoped: self.unscoped,
+            instance_id: instance_id.to_owned(),
+        }
+    }
 }
 
 impl<'s, S: OwnershipStore> Applier<'s, S> {
@@ -155,6 +175,34 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             self.store.put_eni(r).await?;
         }
         Ok(marks.outcome())
+    }
+
+    /// [`Self::finish`], then asks for a describe of `instance_id` when there
+    /// is one.
+    async fn finish_then_describe(
+        &self,
+        marks: Marks,
+        record: &EniRecord,
+        instance_id: Option<&str>,
+    ) -> StoreResult<Outcome> {
+        let outcome = match instance_id {
+            Some(i) => marks.then_describe(i),
+            None => marks.outcome(),
+        };
+        self.finish(marks, Some(record)).await?;
+        Ok(outcome)
+    }
+
+    /// Releases the auto-assigned public addresses of `record` at `at`:
+    /// a stop, or an Elastic IP taking their place. An older change than
+    /// what the record holds closes them but leaves the record.
+    fn release_auto_assigned(record: &mut EniRecord, at: UnixTime, m: &mut Marks) {
+        let released: Vec<IpAddr> = record.eni.auto_assigned().collect();
+        m.close(&record.eni, at, released.iter().copied());
+        if at >= record.updated_at {
+            record.eni.remove_addresses(&released);
+            record.updated_at = at;
+        }
     }
 
     /// Closes, at the time they happened, releases that were learned before
@@ -217,8 +265,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 self.finish(m, Some(&record)).await
             }
             Change::Attached { at, eni_id, instance_id, attachment_id } => {
+                // Attached before its creation reached the table: the
+                // instance's describe shows it, attached.
                 let Some(mut record) = self.record_of(eni_id).await? else {
-                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() });
                 };
                 if *at >= record.updated_at {
                     record.eni.instance_id = Some(instance_id.clone());
@@ -268,11 +318,6 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 self.finish(m, Some(&record)).await
             }
             Change::PublicAssociated { at, public_ip, association_id, eni_id, instance_id, .. } => {
-                let Some(public_ip) = public_ip else {
-                    return Ok(Outcome::Ignored {
-                        reason: "AssociateAddress names no public IP (allocation only); reconcile will learn it".into(),
-                    });
-                };
                 let record = match (eni_id, instance_id) {
                     (Some(id), _) => self.record_of(id).await?,
                     // An instance's association goes to its primary ENI;
@@ -293,8 +338,16 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let reference = eni_id.clone().or_else(|| instance_id.clone()).unwrap_or_default();
                     return Ok(Outcome::UnknownEni { reference });
                 };
+                // The Elastic IP takes the auto-assigned address's place.
+                Self::release_auto_assigned(&mut record, *at, &mut m);
+                let instance = record.eni.instance_id.clone();
+                let Some(public_ip) = public_ip else {
+                    // Named by its allocation only: a describe tells the address.
+                    return self.finish_then_describe(m, &record, instance.as_deref()).await;
+                };
                 m.open(&record.eni, &self.policy, *at, [*public_ip]);
                 push_unique(&mut record.eni.public_addresses, *public_ip);
+                push_unique(&mut record.eni.elastic_addresses, *public_ip);
                 if let Some(assoc) = association_id {
                     record.associations.insert(assoc.clone(), *public_ip);
                 }
@@ -322,8 +375,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() });
                 };
                 m.close(&record.eni, *at, [ip]);
-                record.eni.public_addresses.retain(|a| *a != ip);
-                self.finish(m, Some(&record)).await
+                record.eni.remove_addresses(&[ip]);
+                // EC2 gives an instance's interface a new auto-assigned
+                // address within minutes; only a describe tells which.
+                let instance = record.eni.instance_id.clone();
+                self.finish_then_describe(m, &record, instance.as_deref()).await
             }
             Change::InstanceDown { at, instance_id } => {
                 self.store
@@ -333,6 +389,19 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
                 }
                 self.finish(m, None).await
+            }
+            Change::InstanceStopped { at, instance_id } => {
+                let mut records = self.store.enis_of_instance(instance_id).await?;
+                for record in &mut records {
+                    Self::release_auto_assigned(record, *at, &mut m);
+                }
+                let outcome = m.outcome();
+                // Marks first: if a record write fails the change is retried.
+                self.finish(m, None).await?;
+                for record in &records {
+                    self.store.put_eni(record).await?;
+                }
+                Ok(outcome)
             }
             Change::InstanceUp { at, instance_id } => {
                 self.store
@@ -345,7 +414,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 for record in &records {
                     m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
                 }
-                self.finish(m, None).await
+                // A restart brings a new auto-assigned public address.
+                let outcome = m.then_describe(instance_id);
+                self.finish(m, None).await?;
+                Ok(outcome)
             }
         }
     }
@@ -478,7 +550,9 @@ mod tests {
         ready(applier.apply(&up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.8"])))).unwrap();
         ready(applier.apply(&down(200, "i-x"))).unwrap();
         let outcome = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-x".into() }));
-        assert_eq!(outcome.unwrap(), Outcome::Applied { opened: 1, closed: 0, unscoped: 0 });
+        // What it held opens again; its new public address needs a describe.
+        let expected = Outcome::AppliedThenDescribe { opened: 1, closed: 0, unscoped: 0, instance_id: "i-x".into() };
+        assert_eq!(outcome.unwrap(), expected);
         assert_eq!(app_at(&store, "10.0.0.8", 250), None);
         assert_eq!(app_at(&store, "10.0.0.8", 300).as_deref(), Some("x"));
         let unknown = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-new".into() }));
@@ -531,8 +605,82 @@ mod tests {
             association_id: Some("eipassoc-1".into()),
             public_ip: None,
         };
-        assert_eq!(ready(applier.apply(&dis)).unwrap(), Outcome::Applied { opened: 0, closed: 1, unscoped: 0 });
+        // The interface's new auto-assigned address needs a describe.
+        let expected = Outcome::AppliedThenDescribe { opened: 0, closed: 1, unscoped: 0, instance_id: "i-x".into() };
+        assert_eq!(ready(applier.apply(&dis)).unwrap(), expected);
         assert_eq!(owner_at(210), None);
+    }
+
+    fn public_owner(store: &MemoryStore, ip: &str, t: i64) -> Option<String> {
+        let key = AddressKey::new(Scope::Global, ip.parse().unwrap());
+        ready(store.lookup(&[(key, UnixTime(t))])).unwrap().pop().flatten().and_then(|o| o.app)
+    }
+
+    fn with_public(mut e: Eni, auto: &str, elastic: Option<&str>) -> Eni {
+        e.public_addresses.push(auto.parse().unwrap());
+        if let Some(ip) = elastic {
+            e.public_addresses.push(ip.parse().unwrap());
+            e.elastic_addresses.push(ip.parse().unwrap());
+        }
+        e
+    }
+
+    #[test]
+    fn a_stop_releases_auto_assigned_public_addresses_only() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let e = with_public(eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.20"]), "54.0.0.1", Some("3.0.0.1"));
+        ready(applier.apply(&up(100, &e))).unwrap();
+        let stop = Change::InstanceStopped { at: UnixTime(200), instance_id: "i-x".into() };
+        assert_eq!(ready(applier.apply(&stop)).unwrap(), Outcome::Applied { opened: 0, closed: 1, unscoped: 0 });
+        // The auto-assigned address is Amazon's again; the rest stays.
+        assert_eq!(public_owner(&store, "54.0.0.1", 150).as_deref(), Some("x"));
+        assert_eq!(public_owner(&store, "54.0.0.1", 250), None);
+        assert_eq!(public_owner(&store, "3.0.0.1", 250).as_deref(), Some("x"));
+        assert_eq!(app_at(&store, "10.0.0.20", 250).as_deref(), Some("x"));
+        // Running again does not bring the released address back: only a
+        // describe (asked for) tells the new one.
+        let start = Change::InstanceUp { at: UnixTime(300), instance_id: "i-x".into() };
+        assert!(matches!(ready(applier.apply(&start)).unwrap(), Outcome::AppliedThenDescribe { .. }));
+        assert_eq!(public_owner(&store, "54.0.0.1", 3_600), None);
+        assert_eq!(public_owner(&store, "3.0.0.1", 3_600).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn an_elastic_ip_releases_the_auto_assigned_address() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let e = with_public(eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.21"]), "54.0.0.2", None);
+        ready(applier.apply(&up(100, &e))).unwrap();
+        // Named by allocation only: the auto-assigned address goes, and a
+        // describe is asked for to learn the Elastic IP.
+        let assoc = Change::PublicAssociated {
+            at: UnixTime(200),
+            public_ip: None,
+            allocation_id: Some("eipalloc-1".into()),
+            association_id: Some("eipassoc-1".into()),
+            eni_id: Some("eni-x".into()),
+            instance_id: None,
+        };
+        let expected = Outcome::AppliedThenDescribe { opened: 0, closed: 1, unscoped: 0, instance_id: "i-x".into() };
+        assert_eq!(ready(applier.apply(&assoc)).unwrap(), expected);
+        assert_eq!(public_owner(&store, "54.0.0.2", 250), None);
+        // A later stop finds nothing auto-assigned left to release.
+        let stop = Change::InstanceStopped { at: UnixTime(300), instance_id: "i-x".into() };
+        assert_eq!(ready(applier.apply(&stop)).unwrap(), Outcome::Applied { opened: 0, closed: 0, unscoped: 0 });
+    }
+
+    #[test]
+    fn an_attach_to_an_unknown_interface_asks_for_the_instance() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let attach = Change::Attached {
+            at: UnixTime(100),
+            eni_id: "eni-new".into(),
+            instance_id: "i-x".into(),
+            attachment_id: Some("eni-attach-1".into()),
+        };
+        assert_eq!(ready(applier.apply(&attach)).unwrap(), Outcome::NeedsDescribe { instance_id: "i-x".into() });
     }
 
     #[test]

@@ -38,12 +38,17 @@ pub enum Change {
     /// A public IP association ended. DisassociateAddress names the
     /// association (VPC) or the public IP (EC2-Classic style).
     PublicDisassociated { at: UnixTime, association_id: Option<String>, public_ip: Option<IpAddr> },
-    /// The instance stopped or terminated: its ENIs' addresses are released
-    /// (private addresses of stopped instances are kept by EC2 but carry no
-    /// traffic; a restart re-opens them). State-change `stopped`,
-    /// `shutting-down`, `terminated`; TerminateInstances.
+    /// The instance is going away: its ENIs' addresses are released.
+    /// State-change `shutting-down`, `terminated`; TerminateInstances.
     InstanceDown { at: UnixTime, instance_id: String },
-    /// The instance is running again. State-change `running`.
+    /// The instance stopped: EC2 releases its auto-assigned public IPv4
+    /// addresses (another customer may get them); private addresses, IPv6
+    /// and Elastic IPs stay with its ENIs. State-change `stopping`,
+    /// `stopped`.
+    InstanceStopped { at: UnixTime, instance_id: String },
+    /// The instance is running again. State-change `running`. A restart
+    /// brings a new auto-assigned public address, which only a describe
+    /// tells.
     InstanceUp { at: UnixTime, instance_id: String },
 }
 
@@ -59,6 +64,7 @@ impl Change {
             | Change::PublicAssociated { at, .. }
             | Change::PublicDisassociated { at, .. }
             | Change::InstanceDown { at, .. }
+            | Change::InstanceStopped { at, .. }
             | Change::InstanceUp { at, .. } => *at,
         }
     }

@@ -43,6 +43,12 @@ pub struct Eni {
     /// Public IPv4 (Elastic IP or auto-assigned) and global IPv6 addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_addresses: Vec<IpAddr>,
+    /// The public IPv4 addresses known to be Elastic IPs (an association
+    /// event, or an owner other than `amazon` in a description): they stay
+    /// with the ENI across a stop. Any other public IPv4 address is taken
+    /// for auto-assigned, which EC2 releases at a stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elastic_addresses: Vec<IpAddr>,
     /// The ENI's tags merged with its instance's (the instance's carry the
     /// auto scaling group).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -57,6 +63,19 @@ impl Eni {
     /// Every address the ENI holds.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.private_addresses.iter().chain(&self.public_addresses).copied()
+    }
+
+    /// The public IPv4 addresses EC2 releases when the instance stops or an
+    /// Elastic IP takes their place: every one not known to be elastic.
+    pub fn auto_assigned(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.public_addresses.iter().copied().filter(|a| a.is_ipv4() && !self.elastic_addresses.contains(a))
+    }
+
+    /// Forgets `addresses` (private, public and elastic lists alike).
+    pub fn remove_addresses(&mut self, addresses: &[IpAddr]) {
+        for list in [&mut self.private_addresses, &mut self.public_addresses, &mut self.elastic_addresses] {
+            list.retain(|a| !addresses.contains(a));
+        }
     }
 
     /// What the ENI belongs to, from its type, requester and attachment.
@@ -112,6 +131,12 @@ impl Eni {
             attachment_id
         );
         merge_tags(&mut self.tags, &older.tags);
+        // An address once known to be elastic stays so while the ENI holds it.
+        for ip in &older.elastic_addresses {
+            if self.public_addresses.contains(ip) {
+                push_unique(&mut self.elastic_addresses, *ip);
+            }
+        }
     }
 
     /// Adds an address to the private or the public list by its scope
@@ -180,6 +205,21 @@ mod tests {
         let ips = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<IpAddr>>();
         assert_eq!(e.private_addresses, ips(&["fd00::1", "10.0.0.1"]));
         assert_eq!(e.public_addresses, ips(&["2600:1f18::1"]));
+    }
+
+    #[test]
+    fn public_ipv4_is_auto_assigned_unless_known_elastic() {
+        let mut e = Eni::new("eni-1");
+        let ips = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<IpAddr>>();
+        e.public_addresses = ips(&["54.0.0.1", "3.3.3.3", "2600:1f18::1"]);
+        e.elastic_addresses = ips(&["3.3.3.3"]);
+        assert_eq!(e.auto_assigned().collect::<Vec<_>>(), ips(&["54.0.0.1"]));
+        let mut newer = Eni::new("eni-1");
+        newer.public_addresses = ips(&["3.3.3.3"]);
+        newer.fill_from(&e);
+        assert_eq!(newer.elastic_addresses, ips(&["3.3.3.3"]), "still elastic");
+        e.remove_addresses(&ips(&["3.3.3.3"]));
+        assert!(e.elastic_addresses.is_empty() && !e.public_addresses.contains(&"3.3.3.3".parse().unwrap()));
     }
 
     #[test]

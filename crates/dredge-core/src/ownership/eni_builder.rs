@@ -143,6 +143,20 @@ impl EniBuilder {
         Ok(self)
     }
 
+    /// A public address and who owns it, as describe and CloudTrail say
+    /// (`ipOwnerId`): `amazon` for an auto-assigned address, an account id
+    /// for an Elastic IP.
+    pub fn public_owned_by(&mut self, ip: Option<&str>, owner: Option<&str>) -> Result<&mut Self, BadAddress> {
+        if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
+            let ip = parse_address(ip)?;
+            push_unique(&mut self.eni.public_addresses, ip);
+            if owner.is_some_and(|o| !o.is_empty() && o != "amazon") {
+                push_unique(&mut self.eni.elastic_addresses, ip);
+            }
+        }
+        Ok(self)
+    }
+
     /// An IPv6 address: private or public by its scope.
     pub fn ipv6(&mut self, ip: Option<&str>) -> Result<&mut Self, BadAddress> {
         if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {

@@ -126,15 +126,19 @@ impl<'a> Cx<'a> {
                 text(attachment, "status"),
             );
         }
-        fn public_ip(item: &Value) -> Option<&str> {
-            get(item, "association").and_then(|a| text(a, "publicIp"))
+        // (publicIp, ipOwnerId): `amazon` owns auto-assigned addresses.
+        fn public_ip(item: &Value) -> (Option<&str>, Option<&str>) {
+            let association = get(item, "association");
+            (association.and_then(|a| text(a, "publicIp")), association.and_then(|a| text(a, "ipOwnerId")))
         }
         for item in items(get(ni, "privateIpAddressesSet")) {
             eni.private(text(item, "privateIpAddress")).map_err(self.bad("privateIpAddress"))?;
-            eni.public(public_ip(item)).map_err(self.bad("publicIp"))?;
+            let (ip, owner) = public_ip(item);
+            eni.public_owned_by(ip, owner).map_err(self.bad("publicIp"))?;
         }
         eni.primary_private(text(ni, "privateIpAddress")).map_err(self.bad("privateIpAddress"))?;
-        eni.public(public_ip(ni)).map_err(self.bad("publicIp"))?;
+        let (ip, owner) = public_ip(ni);
+        eni.public_owned_by(ip, owner).map_err(self.bad("publicIp"))?;
         for ip in address_texts(ni, "ipv6AddressesSet", "ipv6Address") {
             eni.ipv6(Some(ip)).map_err(self.bad("ipv6Address"))?;
         }

@@ -3,9 +3,9 @@
 //! Two kinds of `aws.ec2` event are handled:
 //!
 //! - `EC2 Instance State-change Notification`: `detail.instance-id` and
-//!   `detail.state`. `running` is [`Change::InstanceUp`]; `stopped`,
-//!   `shutting-down` and `terminated` are [`Change::InstanceDown`];
-//!   `pending` and `stopping` change nothing.
+//!   `detail.state`. `running` is [`Change::InstanceUp`]; `stopping` and
+//!   `stopped` are [`Change::InstanceStopped`]; `shutting-down` and
+//!   `terminated` are [`Change::InstanceDown`]; `pending` changes nothing.
 //! - `AWS API Call via CloudTrail` for the calls in [`handled_calls`]:
 //!   identifiers come from `detail.requestParameters`, results from
 //!   `detail.responseElements`. A call with an `errorCode` (including
@@ -170,21 +170,17 @@ fn state_change(event: &Value) -> Result<Parsed, EventError> {
     let missing = |field| EventError::Missing { event: STATE_CHANGE.to_owned(), field };
     let instance_id = text(detail, "instance-id").ok_or_else(|| missing("detail.instance-id"))?;
     let state = text(detail, "state").ok_or_else(|| missing("detail.state"))?;
-    let up = match state {
-        "running" => true,
-        "stopped" | "shutting-down" | "terminated" => false,
-        "pending" | "stopping" => {
-            let why = format!("instance state `{state}`");
-            return Ok(Parsed::new(STATE_CHANGE, Outcome::Ignored(Ignored::NoChange(why))));
-        }
+    let at = event_time(Some(event), detail, STATE_CHANGE)?;
+    let instance_id = instance_id.to_owned();
+    let change = match state {
+        "running" => Change::InstanceUp { at, instance_id },
+        "stopping" | "stopped" => Change::InstanceStopped { at, instance_id },
+        "shutting-down" | "terminated" => Change::InstanceDown { at, instance_id },
         other => {
-            let why = format!("unknown instance state `{other}`");
+            let why = format!("instance state `{other}`");
             return Ok(Parsed::new(STATE_CHANGE, Outcome::Ignored(Ignored::NoChange(why))));
         }
     };
-    let at = event_time(Some(event), detail, STATE_CHANGE)?;
-    let instance_id = instance_id.to_owned();
-    let change = if up { Change::InstanceUp { at, instance_id } } else { Change::InstanceDown { at, instance_id } };
     Ok(Parsed::new(STATE_CHANGE, Outcome::Changes { changes: vec![change], skipped: Vec::new() }))
 }
 
@@ -257,15 +253,14 @@ mod tests {
     #[test]
     fn other_states() {
         let mut event = json(TERMINATED);
-        for (state, down) in [("stopped", Some(true)), ("shutting-down", Some(true)), ("pending", None)] {
+        for state in ["stopped", "stopping"] {
             event["detail"]["state"] = state.into();
             let changes = parse_event(&event).unwrap().into_changes();
-            match down {
-                Some(true) => assert!(matches!(changes[..], [Change::InstanceDown { .. }]), "{state}"),
-                _ => assert!(changes.is_empty(), "{state}"),
-            }
+            assert!(matches!(changes[..], [Change::InstanceStopped { .. }]), "{state}");
         }
-        for state in ["stopping", "pending", "rebooting"] {
+        event["detail"]["state"] = "shutting-down".into();
+        assert!(matches!(parse_event(&event).unwrap().into_changes()[..], [Change::InstanceDown { .. }]));
+        for state in ["pending", "rebooting"] {
             event["detail"]["state"] = state.into();
             let outcome = outcome(&event);
             assert!(matches!(outcome, Outcome::Ignored(Ignored::NoChange(_))), "{state}: {outcome:?}");
@@ -421,6 +416,7 @@ mod tests {
                 Change::PublicAssociated { .. } => "associated",
                 Change::PublicDisassociated { .. } => "disassociated",
                 Change::InstanceDown { .. } => "down",
+                Change::InstanceStopped { .. } => "stopped",
                 Change::InstanceUp { .. } => "running",
             })
             .collect();
