@@ -130,6 +130,10 @@ impl Ec2Describer for SimulatedEc2 {
         std::future::ready(result)
     }
 
+    fn reads_at(&self) -> Option<UnixTime> {
+        Some(UnixTime(self.now.load(Ordering::Relaxed)))
+    }
+
     fn snapshot(&self) -> impl Future<Output = Result<TakenSnapshot, DescribeError>> + Send {
         let scope = self.scope.load(Ordering::Relaxed);
         let result = self
@@ -190,7 +194,9 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
         std::fs::remove_dir_all(&options.out)?;
     }
     std::fs::create_dir_all(&options.out)?;
-    let store = MemoryStore::new();
+    // Saved under `<out>/ownership/` at the end, for `dredge ownership
+    // --state <out>/ownership lookup|dump`.
+    let store = MemoryStore::open(&options.out.join("ownership"))?;
     let ec2 = SimulatedEc2 { world: world.clone(), now: AtomicI64::new(START), scope: AtomicUsize::new(0) };
     let ownership = Handler::new(&store, ec2, TagPolicy::default());
     let ranges = IpRanges::from_json(wire::ip_ranges_json().as_bytes()).map_err(|e| failed("ip ranges", e))?;
@@ -290,6 +296,7 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
     compact(&writer, t + 2 * 3600).await?;
     compactions += 1;
 
+    store.save()?;
     let knowledge = Knowledge { world: &world, first_delivery: &first_delivery, reconciles: &reconciles };
     let delivered = Delivered { flow_ids, processed_at };
     let mut summary = score::score(&world, &flows, &delivered, &knowledge, &final_prefix)?;

@@ -35,6 +35,13 @@ pub trait Ec2Describer: Send + Sync {
     /// Every ENI (all pages), with the tags of the instances they are
     /// attached to.
     fn snapshot(&self) -> impl Future<Output = Result<TakenSnapshot, DescribeError>> + Send;
+
+    /// The time a describe made now reads the state at: EC2 answers with
+    /// the present. `None` for a timeless source (files), whose answers the
+    /// handler takes as of the event's time.
+    fn reads_at(&self) -> Option<UnixTime> {
+        Some(UnixTime::now())
+    }
 }
 
 /// A failure reading snapshot files.
@@ -127,6 +134,10 @@ impl Ec2Describer for FileDescriber {
 
     async fn snapshot(&self) -> Result<TakenSnapshot, DescribeError> {
         Ok(TakenSnapshot { snapshot: self.snapshot.clone(), taken_at: self.taken_at })
+    }
+
+    fn reads_at(&self) -> Option<UnixTime> {
+        self.taken_at
     }
 }
 

@@ -362,8 +362,12 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         Ok(())
     }
 
-    /// Learns the ENIs of an instance the table does not know from EC2 and
-    /// applies them as up since `at`.
+    /// Learns the ENIs of an instance from EC2 and applies them as up since
+    /// `at`, the time of the event that asked, while the describe is fresh
+    /// ([`DESCRIBE_FRESH_SECONDS`]); later, as up since the describe. A
+    /// describe tells the present: made long after the event, it may show
+    /// what changed since (an address released and handed back), which must
+    /// not be dated back to the event.
     async fn describe_instance(
         &self,
         applier: &Applier<'_, S>,
@@ -371,6 +375,10 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         at: UnixTime,
         summary: &mut Summary,
     ) -> Result<(), HandlerError> {
+        let at = match self.describer.reads_at() {
+            Some(now) if now.0 - at.0 > DESCRIBE_FRESH_SECONDS => now,
+            _ => at,
+        };
         let enis: Vec<Eni> = match Box::pin(self.describer.describe_instance(instance_id)).await {
             Ok(enis) => enis,
             Err(e) if e.is_transient() => return Err(HandlerError::Describe { kind: summary.kind.clone(), source: e }),
@@ -453,6 +461,11 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         Ok(())
     }
 }
+
+/// How long after an event a describe still tells the state at the
+/// event's time: EC2 state changes arrive within seconds, CloudTrail calls
+/// minutes late.
+pub const DESCRIBE_FRESH_SECONDS: i64 = 120;
 
 /// The EMF document for one invocation: every counter under `Function`,
 /// and `Events` also under `Function` × `EventKind`.

@@ -691,3 +691,23 @@ async fn the_summary_is_json() {
     assert_eq!(v["result"], "reconciled");
     assert_eq!(v["reconcile"]["opened"], 11);
 }
+
+/// A describe made soon after the event stands for the event's time; one
+/// made long after tells only the present (the address may have been
+/// released and handed back meanwhile), so it opens as of the describe.
+#[tokio::test]
+async fn a_late_describe_is_dated_at_the_describe_not_the_event() {
+    let running = fixture("state-change-running.json");
+    let event_at = time("2026-11-03T14:02:39Z");
+    for (late, opened_at) in [(60, event_at), (3_600, UnixTime(event_at.0 + 3_600))] {
+        let describer = describer().taken_at(UnixTime(event_at.0 + late));
+        let (handler, _) = handler_with(MemoryStore::new(), describer);
+        handler.handle(running.clone()).await.unwrap();
+        let app_at = |t: i64| {
+            let store = handler.store();
+            async move { store.lookup(&[(key("10.20.1.15"), UnixTime(t))]).await.unwrap().pop().unwrap()?.app }
+        };
+        assert_eq!(app_at(opened_at.0 - 1).await, None, "late {late}");
+        assert_eq!(app_at(opened_at.0).await.as_deref(), Some("api"), "late {late}");
+    }
+}
