@@ -289,7 +289,16 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     return Ok(Outcome::UnknownEni { reference: attachment_id.clone() });
                 };
                 if *at >= record.updated_at {
-                    record.eni.instance_id = None;
+                    // A detached ENI belongs to no instance: drop what it
+                    // took from the instance (the tags its other ENIs share,
+                    // the auto scaling group), keep its own.
+                    if let Some(instance) = record.eni.instance_id.take() {
+                        for sibling in self.store.enis_of_instance(&instance).await? {
+                            if sibling.eni.eni_id != record.eni.eni_id {
+                                record.eni.tags.retain(|k, v| sibling.eni.tags.get(k) != Some(v));
+                            }
+                        }
+                    }
                     record.eni.attachment_id = None;
                     record.eni.tags.remove(ASG_TAG);
                     record.updated_at = *at;
@@ -668,6 +677,36 @@ mod tests {
         // A later stop finds nothing auto-assigned left to release.
         let stop = Change::InstanceStopped { at: UnixTime(300), instance_id: "i-x".into() };
         assert_eq!(ready(applier.apply(&stop)).unwrap(), Outcome::Applied { opened: 0, closed: 0, unscoped: 0 });
+    }
+
+    #[test]
+    fn an_interface_moved_between_instances_takes_each_owner_and_none_between() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let tagged = |e: Eni, app: &str| {
+            let mut e = e;
+            e.tags.insert("app".into(), app.into());
+            e
+        };
+        ready(applier.apply(&up(10, &tagged(eni("eni-a", "i-a", "a-prod-v001", &["10.0.0.30"]), "a")))).unwrap();
+        ready(applier.apply(&up(10, &tagged(eni("eni-b", "i-b", "b-prod-v001", &["10.0.0.31"]), "b")))).unwrap();
+        let mut floating = Eni::new("eni-f");
+        floating.vpc_id = Some(VPC.into());
+        floating.private_addresses = vec!["10.0.0.32".parse().unwrap()];
+        ready(applier.apply(&up(20, &floating))).unwrap();
+        let attach = |at: i64, instance: &str, id: &str| Change::Attached {
+            at: UnixTime(at),
+            eni_id: "eni-f".into(),
+            instance_id: instance.into(),
+            attachment_id: Some(id.into()),
+        };
+        let detach = |at: i64, id: &str| Change::Detached { at: UnixTime(at), attachment_id: id.into() };
+        for change in [attach(100, "i-a", "att-1"), detach(200, "att-1"), attach(300, "i-b", "att-2")] {
+            ready(applier.apply(&change)).unwrap();
+        }
+        assert_eq!(app_at(&store, "10.0.0.32", 150).as_deref(), Some("a"));
+        assert_eq!(app_at(&store, "10.0.0.32", 250), None, "detached: no instance, no app");
+        assert_eq!(app_at(&store, "10.0.0.32", 350).as_deref(), Some("b"));
     }
 
     #[test]
