@@ -14,7 +14,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::row::{Builders, Row, RowError};
+use crate::row::{Columns, RowError};
 use crate::scan::Scanner;
 use crate::schema::{arrow_schema, SCHEMA_VERSION_KEY};
 
@@ -90,8 +90,8 @@ pub fn writer_properties(options: &EncoderOptions) -> Result<WriterProperties, E
 /// Writes enriched NDJSON lines as one Parquet file into `W`.
 pub struct ParquetEncoder<W: Write + Send> {
     scanner: Scanner,
-    row: Row,
-    builders: Builders,
+    columns: Columns,
+    scratch: String,
     batch_rows: usize,
     writer: ArrowWriter<W>,
     summary: Summary,
@@ -104,8 +104,8 @@ impl<W: Write + Send> ParquetEncoder<W> {
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(writer_properties(&options)?))?;
         Ok(ParquetEncoder {
             scanner: Scanner::new(columns()),
-            row: Row::new(columns().len()),
-            builders: Builders::new(schema, columns(), batch_rows),
+            columns: Columns::new(schema, columns(), batch_rows),
+            scratch: String::new(),
             batch_rows,
             writer,
             summary: Summary::default(),
@@ -122,12 +122,11 @@ impl<W: Write + Send> ParquetEncoder<W> {
         }
         let scanned = std::str::from_utf8(line)
             .map_err(|_| RowError::NotUtf8)
-            .and_then(|line| self.scanner.scan(line, &mut self.row).map(|()| line));
+            .and_then(|line| self.scanner.scan(line, &mut self.columns, &mut self.scratch));
         match scanned {
-            Ok(line) => {
-                self.builders.append(&self.row, line);
+            Ok(()) => {
                 self.summary.rows_written += 1;
-                if self.builders.rows() >= self.batch_rows {
+                if self.columns.rows() >= self.batch_rows {
                     self.flush_batch()?;
                 }
                 Ok(Ok(()))
@@ -141,8 +140,8 @@ impl<W: Write + Send> ParquetEncoder<W> {
     }
 
     fn flush_batch(&mut self) -> Result<(), EncodeError> {
-        if self.builders.rows() > 0 {
-            let batch = self.builders.finish()?;
+        if self.columns.rows() > 0 {
+            let batch = self.columns.finish()?;
             self.writer.write(&batch)?;
         }
         Ok(())
