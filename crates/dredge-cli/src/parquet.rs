@@ -73,33 +73,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Calls `f` with each line of `reader` (without its newline), read in
 /// blocks of at least 1 MiB into `buf` and split in place: no copy per
-/// line. `buf` grows only for a line longer than the block.
+/// line. `buf` grows only for a line longer than the block, and is zeroed
+/// only then, not before every read.
 fn for_each_line(
     reader: &mut dyn Read,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     const BLOCK: usize = 1 << 20;
-    buf.clear();
-    let mut eof = false;
-    while !eof {
-        let filled = buf.len();
-        buf.resize(filled + BLOCK, 0);
+    // `buf[..filled]`: the start of a line that the last block cut.
+    let mut filled = 0;
+    loop {
+        if buf.len() < filled + BLOCK {
+            buf.resize(filled + BLOCK, 0);
+        }
         let n = reader.read(&mut buf[filled..])?;
-        buf.truncate(filled + n);
-        eof = n == 0;
+        let end = filled + n;
         let mut start = 0;
-        while let Some(end) = memchr::memchr(b'\n', &buf[start..]).map(|p| start + p) {
-            f(&buf[start..end])?;
-            start = end + 1;
+        while let Some(newline) = memchr::memchr(b'\n', &buf[start..end]).map(|p| start + p) {
+            f(&buf[start..newline])?;
+            start = newline + 1;
         }
-        if eof && start < buf.len() {
-            f(&buf[start..])?;
-            start = buf.len();
+        if n == 0 {
+            if start < end {
+                f(&buf[start..end])?;
+            }
+            return Ok(());
         }
-        buf.drain(..start);
+        buf.copy_within(start..end, 0);
+        filled = end - start;
     }
-    Ok(())
 }
 
 #[cfg(test)]

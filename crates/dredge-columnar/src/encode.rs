@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use arrow_schema::ArrowError;
-use dredge_core::enrich::{columns, SCHEMA_VERSION};
+use dredge_core::enrich::{columns, FLOW_ID, SCHEMA_VERSION};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
-use crate::row::{Builders, Row, RowError};
+use crate::row::{Columns, RowError};
 use crate::scan::Scanner;
 use crate::schema::{arrow_schema, SCHEMA_VERSION_KEY};
 
@@ -64,6 +65,9 @@ pub struct Summary {
     pub blank_lines: u64,
 }
 
+/// Dictionary page limit of the columns whose values rarely repeat.
+const UNIQUE_DICTIONARY_BYTES: usize = 8 << 10;
+
 /// The writer properties every file gets.
 ///
 /// Page-level statistics and the page indexes are off: parquet-java (Druid,
@@ -79,6 +83,13 @@ pub fn writer_properties(options: &EncoderOptions) -> Result<WriterProperties, E
         // to plain sooner, which zstd packs better (smaller files than with
         // the 1 MiB default, and than DuckDB's, on enriched flows).
         .set_dictionary_page_size_limit(512 << 10)
+        // Columns with a value per row (`flow_id`) or near enough (the
+        // `bytes` counter) keep a dictionary only for their first page's
+        // worth: 512 KiB of them cost interning work and a longer index per
+        // value than plain values cost (on 200,000 enriched flows, 150 kB
+        // smaller files, and smaller than DuckDB's).
+        .set_column_dictionary_page_size_limit(ColumnPath::from(FLOW_ID), UNIQUE_DICTIONARY_BYTES)
+        .set_column_dictionary_page_size_limit(ColumnPath::from("bytes"), UNIQUE_DICTIONARY_BYTES)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_offset_index_disabled(true)
         .set_max_row_group_bytes(Some(options.row_group_bytes.max(1)))
@@ -90,8 +101,8 @@ pub fn writer_properties(options: &EncoderOptions) -> Result<WriterProperties, E
 /// Writes enriched NDJSON lines as one Parquet file into `W`.
 pub struct ParquetEncoder<W: Write + Send> {
     scanner: Scanner,
-    row: Row,
-    builders: Builders,
+    columns: Columns,
+    scratch: String,
     batch_rows: usize,
     writer: ArrowWriter<W>,
     summary: Summary,
@@ -104,8 +115,8 @@ impl<W: Write + Send> ParquetEncoder<W> {
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(writer_properties(&options)?))?;
         Ok(ParquetEncoder {
             scanner: Scanner::new(columns()),
-            row: Row::new(columns().len()),
-            builders: Builders::new(schema, columns(), batch_rows),
+            columns: Columns::new(schema, columns(), batch_rows),
+            scratch: String::new(),
             batch_rows,
             writer,
             summary: Summary::default(),
@@ -122,12 +133,11 @@ impl<W: Write + Send> ParquetEncoder<W> {
         }
         let scanned = std::str::from_utf8(line)
             .map_err(|_| RowError::NotUtf8)
-            .and_then(|line| self.scanner.scan(line, &mut self.row).map(|()| line));
+            .and_then(|line| self.scanner.scan(line, &mut self.columns, &mut self.scratch));
         match scanned {
-            Ok(line) => {
-                self.builders.append(&self.row, line);
+            Ok(()) => {
                 self.summary.rows_written += 1;
-                if self.builders.rows() >= self.batch_rows {
+                if self.columns.rows() >= self.batch_rows {
                     self.flush_batch()?;
                 }
                 Ok(Ok(()))
@@ -141,8 +151,8 @@ impl<W: Write + Send> ParquetEncoder<W> {
     }
 
     fn flush_batch(&mut self) -> Result<(), EncodeError> {
-        if self.builders.rows() > 0 {
-            let batch = self.builders.finish()?;
+        if self.columns.rows() > 0 {
+            let batch = self.columns.finish()?;
             self.writer.write(&batch)?;
         }
         Ok(())
@@ -157,5 +167,20 @@ impl<W: Write + Send> ParquetEncoder<W> {
         self.flush_batch()?;
         let out = self.writer.into_inner()?;
         Ok((out, self.summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_dictionaries_name_real_columns() {
+        let props = writer_properties(&EncoderOptions::default()).unwrap();
+        for name in [FLOW_ID, "bytes"] {
+            assert!(columns().iter().any(|c| c.name == name), "{name}");
+            assert_eq!(props.column_dictionary_page_size_limit(&ColumnPath::from(name)), UNIQUE_DICTIONARY_BYTES);
+        }
+        assert_eq!(props.column_dictionary_page_size_limit(&ColumnPath::from("srcport")), 512 << 10);
     }
 }

@@ -1,7 +1,8 @@
 //! A JSON scanner for enriched lines: one flat object whose keys are
-//! column names. It reads each value as its column's type straight into a
-//! [`Row`] (no JSON tree, no allocation per value), which is what makes
-//! the encoder several times faster than a general JSON reader.
+//! column names. It reads each value as its column's type straight into
+//! its column ([`Columns`]: no JSON tree, no row in between, no allocation
+//! per value), which is what makes the encoder several times faster than a
+//! general JSON reader.
 //!
 //! Keys usually come in column order (the enricher writes them so), so a
 //! key is first looked for after the previous one's column, then anywhere.
@@ -10,7 +11,34 @@ use std::collections::HashMap;
 
 use dredge_core::enrich::{Column, ColumnType};
 
-use crate::row::{Row, RowError, Slot, Text};
+use crate::row::{Columns, RowError};
+
+/// Where a string value is: unescaped strings are borrowed from the line,
+/// strings with escapes are decoded into a scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    Line(usize, usize),
+    Scratch(usize, usize),
+}
+
+impl Text {
+    fn get<'a>(self, line: &'a str, scratch: &'a str) -> &'a str {
+        match self {
+            Text::Line(from, to) => &line[from..to],
+            Text::Scratch(from, to) => &scratch[from..to],
+        }
+    }
+
+    /// The bytes, without `get`'s char-boundary checks: both ends are
+    /// next to ASCII quotes or escapes, so they are whole characters.
+    #[inline(always)]
+    fn bytes<'a>(self, line: &'a [u8], scratch: &'a str) -> &'a [u8] {
+        match self {
+            Text::Line(from, to) => &line[from..to],
+            Text::Scratch(from, to) => &scratch.as_bytes()[from..to],
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Scanner {
@@ -39,9 +67,23 @@ impl Scanner {
         Scanner { names, keys, types: columns.iter().map(|c| c.ty).collect(), timestamp, index }
     }
 
-    /// Reads one line (without its newline) into `row`.
-    pub(crate) fn scan(&self, line: &str, row: &mut Row) -> Scan<()> {
-        row.clear();
+    /// Reads one line (without its newline) as the next row of `out`, or
+    /// leaves `out` as it was. `scratch` holds decoded escapes.
+    pub(crate) fn scan(&self, line: &str, out: &mut Columns, scratch: &mut String) -> Scan<()> {
+        scratch.clear();
+        match self.fields(line, out, scratch) {
+            Ok(()) => {
+                out.end_row();
+                Ok(())
+            }
+            Err(e) => {
+                out.discard_row();
+                Err(e)
+            }
+        }
+    }
+
+    fn fields(&self, line: &str, out: &mut Columns, scratch: &mut String) -> Scan<()> {
         let b = line.as_bytes();
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
@@ -58,7 +100,7 @@ impl Scanner {
                 }
                 let (column, after) = match self.next_key(&b[i + 1..], next_column) {
                     Some(column) => (column, i + 1 + self.keys[column].quoted.len()),
-                    None => self.any_key(line, i + 1, &mut row.scratch)?,
+                    None => self.any_key(line, i + 1, scratch)?,
                 };
                 next_column = column + 1;
                 i = skip_ws(b, after);
@@ -66,12 +108,10 @@ impl Scanner {
                     return Err(syntax(i, "expected ':'"));
                 }
                 i = skip_ws(b, i + 1);
-                let (slot, after) = self.value(b, i, column, &mut row.scratch)?;
-                if row.slots[column] != Slot::Absent {
+                if out.has(column) {
                     return Err(RowError::Duplicate(self.names[column]));
                 }
-                row.slots[column] = slot;
-                i = skip_ws(b, after);
+                i = skip_ws(b, self.value(line, i, column, out, scratch)?);
                 match b.get(i) {
                     Some(b',') => i = skip_ws(b, i + 1),
                     Some(b'}') => {
@@ -85,7 +125,7 @@ impl Scanner {
         if skip_ws(b, i) != b.len() {
             return Err(syntax(i, "text after the object"));
         }
-        if !matches!(row.slots[self.timestamp], Slot::Int(_)) {
+        if !out.has_value(self.timestamp) {
             return Err(RowError::MissingTimestamp);
         }
         Ok(())
@@ -93,7 +133,7 @@ impl Scanner {
 
     /// The column whose quoted name `rest` starts with, looking from
     /// column `from` on: in-order keys (nulls left out) match here.
-    #[inline]
+    #[inline(always)]
     fn next_key(&self, rest: &[u8], from: usize) -> Option<usize> {
         let ahead = self.keys.get(from..).unwrap_or_default();
         ahead.iter().position(|k| k.starts(rest)).map(|p| from + p)
@@ -103,40 +143,52 @@ impl Scanner {
     #[cold]
     fn any_key(&self, line: &str, i: usize, scratch: &mut String) -> Scan<(usize, usize)> {
         let (key, after) = read_str(line.as_bytes(), i, scratch)?;
-        let name = match key {
-            Text::Line(from, to) => &line[from..to],
-            Text::Scratch(from, to) => &scratch[from..to],
-        };
+        let name = key.get(line, scratch);
         match self.index.get(name.as_bytes()) {
             Some(&column) => Ok((column, after)),
             None => Err(RowError::UnknownColumn(name.to_string())),
         }
     }
 
-    /// Reads the value at `i` as `column`'s type.
-    fn value(&self, b: &[u8], i: usize, column: usize, scratch: &mut String) -> Scan<(Slot, usize)> {
+    /// Reads the value at `i` as `column`'s type into `out`; returns the
+    /// position after it. Inlined: called once a value, the call would
+    /// cost more than most values.
+    #[inline(always)]
+    fn value(&self, line: &str, i: usize, column: usize, out: &mut Columns, scratch: &mut String) -> Scan<usize> {
+        let b = line.as_bytes();
         if b.get(i) == Some(&b'n') && b[i..].starts_with(b"null") {
-            return Ok((Slot::Null, i + 4));
+            out.push_null(column);
+            return Ok(i + 4);
         }
         let name = self.names[column];
         let wrong = |expected| RowError::WrongType { column: name, expected };
         match self.types[column] {
             ColumnType::TimestampMillis | ColumnType::Long => match b.get(i) {
-                Some(b'-' | b'0'..=b'9') => read_int(b, i, name).map(|(v, after)| (Slot::Int(v), after)),
+                Some(b'-' | b'0'..=b'9') => {
+                    let (v, after) = read_int(b, i, name)?;
+                    out.push_int(column, v);
+                    Ok(after)
+                }
                 _ => Err(wrong("number")),
             },
             ColumnType::String => match b.get(i) {
-                Some(b'"') => read_str(b, i + 1, scratch).map(|(t, after)| (Slot::Text(t), after)),
+                Some(b'"') => {
+                    let (text, after) = read_str(b, i + 1, scratch)?;
+                    out.push_str(column, text.bytes(b, scratch));
+                    Ok(after)
+                }
                 _ => Err(wrong("string")),
             },
             ColumnType::Bool => {
-                if b[i..].starts_with(b"true") {
-                    Ok((Slot::Bool(true), i + 4))
+                let (v, after) = if b[i..].starts_with(b"true") {
+                    (true, i + 4)
                 } else if b[i..].starts_with(b"false") {
-                    Ok((Slot::Bool(false), i + 5))
+                    (false, i + 5)
                 } else {
-                    Err(wrong("boolean"))
-                }
+                    return Err(wrong("boolean"));
+                };
+                out.push_bool(column, v);
+                Ok(after)
             }
         }
     }
@@ -168,7 +220,7 @@ impl Key {
     }
 
     /// `hay` starts with the quoted name.
-    #[inline]
+    #[inline(always)]
     fn starts(&self, hay: &[u8]) -> bool {
         let n = self.quoted.len();
         if hay.len() < n.max(8) {
@@ -191,7 +243,7 @@ impl Key {
 
 /// Position of the first `"` or `\` in `b`, eight bytes per step (SWAR):
 /// values are short, so this beats a SIMD search's setup per call.
-#[inline]
+#[inline(always)]
 fn find_quote_or_escape(b: &[u8]) -> Option<usize> {
     const LO: u64 = u64::from_ne_bytes([0x01; 8]);
     const HI: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -212,6 +264,7 @@ fn find_quote_or_escape(b: &[u8]) -> Option<usize> {
     chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\').map(|p| offset + p)
 }
 
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\r' | b'\n') = b.get(i) {
         i += 1;
@@ -221,6 +274,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// A JSON integer at `i` that fits in i64. Fractions and exponents are
 /// refused rather than rounded: a counter is never written as a wrong number.
+#[inline(always)]
 fn read_int(b: &[u8], mut i: usize, column: &'static str) -> Scan<(i64, usize)> {
     let negative = b[i] == b'-';
     if negative {
@@ -252,13 +306,19 @@ fn read_int(b: &[u8], mut i: usize, column: &'static str) -> Scan<(i64, usize)> 
 
 /// The string whose content starts at `i` (after its opening quote), and
 /// the position after its closing quote.
+#[inline(always)]
 fn read_str(b: &[u8], i: usize, scratch: &mut String) -> Scan<(Text, usize)> {
-    let Some(end) = find_quote_or_escape(&b[i..]).map(|p| i + p) else {
-        return Err(syntax(b.len(), "unterminated string"));
-    };
-    if b[end] == b'"' {
-        return Ok((Text::Line(i, end), end + 1));
+    match find_quote_or_escape(&b[i..]).map(|p| i + p) {
+        Some(end) if b[end] == b'"' => Ok((Text::Line(i, end), end + 1)),
+        Some(end) => read_escaped(b, i, end, scratch),
+        None => Err(syntax(b.len(), "unterminated string")),
     }
+}
+
+/// The rest of `read_str` once an escape is found at `end`: decoded into
+/// `scratch`.
+#[cold]
+fn read_escaped(b: &[u8], i: usize, end: usize, scratch: &mut String) -> Scan<(Text, usize)> {
     let from = scratch.len();
     let mut i = i;
     let mut run = end;
@@ -325,16 +385,25 @@ fn hex4(b: &[u8], i: usize) -> Scan<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::arrow_schema;
+    use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
     use dredge_core::enrich::columns;
 
-    fn scan(line: &str) -> Result<Row, RowError> {
+    /// The line as a one-row batch, after a rejected line (which must
+    /// leave no trace).
+    fn scan(line: &str) -> Result<RecordBatch, RowError> {
         let scanner = Scanner::new(columns());
-        let mut row = Row::new(columns().len());
-        scanner.scan(line, &mut row).map(|()| row)
+        let mut out = Columns::new(arrow_schema(), columns(), 4);
+        let mut scratch = String::new();
+        let bad = r#"{"timestamp":7,"srcaddr":"x","cross_az":true,"bytes":1,"bytes":2}"#;
+        assert!(scanner.scan(bad, &mut out, &mut scratch).is_err());
+        scanner.scan(line, &mut out, &mut scratch)?;
+        assert_eq!(out.rows(), 1);
+        Ok(out.finish().unwrap())
     }
 
-    fn slot(row: &Row, name: &str) -> Slot {
-        row.slots[columns().iter().position(|c| c.name == name).unwrap()]
+    fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+        batch.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap()
     }
 
     #[test]
@@ -367,25 +436,22 @@ mod tests {
     fn reads_each_type_in_any_key_order() {
         let line =
             r#" {"bytes": 9223372036854775807, "timestamp":-5,"srcaddr":"10.0.0.1","cross_az":false,"action":null} "#;
-        let row = scan(line).unwrap();
-        assert_eq!(slot(&row, "timestamp"), Slot::Int(-5));
-        assert_eq!(slot(&row, "bytes"), Slot::Int(i64::MAX));
-        assert_eq!(slot(&row, "cross_az"), Slot::Bool(false));
-        assert_eq!(slot(&row, "action"), Slot::Null);
-        assert_eq!(slot(&row, "packets"), Slot::Absent);
-        let Slot::Text(t) = slot(&row, "srcaddr") else { panic!() };
-        assert_eq!(row.text(line, t), "10.0.0.1");
+        let batch = scan(line).unwrap();
+        assert_eq!(column::<TimestampMillisecondArray>(&batch, "timestamp").value(0), -5);
+        assert_eq!(column::<Int64Array>(&batch, "bytes").value(0), i64::MAX);
+        assert!(!column::<BooleanArray>(&batch, "cross_az").value(0));
+        assert!(column::<StringArray>(&batch, "action").is_null(0));
+        assert!(column::<Int64Array>(&batch, "packets").is_null(0));
+        assert_eq!(column::<StringArray>(&batch, "srcaddr").value(0), "10.0.0.1");
     }
 
     #[test]
     fn decodes_escapes() {
         let line = r#"{"timestamp":1,"\u0073rcport":2,"src_app":"a\"b\\c\u00e9\ud83d\ude00\n/","dst_app":"plain é"}"#;
-        let row = scan(line).unwrap();
-        assert_eq!(slot(&row, "srcport"), Slot::Int(2));
-        let Slot::Text(t) = slot(&row, "src_app") else { panic!() };
-        assert_eq!(row.text(line, t), "a\"b\\cé😀\n/");
-        let Slot::Text(t) = slot(&row, "dst_app") else { panic!() };
-        assert_eq!(row.text(line, t), "plain é");
+        let batch = scan(line).unwrap();
+        assert_eq!(column::<Int64Array>(&batch, "srcport").value(0), 2);
+        assert_eq!(column::<StringArray>(&batch, "src_app").value(0), "a\"b\\cé😀\n/");
+        assert_eq!(column::<StringArray>(&batch, "dst_app").value(0), "plain é");
     }
 
     #[test]
@@ -410,6 +476,7 @@ mod tests {
         for line in [r#"{"timestamp":1"#, r#"{"timestamp":1} x"#, r#"{"timestamp":-}"#, r#"{"src_app":"a"#, "[]", ""] {
             assert!(matches!(scan(line), Err(RowError::Syntax { .. })), "{line}");
         }
-        assert_eq!(scan(r#"{"timestamp":-9223372036854775808}"#).map(|r| r.slots[0]).ok(), Some(Slot::Int(i64::MIN)));
+        let batch = scan(r#"{"timestamp":-9223372036854775808}"#).unwrap();
+        assert_eq!(column::<TimestampMillisecondArray>(&batch, "timestamp").value(0), i64::MIN);
     }
 }
