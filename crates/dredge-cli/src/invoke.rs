@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use base64::Engine;
 use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
@@ -21,6 +20,7 @@ use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_lambda::emf::Sink;
+use dredge_lambda::kinesis::{event_json, EventRecord};
 use dredge_lambda::{Invocation, Reporter, Vars};
 use dredge_ownership::handler::FUNCTION;
 use dredge_ownership::{FileDescriber, Handler, Reported};
@@ -248,30 +248,19 @@ pub fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
             print_records(records.iter().map(|r| (&r.data[..], r.partition_key.as_str())), DEFAULT_MAX_LINES_BYTES)
         }
         StreamCommand::Event { name, state, shard, first_sequence } => {
-            let records: Vec<serde_json::Value> = read_stream(&state, &name)?
+            let records = read_stream(&state, &name)?;
+            let sequences: Vec<String> = (0..records.len()).map(|i| (first_sequence + i as u128).to_string()).collect();
+            let entries: Vec<EventRecord<'_>> = records
                 .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let sequence = (first_sequence + i as u128).to_string();
-                    serde_json::json!({
-                        "kinesis": {
-                            "kinesisSchemaVersion": "1.0",
-                            "partitionKey": r.partition_key,
-                            "sequenceNumber": sequence,
-                            "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                            "approximateArrivalTimestamp": 1795000100.0,
-                        },
-                        "eventSource": "aws:kinesis",
-                        "eventVersion": "1.0",
-                        "eventID": format!("{shard}:{sequence}"),
-                        "eventName": "aws:kinesis:record",
-                        "invokeIdentityArn": "arn:aws:iam::123456789012:role/dredge-writer",
-                        "awsRegion": "us-east-1",
-                        "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{name}"),
-                    })
+                .zip(&sequences)
+                .map(|(r, sequence)| EventRecord {
+                    partition_key: &r.partition_key,
+                    sequence_number: sequence,
+                    data: &r.data,
+                    arrival: 1795000100.0,
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "Records": records }))?);
+            println!("{}", serde_json::to_string_pretty(&event_json("dredge-writer", &name, &shard, &entries))?);
             Ok(ExitCode::SUCCESS)
         }
         StreamCommand::Decode { files, max_decompressed } => {

@@ -254,8 +254,9 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
                 })
                 .collect();
             let refs: Vec<(String, &[u8], Time)> = data.iter().map(|(s, d, a)| (s.clone(), &d[..], *a)).collect();
-            let batch: KinesisBatch = serde_json::from_value(wire::kinesis_event("dredge-flow-logs", SHARD, &refs))
-                .map_err(|e| failed("flow-log event", e))?;
+            let batch: KinesisBatch =
+                serde_json::from_value(wire::kinesis_event("dredge-enricher", "dredge-flow-logs", SHARD, &refs))
+                    .map_err(|e| failed("flow-log event", e))?;
             let (response, outcome) = Box::pin(dredge_enricher::lambda::handle(&enricher, &batch, UnixTime(t))).await;
             if !response.batch_item_failures.is_empty() {
                 return Err(failed("enricher", outcome.error.unwrap_or_else(|| "a record failed".into())));
@@ -276,8 +277,9 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
                     (format!("4970{enriched_sequence:052}"), &r.data[..], t)
                 })
                 .collect();
-            let batch: KinesisBatch = serde_json::from_value(wire::kinesis_event("dredge-enriched", SHARD, &data))
-                .map_err(|e| failed("enriched event", e))?;
+            let batch: KinesisBatch =
+                serde_json::from_value(wire::kinesis_event("dredge-writer", "dredge-enriched", SHARD, &data))
+                    .map_err(|e| failed("enriched event", e))?;
             match Box::pin(writer.handle(&WriterEvent::Kinesis(batch), t)).await {
                 Outcome::Staged { error: None, .. } => {}
                 Outcome::Staged { error: Some(e), .. } | Outcome::Compacted { error: Some(e), .. } => {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-use base64::Engine;
+use dredge_lambda::kinesis::{event_json, EventRecord};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -399,31 +399,19 @@ pub fn flow_log_record(account: &str, eni_id: &str, lines: &[(Time, String)], fi
     gz.finish().expect("in memory")
 }
 
-/// The Lambda event for records of one shard: (sequence number, data,
-/// arrival time).
-pub fn kinesis_event(stream: &str, shard: &str, records: &[(String, &[u8], Time)]) -> Value {
-    let records: Vec<Value> = records
+/// The Lambda event `function` gets for records of one shard: (sequence
+/// number, data, arrival time).
+pub fn kinesis_event(function: &str, stream: &str, shard: &str, records: &[(String, &[u8], Time)]) -> Value {
+    let entries: Vec<EventRecord<'_>> = records
         .iter()
-        .map(|(sequence, data, arrival)| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "demo",
-                    "sequenceNumber": sequence,
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "approximateArrivalTimestamp": *arrival as f64,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{shard}:{sequence}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::111122223333:role/dredge-demo",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": format!("arn:aws:kinesis:us-east-1:111122223333:stream/{stream}"),
-            })
+        .map(|(sequence, data, arrival)| EventRecord {
+            partition_key: "demo",
+            sequence_number: sequence,
+            data,
+            arrival: *arrival as f64,
         })
         .collect();
-    json!({ "Records": records })
+    event_json(function, stream, shard, &entries)
 }
 
 /// AWS service ranges for the demo's regions, in `ip-ranges.json`'s shape:

@@ -26,6 +26,45 @@ pub struct Input<'a> {
     pub arrival_ms: i64,
 }
 
+/// One record to put in a hand-made event: what [`event_json`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRecord<'a> {
+    pub partition_key: &'a str,
+    pub sequence_number: &'a str,
+    pub data: &'a [u8],
+    /// Epoch seconds.
+    pub arrival: f64,
+}
+
+/// The Lambda event JSON for records of one shard of `stream`, as the
+/// Kinesis event source sends it to `function` (whose role it names):
+/// what `sam local invoke -e` and `dredge invoke` take. For sample events
+/// and simulations.
+pub fn event_json(function: &str, stream: &str, shard: &str, records: &[EventRecord<'_>]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(r.data),
+                    "approximateArrivalTimestamp": r.arrival,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard}:{}", r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": format!("arn:aws:iam::123456789012:role/{function}"),
+                "awsRegion": "us-east-1",
+                "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{stream}"),
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
 /// The response of a function invoked with `ReportBatchItemFailures`:
 /// Lambda retries the batch from `retry_from` (a sequence number) on, or
 /// checkpoints the whole batch when it is `None`.
