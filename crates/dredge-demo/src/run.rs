@@ -190,10 +190,7 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
     }
     let last_delivery = records.iter().map(|r| r.delivered).max().unwrap_or(end);
 
-    if options.out.exists() {
-        std::fs::remove_dir_all(&options.out)?;
-    }
-    std::fs::create_dir_all(&options.out)?;
+    clear_output(&options.out)?;
     // Saved under `<out>/ownership/` at the end, for `dredge ownership
     // --state <out>/ownership lookup|dump`.
     let store = MemoryStore::open(&options.out.join("ownership"))?;
@@ -325,6 +322,31 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
         compactions,
     };
     Ok(summary)
+}
+
+/// What a demo run leaves in its output folder: only a folder holding
+/// nothing else is replaced, so a mistyped `--out` never deletes a project.
+const OUTPUTS: [&str; 5] = ["report.html", "score.json", "s3", "ownership", "dead-letter"];
+
+fn clear_output(out: &Path) -> Result<(), DemoError> {
+    if out.exists() {
+        for entry in std::fs::read_dir(out)? {
+            let name = entry?.file_name();
+            if !OUTPUTS.iter().any(|o| name == *o) {
+                return Err(failed(
+                    "--out",
+                    format!(
+                        "{} holds {} (not a demo's output): refusing to replace it",
+                        out.display(),
+                        name.to_string_lossy()
+                    ),
+                ));
+            }
+        }
+        std::fs::remove_dir_all(out)?;
+    }
+    std::fs::create_dir_all(out)?;
+    Ok(())
 }
 
 fn group_records(world: &World, flows: &[Flow], delays: &Profile, rng: &mut Rng) -> Vec<FlowRecord> {

@@ -58,3 +58,20 @@ async fn every_flow_is_scored_once_and_the_score_adds_up() {
     assert_eq!(again.causes, s.causes);
     assert_eq!(again.top_pairs, s.top_pairs);
 }
+
+#[tokio::test]
+async fn a_folder_that_is_not_a_demo_output_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]").unwrap();
+    let options = Options {
+        seed: 1,
+        flows: 10,
+        churn: 0.0,
+        hours: 1,
+        delays: profile("ideal").unwrap(),
+        out: dir.path().to_path_buf(),
+    };
+    let e = run(&options, &mut |_| {}).await.unwrap_err().to_string();
+    assert!(e.contains("refusing to replace"), "{e}");
+    assert!(dir.path().join("Cargo.toml").exists());
+}
