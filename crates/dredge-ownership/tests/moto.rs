@@ -88,7 +88,9 @@ async fn the_lambda_wiring_against_moto() {
     let handler = Reported::new(Handler::new(store, describer, TagPolicy::default()), Reporter::new("ownership", sink));
     let key = |ip: IpAddr| AddressKey::new(Scope::of(ip, Some(&vpc)).unwrap(), ip);
     let now = UnixTime::now();
-    let (started, seeded, gone) = (UnixTime(now.0 - 3600), UnixTime(now.0 - 1800), UnixTime(now.0 - 60));
+    // The instance started a minute and a half ago: a describe now still
+    // stands for that time (`DESCRIBE_FRESH_SECONDS`).
+    let (started, seeded, gone) = (UnixTime(now.0 - 90), UnixTime(now.0 - 60), UnixTime(now.0 - 30));
 
     // The instance comes up: the table knows none of its ENIs, so EC2 is
     // asked.

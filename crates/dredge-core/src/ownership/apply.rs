@@ -230,6 +230,12 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 
     /// Applies one change.
     pub async fn apply(&self, change: &Change) -> StoreResult<Outcome> {
+        // On the heap: with a store's own futures inside (DynamoDB's are
+        // large), the state of one change would crowd its caller's stack.
+        Box::pin(self.apply_one(change)).await
+    }
+
+    async fn apply_one(&self, change: &Change) -> StoreResult<Outcome> {
         let mut m = Marks::default();
         match change {
             Change::EniUp { at, eni } => {
@@ -435,6 +441,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// opens what is missing or owned differently, closes what is gone.
     /// Only owners inside `scope` are closed.
     pub async fn reconcile(&self, enis: &[Eni], at: UnixTime, scope: &SnapshotScope) -> StoreResult<ReconcileStats> {
+        Box::pin(self.reconcile_all(enis, at, scope)).await
+    }
+
+    async fn reconcile_all(&self, enis: &[Eni], at: UnixTime, scope: &SnapshotScope) -> StoreResult<ReconcileStats> {
         let mut stats = ReconcileStats { enis: enis.len() as u64, ..ReconcileStats::default() };
         let mut m = Marks::default();
         let mut seen: BTreeSet<AddressKey> = BTreeSet::new();
