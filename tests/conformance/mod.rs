@@ -39,6 +39,8 @@ macro_rules! conformance_suite {
             instance_records_newer_state_wins,
             applier_release_and_reuse_in_any_order,
             applier_reconcile_makes_the_table_agree,
+            applier_stop_releases_only_auto_assigned_addresses,
+            applier_moves_an_eni_between_applications,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -644,4 +646,79 @@ where
 
     let again = applier.reconcile(&snapshot, at(t1 + 60), &scope).await.expect("reconcile again");
     assert_eq!(again, ReconcileStats { enis: 3, addresses: 3, unchanged: 3, opened: 0, closed: 0, unscoped: 0 });
+}
+
+/// A stop gives the auto-assigned public address back to Amazon; the
+/// private address and the Elastic IP stay; the restart does not bring the
+/// released address back.
+pub async fn applier_stop_releases_only_auto_assigned_addresses<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let applier = Applier::new(&store, TagPolicy::default());
+    let mut eni = instance_eni("eni-s", "i-s", "stop-prod-v001", "10.0.0.40");
+    eni.public_addresses = vec![ip("54.0.0.40"), ip("3.0.0.40")];
+    eni.elastic_addresses = vec![ip("3.0.0.40")];
+    applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    let stop = Change::InstanceStopped { at: at(T0 + 100), instance_id: "i-s".into() };
+    assert_eq!(applier.apply(&stop).await.expect("stop"), Outcome::Applied { opened: 0, closed: 1, unscoped: 0 });
+    let start = Change::InstanceUp { at: at(T0 + 200), instance_id: "i-s".into() };
+    assert!(matches!(applier.apply(&start).await.expect("start"), Outcome::AppliedThenDescribe { .. }));
+    let public = |a: &str| AddressKey::new(Scope::Global, ip(a));
+    let answers = lookup_apps(
+        &store,
+        &[
+            (public("54.0.0.40"), T0 + 50),
+            (public("54.0.0.40"), T0 + 150),
+            (public("54.0.0.40"), T0 + 250),
+            (public("3.0.0.40"), T0 + 150),
+            (in_vpc("vpc-1", "10.0.0.40"), T0 + 150),
+        ],
+    )
+    .await;
+    let stop_app = Some("stop".to_owned());
+    assert_eq!(answers, vec![stop_app.clone(), None, None, stop_app.clone(), stop_app]);
+}
+
+/// A floating ENI attached to one application's instance, detached, then
+/// attached to another's: each owner from its attach, none in between.
+pub async fn applier_moves_an_eni_between_applications<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let applier = Applier::new(&store, TagPolicy::default());
+    for (id, instance, asg, address) in
+        [("eni-a", "i-a", "alpha-prod-v001", "10.0.0.41"), ("eni-b", "i-b", "beta-prod-v001", "10.0.0.42")]
+    {
+        let mut eni = instance_eni(id, instance, asg, address);
+        eni.tags.insert("app".into(), asg.split('-').next().unwrap_or_default().into());
+        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    }
+    let mut floating = Eni::new("eni-f");
+    floating.vpc_id = Some("vpc-1".into());
+    floating.private_addresses = vec![ip("10.0.0.43")];
+    applier.apply(&Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) }).await.expect("create");
+    let attach = |t: i64, instance: &str, id: &str| Change::Attached {
+        at: at(t),
+        eni_id: "eni-f".into(),
+        instance_id: instance.into(),
+        attachment_id: Some(id.into()),
+    };
+    for change in [
+        attach(T0 + 100, "i-a", "att-f1"),
+        Change::Detached { at: at(T0 + 200), attachment_id: "att-f1".into() },
+        attach(T0 + 300, "i-b", "att-f2"),
+    ] {
+        applier.apply(&change).await.expect("apply");
+    }
+    let k = in_vpc("vpc-1", "10.0.0.43");
+    let answers = lookup_apps(&store, &[(k.clone(), T0 + 150), (k.clone(), T0 + 250), (k, T0 + 350)]).await;
+    // Detached, the ENI holds its address as a bare interface: no app.
+    assert_eq!(answers, vec![Some("alpha".to_owned()), Some("<eni-f>".to_owned()), Some("beta".to_owned())]);
 }
