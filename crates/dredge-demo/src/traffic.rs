@@ -152,8 +152,8 @@ fn fleet(world: &World, vpc: Option<usize>, ip: Ipv4Addr, t: Time) -> Option<Tru
 /// load balancer or endpoint there), by a private address.
 fn private_peer(world: &World, eni: usize, start: Time, end: Time, rng: &mut Rng) -> Option<Side> {
     let vpc = world.vpc_of_eni(eni);
-    let candidates = peers(world, eni, start, |other| world.vpc_of_eni(other) == vpc);
-    let other = *rng.pick(&candidates.ok()?);
+    let candidates = peers(world, eni, start, |other| world.vpc_of_eni(other) == vpc)?;
+    let other = *rng.pick(&candidates);
     let state = talking(world, other, start, end)?;
     let ip = if !state.secondary.is_empty() && rng.chance(0.3) { *rng.pick(&state.secondary) } else { state.primary };
     Some(Side { ip, truth: fleet(world, Some(vpc), ip, start)?, logging: false })
@@ -162,8 +162,8 @@ fn private_peer(world: &World, eni: usize, start: Time, end: Time, rng: &mut Rng
 /// An instance of a dependency in another VPC, by its public address.
 fn public_peer(world: &World, eni: usize, start: Time, end: Time, rng: &mut Rng) -> Option<Side> {
     let vpc = world.vpc_of_eni(eni);
-    let candidates = peers(world, eni, start, |other| world.vpc_of_eni(other) != vpc);
-    let other = *rng.pick(&candidates.ok()?);
+    let candidates = peers(world, eni, start, |other| world.vpc_of_eni(other) != vpc)?;
+    let other = *rng.pick(&candidates);
     let ip = talking(world, other, start, end)?.public.as_ref()?.ip;
     // The address must have kept its holder through the window too.
     let segment = world.holder(None, ip, start)?;
@@ -171,8 +171,9 @@ fn public_peer(world: &World, eni: usize, start: Time, end: Time, rng: &mut Rng)
 }
 
 /// Interfaces of the talker's dependencies (instances) that pass `keep`,
-/// or, for an interface without an app, any instance interface.
-fn peers(world: &World, eni: usize, t: Time, keep: impl Fn(usize) -> bool) -> Result<Vec<usize>, ()> {
+/// or, for an interface without an app, any instance interface; `None`
+/// when there is none.
+fn peers(world: &World, eni: usize, t: Time, keep: impl Fn(usize) -> bool) -> Option<Vec<usize>> {
     let app = world.enis[eni].state_at(t).and_then(|s| s.attachment.as_ref()).map(|a| world.instances[a.instance].app);
     let mut out: Vec<usize> = world
         .instances
@@ -187,11 +188,7 @@ fn peers(world: &World, eni: usize, t: Time, keep: impl Fn(usize) -> bool) -> Re
             .filter(|&e| matches!(world.enis[e].role, Role::Service { .. }) && e != eni && keep(e))
             .take(2),
     );
-    if out.is_empty() {
-        Err(())
-    } else {
-        Ok(out)
-    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn aws_peer(world: &World, vpc: usize, rng: &mut Rng) -> Side {
