@@ -35,8 +35,7 @@ impl Invocation for BatchOutcome {
     /// Every counter of the batch under `Function`.
     fn metrics(&self, function: &str) -> emf::Document {
         let stats = &self.stats;
-        let mut doc = emf::Document::new(emf::NAMESPACE);
-        doc.dimension(emf::FUNCTION_DIMENSION, function).directive(&[&[emf::FUNCTION_DIMENSION]]);
+        let mut doc = emf::Document::for_function(function);
         let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         let out = stats.output_lines;
         doc.count("RecordsIn", stats.records_in)

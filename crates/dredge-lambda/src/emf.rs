@@ -78,6 +78,15 @@ impl Document {
         Document::at(namespace, timestamp_ms)
     }
 
+    /// A document of one function's invocation: in [`NAMESPACE`], with
+    /// [`FUNCTION_DIMENSION`] set to `function` and a directive publishing
+    /// what follows under it, as every Dredge function reports.
+    pub fn for_function(function: &str) -> Document {
+        let mut doc = Document::new(NAMESPACE);
+        doc.dimension(FUNCTION_DIMENSION, function).directive(&[&[FUNCTION_DIMENSION]]);
+        doc
+    }
+
     /// An empty document with an explicit timestamp (milliseconds since
     /// the Unix epoch).
     pub fn at(namespace: impl Into<String>, timestamp_ms: u64) -> Document {

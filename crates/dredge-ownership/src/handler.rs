@@ -472,9 +472,8 @@ pub const DESCRIBE_FRESH_SECONDS: i64 = 120;
 pub fn metrics(function: &str, summary: &Summary, transient_failure: bool, duration_ms: f64) -> Document {
     let s = summary;
     let is = |d: Disposition| u64::from(s.result == d);
-    let mut doc = Document::new(emf::NAMESPACE);
-    doc.dimension(emf::FUNCTION_DIMENSION, function).dimension(KIND_DIMENSION, metric_kind(s));
-    doc.directive(&[&[emf::FUNCTION_DIMENSION]])
+    let mut doc = Document::for_function(function);
+    doc.dimension(KIND_DIMENSION, metric_kind(s))
         .count("Events", 1)
         .count("UnknownEvents", is(Disposition::Unknown))
         .count("IgnoredEvents", is(Disposition::Ignored))

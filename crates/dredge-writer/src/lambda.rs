@@ -85,8 +85,7 @@ impl Invocation for Outcome {
     type Response = serde_json::Value;
 
     fn metrics(&self, function: &str) -> emf::Document {
-        let mut doc = emf::Document::new(emf::NAMESPACE);
-        doc.dimension(emf::FUNCTION_DIMENSION, function).directive(&[&[emf::FUNCTION_DIMENSION]]);
+        let mut doc = emf::Document::for_function(function);
         match self {
             Outcome::Staged { stats, error, .. } => {
                 doc.count("RecordsIn", stats.records_in)
