@@ -179,7 +179,7 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
 
     // What reaches the flow-log stream, when: one record per interface
     // and window.
-    let mut records = group_records(&world, &flows, options.delays, &mut delay_rng);
+    let mut records = group_records(&flows, options.delays, &mut delay_rng);
     records.sort_by_key(|r| (r.delivered, r.eni, flows[r.flows[0]].start));
     let mut flow_ids = vec![String::new(); flows.len()];
     let sequences: Vec<String> = (0..records.len()).map(|k| format!("4960{k:052}")).collect();
@@ -349,12 +349,11 @@ fn clear_output(out: &Path) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn group_records(world: &World, flows: &[Flow], delays: &Profile, rng: &mut Rng) -> Vec<FlowRecord> {
+fn group_records(flows: &[Flow], delays: &Profile, rng: &mut Rng) -> Vec<FlowRecord> {
     let mut groups: std::collections::BTreeMap<(usize, Time), Vec<usize>> = std::collections::BTreeMap::new();
     for (i, f) in flows.iter().enumerate() {
         groups.entry((f.eni, f.start)).or_default().push(i);
     }
-    let _ = world;
     groups
         .into_iter()
         .map(|((eni, _), list)| FlowRecord { delivered: delays.flow_log(flows[list[0]].end, rng), eni, flows: list })

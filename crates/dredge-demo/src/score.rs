@@ -28,7 +28,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use crate::run::{Delivered, DemoError};
-use crate::summary::{Counts, Misattribution, Pair, Rate, Setup, Summary, TIMELINE_BUCKET_SECONDS};
+use crate::summary::{Counts, Misattribution, Pair, Rate, Summary, TIMELINE_BUCKET_SECONDS};
 use crate::traffic::{Flow, Side, Truth};
 use crate::wire::rfc3339;
 use crate::world::{Segment, Time, World};
@@ -230,7 +230,7 @@ pub fn score(
 ) -> Result<Summary, DemoError> {
     let by_id: HashMap<&str, usize> = delivered.flow_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let mut seen = vec![false; flows.len()];
-    let mut summary = empty();
+    let mut summary = Summary::default();
     let mut pairs: HashMap<(String, String), (u64, u64)> = HashMap::new();
     let mut regions: HashMap<(String, String), (u64, u64)> = HashMap::new();
     let mut cross_az: HashMap<(String, String), (u64, u64)> = HashMap::new();
@@ -327,42 +327,6 @@ fn ranked(map: HashMap<(String, String), (u64, u64)>, n: usize) -> Vec<Pair> {
     pairs.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| (&a.src, &a.dst).cmp(&(&b.src, &b.dst))));
     pairs.truncate(n);
     pairs
-}
-
-fn empty() -> Summary {
-    Summary {
-        setup: Setup {
-            seed: 0,
-            flows: 0,
-            churn: 0.0,
-            delays: String::new(),
-            start: 0,
-            end: 0,
-            accounts: 0,
-            regions: 0,
-            vpcs: 0,
-            apps: 0,
-            instances: 0,
-            standalone_enis: 0,
-            events_generated: 0,
-            events_delivered: 0,
-            events_lost: 0,
-            reconciles: 0,
-            compactions: 0,
-        },
-        score: Counts::default(),
-        by_side: BTreeMap::new(),
-        by_attribution: BTreeMap::new(),
-        by_truth: BTreeMap::new(),
-        causes: BTreeMap::new(),
-        rate: Rate::default(),
-        top_pairs: Vec::new(),
-        regions: Vec::new(),
-        cross_az: Vec::new(),
-        cross_region: Vec::new(),
-        misattribution_timeline: Vec::new(),
-        misattributions: Vec::new(),
-    }
 }
 
 /// Every `.parquet` under the final prefix (the hour folders), in order.

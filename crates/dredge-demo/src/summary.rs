@@ -41,7 +41,7 @@ impl Counts {
 }
 
 /// How the run was set up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Setup {
     pub seed: u64,
     /// Flow-log records generated.
@@ -110,7 +110,7 @@ pub struct Misattribution {
 }
 
 /// Everything a run found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub setup: Setup,
     /// Both sides of every flow.
