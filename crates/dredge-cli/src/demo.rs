@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
+use dredge_core::ownership::UnixTime;
 use dredge_demo::delays::{profile, PROFILES};
 use dredge_demo::report::human_bytes;
 use dredge_demo::run::{run, Options, Progress};
 use dredge_demo::summary::{Counts, Pair, Summary};
-use dredge_demo::wire::rfc3339;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -91,7 +91,7 @@ impl Bar {
             ".".repeat(25 - filled),
             p.flows_done,
             p.flows,
-            rfc3339(p.now)
+            UnixTime(p.now)
         );
         let mut err = std::io::stderr().lock();
         let _ = if self.terminal { write!(err, "\r{line}") } else { writeln!(err, "{line}") };
@@ -143,8 +143,8 @@ fn print_summary(s: &Summary, out: &std::path::Path) {
         setup.flows,
         setup.churn,
         setup.delays,
-        rfc3339(setup.start),
-        rfc3339(setup.end)
+        UnixTime(setup.start),
+        UnixTime(setup.end)
     );
     println!(
         "fleet: {} accounts, {} regions, {} VPCs, {} apps, {} instances, {} load balancer/endpoint ENIs; \

@@ -369,7 +369,8 @@ async fn reconcile(
     for (a, account) in ACCOUNTS.iter().enumerate() {
         for (r, region) in REGIONS.iter().enumerate() {
             ownership.describer().scope.store(a * REGIONS.len() + r, Ordering::Relaxed);
-            let event = json!({"reconcile": true, "at": wire::rfc3339(t), "account": account, "region": region.name});
+            let event =
+                json!({"reconcile": true, "at": UnixTime(t).to_string(), "account": account, "region": region.name});
             Box::pin(ownership.handle(event)).await.map_err(|e| failed("reconcile", e))?;
         }
     }

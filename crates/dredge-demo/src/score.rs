@@ -24,13 +24,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
+use dredge_core::ownership::UnixTime;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use crate::run::{Delivered, DemoError};
 use crate::summary::{Counts, Misattribution, Pair, Rate, Summary, TIMELINE_BUCKET_SECONDS};
 use crate::traffic::{Flow, Side, Truth};
-use crate::wire::rfc3339;
 use crate::world::{Segment, Time, World};
 
 /// At most this many misattributions are listed with their events.
@@ -207,13 +207,13 @@ fn events_behind(k: &Knowledge<'_>, side: &Side, flow: &Flow) -> Vec<String> {
         for &e in events {
             let event = &world.events[e];
             let delivered = match k.first_delivery[e] {
-                Some(d) => format!("delivered {}", rfc3339(d)),
+                Some(d) => format!("delivered {}", UnixTime(d)),
                 None => "never delivered".into(),
             };
             out.push(format!(
                 "{} at {} ({what} of {holder}'s hold of {}), {delivered}",
                 event.spec.label(),
-                rfc3339(event.at),
+                UnixTime(event.at),
                 side.ip
             ));
         }

@@ -7,10 +7,9 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
+use dredge_core::ownership::UnixTime;
 use dredge_lambda::kinesis::{event_json, EventRecord};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::world::{Emitted, EniState, EventSpec, Role, Time, World, ACCOUNTS, REGIONS};
 
@@ -35,10 +34,6 @@ fn template(name: &str) -> Value {
         TEMPLATES.iter().map(|(n, text)| (*n, serde_json::from_str(text).expect("sample events are JSON"))).collect()
     });
     parsed.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).expect("a template for every event kind")
-}
-
-pub fn rfc3339(t: Time) -> String {
-    OffsetDateTime::from_unix_timestamp(t).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 /// Sets the value at a JSON pointer whose parents exist.
@@ -142,7 +137,7 @@ pub fn event(world: &World, e: &Emitted) -> Value {
             v
         }
     };
-    let time = rfc3339(e.at);
+    let time = UnixTime(e.at).to_string();
     set(&mut v, "/id", json!(e.id));
     set(&mut v, "/time", json!(time));
     set(&mut v, "/account", json!(account));
@@ -288,7 +283,7 @@ pub fn describe(world: &World, t: Time, account: usize, region: usize) -> [Value
                 "VpcId": vpc.id,
                 "Placement": {"AvailabilityZone": REGIONS[region].azs[subnet.az], "Tenancy": "default"},
                 "PrivateIpAddress": primary,
-                "LaunchTime": rfc3339(instance.launched),
+                "LaunchTime": UnixTime(instance.launched).to_string(),
                 "Tags": [
                     {"Key": "aws:autoscaling:groupName", "Value": app.asg},
                     {"Key": "Name", "Value": format!("{}-{}", app.name, app.stack)},
@@ -363,7 +358,7 @@ fn describe_interface(world: &World, eni: &crate::world::Eni, state: &EniState) 
     }
     if let Some(a) = &state.attachment {
         v["Attachment"] = json!({
-            "AttachTime": rfc3339(world.instances[a.instance].launched),
+            "AttachTime": UnixTime(world.instances[a.instance].launched).to_string(),
             "AttachmentId": a.id,
             "DeleteOnTermination": a.device == 0,
             "DeviceIndex": a.device,
