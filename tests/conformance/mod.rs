@@ -20,8 +20,9 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use dredge_core::ownership::{
-    AddressKey, Applier, Change, Eni, EniRecord, EniRef, InstanceRecord, Mark, Outcome, Owner, OwnerKind,
-    OwnershipStore, ReconcileStats, Resolution, Scope, SnapshotScope, TagPolicy, Timeline, UnixTime, ASG_TAG,
+    AddressKey, Applier, Change, Eni, EniRecord, EniRef, EniWrite, InstanceNote, InstanceNotes, InstanceRecord, Mark,
+    Outcome, Owner, OwnerKind, OwnershipStore, ReconcileStats, Resolution, Scope, SnapshotScope, StoreResult,
+    TagPolicy, Timeline, UnixTime, ASG_TAG,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$setup` is an
@@ -30,7 +31,7 @@ macro_rules! conformance_suite {
     ($setup:path) => {
         conformance_suite!(@cases $setup;
             release_and_reuse_in_every_delivery_order,
-            first_version_of_a_fact_wins,
+            fuller_version_of_a_fact_wins,
             batch_lookup_answers_in_input_order,
             history_longer_than_the_head,
             heads_agree_with_timelines,
@@ -41,6 +42,8 @@ macro_rules! conformance_suite {
             applier_reconcile_makes_the_table_agree,
             applier_stop_releases_only_auto_assigned_addresses,
             applier_moves_an_eni_between_applications,
+            applier_keeps_changes_for_unknown_enis,
+            concurrent_appliers_lose_no_update,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -177,29 +180,40 @@ where
     }
 }
 
-/// A fact delivered again with other owner details keeps the details it
-/// was first stored with.
-pub async fn first_version_of_a_fact_wins<S, F, Fut>(new_store: F)
+/// Two versions of one open (same address, time and ENI): the one whose
+/// owner tells more wins, and between equals a fixed order decides, so any
+/// arrival order stores the same fact.
+pub async fn fuller_version_of_a_fact_wins<S, F, Fut>(new_store: F)
 where
     S: OwnershipStore,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
     let store = new_store().await;
+    let fuller = |t: i64, eni: &str, app: &str| {
+        let mut owner = owner(eni, app);
+        owner.tags.insert("tier".into(), "web".into());
+        Mark::Open { at: at(t), owner }
+    };
     let key = in_vpc("vpc-1", "10.0.0.8");
     store.put_marks(&[(key.clone(), open(T0, "eni-a", "alpha"))]).await.expect("put");
-    store.put_marks(&[(key.clone(), open(T0, "eni-a", "renamed"))]).await.expect("put again");
+    store.put_marks(&[(key.clone(), fuller(T0, "eni-a", "alpha"))]).await.expect("put fuller");
+    store.put_marks(&[(key.clone(), open(T0, "eni-a", "alpha"))]).await.expect("put again");
+    assert_eq!(store.timeline(&key).await.expect("timeline"), Timeline::from_marks([fuller(T0, "eni-a", "alpha")]));
     assert_eq!(lookup_apps(&store, &[(key.clone(), T0 + 5)]).await, vec![app("alpha")]);
-    assert_eq!(store.timeline(&key).await.expect("timeline"), Timeline::from_marks([open(T0, "eni-a", "alpha")]));
 
-    // Within one call, the first occurrence wins too.
-    let other = in_vpc("vpc-1", "10.0.0.9");
+    // As much detail either way: the same one wins in both orders, within
+    // one call and across calls.
+    let (one, other) = (in_vpc("vpc-1", "10.0.0.9"), in_vpc("vpc-1", "10.0.0.10"));
     store
-        .put_marks(&[(other.clone(), open(T0, "eni-b", "first")), (other.clone(), open(T0, "eni-b", "second"))])
+        .put_marks(&[(one.clone(), open(T0, "eni-b", "first")), (one.clone(), open(T0, "eni-b", "second"))])
         .await
         .expect("put both");
-    assert_eq!(lookup_apps(&store, &[(other.clone(), T0)]).await, vec![app("first")]);
-    assert_eq!(store.timeline(&other).await.expect("timeline").marks().len(), 1);
+    store.put_marks(&[(other.clone(), open(T0, "eni-b", "second"))]).await.expect("put second");
+    store.put_marks(&[(other.clone(), open(T0, "eni-b", "first"))]).await.expect("put first");
+    let answers = lookup_apps(&store, &[(one.clone(), T0), (other.clone(), T0)]).await;
+    assert_eq!(answers, vec![app("second"), app("second")]);
+    assert_eq!(store.timeline(&one).await.expect("timeline").marks().len(), 1);
 }
 
 /// Many addresses with different histories, looked up at different times
@@ -431,10 +445,12 @@ where
     r1.associations.insert("eipassoc-1".into(), ip("54.0.0.1"));
     r1.eni.public_addresses = vec![ip("54.0.0.1")];
     r1.eni.tags.insert(ASG_TAG.into(), "api-prod-v001".into());
-    let r2 = eni_record("eni-2", Some("i-1"), Some("eni-attach-2"), T0 + 1);
-    let r3 = eni_record("eni-3", None, None, T0 + 2);
-    for r in [&r1, &r2, &r3] {
-        store.put_eni(r).await.expect("put_eni");
+    let mut r2 = eni_record("eni-2", Some("i-1"), Some("eni-attach-2"), T0 + 1);
+    let mut r3 = eni_record("eni-3", None, None, T0 + 2);
+    for r in [&mut r1, &mut r2, &mut r3] {
+        assert_eq!(store.put_eni(r).await.expect("put_eni"), EniWrite::Written);
+        // Stored as the next version.
+        r.version += 1;
     }
     let by = |r: EniRef| {
         let store = &store;
@@ -465,9 +481,15 @@ where
     detached.updated_at = at(T0 + 100);
     let mut deleted = r3.clone();
     deleted.deleted_at = Some(at(T0 + 200));
-    for r in [&moved, &detached, &deleted, &moved] {
-        store.put_eni(r).await.expect("put_eni");
+    for r in [&mut moved, &mut detached, &mut deleted] {
+        assert_eq!(store.put_eni(r).await.expect("put_eni"), EniWrite::Written);
+        r.version += 1;
     }
+    // A write over a version no longer stored changes nothing.
+    let stale = EniRecord { updated_at: at(T0 + 300), ..r1.clone() };
+    assert_eq!(store.put_eni(&stale).await.expect("stale put_eni"), EniWrite::Conflict);
+    let fresh = EniRecord { version: 0, ..eni_record("eni-1", None, None, T0 + 300) };
+    assert_eq!(store.put_eni(&fresh).await.expect("put_eni as new"), EniWrite::Conflict, "it exists");
     assert_eq!(by(EniRef::Id("eni-1".into())).await, Some(moved.clone()));
     assert_eq!(by(EniRef::Attachment("eni-attach-1".into())).await, None, "old attachment");
     assert_eq!(by(EniRef::Attachment("eni-attach-2".into())).await, None, "detached");
@@ -485,8 +507,8 @@ where
     assert_eq!(sorted(store.enis().await.expect("enis")), vec![moved, detached, deleted]);
 }
 
-/// An instance record changes only for a state change at least as new as
-/// the one stored.
+/// An instance record keeps the newest running state, and the earliest
+/// end once the instance goes away.
 pub async fn instance_records_newer_state_wins<S, F, Fut>(new_store: F)
 where
     S: OwnershipStore,
@@ -498,15 +520,17 @@ where
     assert_eq!(store.instance("i-1").await.expect("instance"), None);
     store.put_instance(&rec(true, T0)).await.expect("put");
     assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(true, T0)));
-    store.put_instance(&rec(false, T0 + 200)).await.expect("put newer");
-    store.put_instance(&rec(true, T0 + 150)).await.expect("put older");
+    store.put_instance(&rec(true, T0 + 100)).await.expect("put newer running");
+    store.put_instance(&rec(true, T0 + 50)).await.expect("put older running");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(true, T0 + 100)));
+    store.put_instance(&rec(false, T0 + 200)).await.expect("put down");
+    store.put_instance(&rec(true, T0 + 250)).await.expect("put running after down");
     store.put_instance(&rec(false, T0 + 200)).await.expect("replay");
-    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 200)));
-    // The same time: the later write wins, as in the reference store.
-    store.put_instance(&rec(true, T0 + 200)).await.expect("put same time");
-    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(true, T0 + 200)));
-    store.put_instance(&rec(false, T0 + 300)).await.expect("put newest");
-    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 300)));
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 200)), "going away is final");
+    // `shutting-down` learned after `terminated`: the earliest end wins.
+    store.put_instance(&rec(false, T0 + 150)).await.expect("put earlier down");
+    store.put_instance(&rec(false, T0 + 300)).await.expect("put later down");
+    assert_eq!(store.instance("i-1").await.expect("instance"), Some(rec(false, T0 + 150)));
     assert_eq!(store.instance("i-2").await.expect("other instance"), None);
 }
 
@@ -666,7 +690,7 @@ where
     let stop = Change::InstanceStopped { at: at(T0 + 100), instance_id: "i-s".into() };
     assert_eq!(applier.apply(&stop).await.expect("stop"), Outcome::Applied { opened: 0, closed: 1, unscoped: 0 });
     let start = Change::InstanceUp { at: at(T0 + 200), instance_id: "i-s".into() };
-    assert!(matches!(applier.apply(&start).await.expect("start"), Outcome::AppliedThenDescribe { .. }));
+    assert_eq!(applier.apply(&start).await.expect("start"), Outcome::NeedsDescribe { instance_id: "i-s".into() });
     let public = |a: &str| AddressKey::new(Scope::Global, ip(a));
     let answers = lookup_apps(
         &store,
@@ -684,8 +708,54 @@ where
 }
 
 /// A floating ENI attached to one application's instance, detached, then
-/// attached to another's: each owner from its attach, none in between.
+/// attached to another's: each owner from its attach, none in between,
+/// whatever order the events arrive in (the ENI's creation last, the
+/// detach before its attach, the second attach first).
 pub async fn applier_moves_an_eni_between_applications<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let attach = |t: i64, instance: &str, id: &str| Change::Attached {
+        at: at(t),
+        eni_id: "eni-f".into(),
+        instance_id: instance.into(),
+        attachment_id: Some(id.into()),
+    };
+    let mut floating = Eni::new("eni-f");
+    floating.vpc_id = Some("vpc-1".into());
+    floating.private_addresses = vec![ip("10.0.0.43")];
+    let changes = [
+        Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) },
+        attach(T0 + 100, "i-a", "att-f1"),
+        Change::Detached { at: at(T0 + 200), attachment_id: "att-f1".into() },
+        attach(T0 + 300, "i-b", "att-f2"),
+    ];
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 0, 1], [1, 3, 2, 0]] {
+        let store = new_store().await;
+        let applier = Applier::new(&store, TagPolicy::default());
+        for (id, instance, asg, address) in
+            [("eni-a", "i-a", "alpha-prod-v001", "10.0.0.41"), ("eni-b", "i-b", "beta-prod-v001", "10.0.0.42")]
+        {
+            let mut eni = instance_eni(id, instance, asg, address);
+            eni.tags.insert("app".into(), asg.split('-').next().unwrap_or_default().into());
+            applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+        }
+        for i in order {
+            applier.apply(&changes[i]).await.expect("apply");
+        }
+        let k = in_vpc("vpc-1", "10.0.0.43");
+        let answers = lookup_apps(&store, &[(k.clone(), T0 + 150), (k.clone(), T0 + 250), (k, T0 + 350)]).await;
+        // Detached, the ENI holds its address as a bare interface: no app.
+        let want = vec![Some("alpha".to_owned()), Some("<eni-f>".to_owned()), Some("beta".to_owned())];
+        assert_eq!(answers, want, "order {order:?}");
+    }
+}
+
+/// Changes for an ENI the table does not know yet are kept, and applied
+/// when it becomes known; applied, they are forgotten.
+pub async fn applier_keeps_changes_for_unknown_enis<S, F, Fut>(new_store: F)
 where
     S: OwnershipStore,
     F: Fn() -> Fut,
@@ -693,32 +763,157 @@ where
 {
     let store = new_store().await;
     let applier = Applier::new(&store, TagPolicy::default());
-    for (id, instance, asg, address) in
-        [("eni-a", "i-a", "alpha-prod-v001", "10.0.0.41"), ("eni-b", "i-b", "beta-prod-v001", "10.0.0.42")]
-    {
-        let mut eni = instance_eni(id, instance, asg, address);
-        eni.tags.insert("app".into(), asg.split('-').next().unwrap_or_default().into());
-        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    let assign =
+        Change::AddressesAssigned { at: at(T0 + 100), eni_id: "eni-k".into(), addresses: vec![ip("10.0.0.51")] };
+    let unassign =
+        Change::AddressesUnassigned { at: at(T0 + 200), eni_id: "eni-k".into(), addresses: vec![ip("10.0.0.51")] };
+    for change in [&unassign, &assign, &assign] {
+        let outcome = applier.apply(change).await.expect("kept");
+        assert_eq!(outcome, Outcome::Deferred { reference: "eni-k".into() });
     }
-    let mut floating = Eni::new("eni-f");
-    floating.vpc_id = Some("vpc-1".into());
-    floating.private_addresses = vec![ip("10.0.0.43")];
-    applier.apply(&Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) }).await.expect("create");
-    let attach = |t: i64, instance: &str, id: &str| Change::Attached {
-        at: at(t),
-        eni_id: "eni-f".into(),
-        instance_id: instance.into(),
-        attachment_id: Some(id.into()),
-    };
-    for change in [
-        attach(T0 + 100, "i-a", "att-f1"),
-        Change::Detached { at: at(T0 + 200), attachment_id: "att-f1".into() },
-        attach(T0 + 300, "i-b", "att-f2"),
-    ] {
-        applier.apply(&change).await.expect("apply");
+    assert_eq!(store.pending(&EniRef::Id("eni-k".into())).await.expect("pending").len(), 2, "kept once each");
+    let eni = instance_eni("eni-k", "i-k", "keep-prod-v001", "10.0.0.50");
+    applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    let k = in_vpc("vpc-1", "10.0.0.51");
+    let answers = lookup_apps(&store, &[(k.clone(), T0 + 50), (k.clone(), T0 + 150), (k, T0 + 250)]).await;
+    assert_eq!(answers, vec![None, Some("keep".to_owned()), None]);
+    assert_eq!(store.pending(&EniRef::Id("eni-k".into())).await.expect("pending"), vec![], "forgotten once applied");
+    let record = store.eni(&EniRef::Id("eni-k".into())).await.expect("eni").expect("known");
+    assert_eq!(record.eni.private_addresses, vec![ip("10.0.0.50")], "the later unassign wins over the assign");
+}
+
+/// Concurrent appliers on one ENI (each assigning its own address, and a
+/// stop) lose no update: every address ends in the record, and the stop
+/// releases the public address the record held.
+pub async fn concurrent_appliers_lose_no_update<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let applier = Applier::new(&store, TagPolicy::default());
+    let mut eni = instance_eni("eni-c", "i-c", "conc-prod-v001", "10.0.0.60");
+    eni.public_addresses = vec![ip("54.0.0.60")];
+    applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    let added: Vec<IpAddr> = (1..=8).map(|i| ip(&format!("10.0.0.{}", 60 + i))).collect();
+    let assigns: Vec<Change> = added
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Change::AddressesAssigned {
+            at: at(T0 + 10 + i as i64),
+            eni_id: "eni-c".into(),
+            addresses: vec![*a],
+        })
+        .collect();
+    let stop = Change::InstanceStopped { at: at(T0 + 100), instance_id: "i-c".into() };
+    let yielding = Yielding(&store);
+    let appliers: Vec<_> = (0..assigns.len() + 1).map(|_| Applier::new(&yielding, TagPolicy::default())).collect();
+    let runs = appliers.iter().zip(assigns.iter().chain([&stop])).map(|(a, c)| a.apply(c));
+    for outcome in join_all(runs).await {
+        outcome.expect("applied despite conflicts");
     }
-    let k = in_vpc("vpc-1", "10.0.0.43");
-    let answers = lookup_apps(&store, &[(k.clone(), T0 + 150), (k.clone(), T0 + 250), (k, T0 + 350)]).await;
-    // Detached, the ENI holds its address as a bare interface: no app.
-    assert_eq!(answers, vec![Some("alpha".to_owned()), Some("<eni-f>".to_owned()), Some("beta".to_owned())]);
+    let record = store.eni(&EniRef::Id("eni-c".into())).await.expect("eni").expect("known");
+    let mut want = vec![ip("10.0.0.60")];
+    want.extend(&added);
+    let mut have = record.eni.private_addresses.clone();
+    have.sort();
+    assert_eq!(have, want, "every assign kept");
+    assert_eq!(record.eni.public_addresses, Vec::<IpAddr>::new(), "the stop's release kept");
+    let answers =
+        lookup_apps(&store, &[(global("54.0.0.60"), T0 + 150), (in_vpc("vpc-1", "10.0.0.68"), T0 + 150)]).await;
+    assert_eq!(answers, vec![None, Some("conc".to_owned())]);
+}
+
+/// Polls futures together until all are done, each answer in its place:
+/// enough of `join_all` for these tests.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
+/// A store that yields to the scheduler before every call, so that
+/// concurrent appliers interleave between their reads and writes even on
+/// the embedded store (whose calls never wait).
+struct Yielding<'a, S>(&'a S);
+
+impl<S: OwnershipStore> OwnershipStore for Yielding<'_, S> {
+    async fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.put_marks(marks).await
+    }
+    async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
+        tokio::task::yield_now().await;
+        self.0.lookup(queries).await
+    }
+    async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
+        tokio::task::yield_now().await;
+        self.0.timeline(key).await
+    }
+    async fn timelines(&self) -> StoreResult<Vec<(AddressKey, Timeline)>> {
+        tokio::task::yield_now().await;
+        self.0.timelines().await
+    }
+    async fn eni(&self, by: &EniRef) -> StoreResult<Option<EniRecord>> {
+        tokio::task::yield_now().await;
+        self.0.eni(by).await
+    }
+    async fn enis_of_instance(&self, instance_id: &str) -> StoreResult<Vec<EniRecord>> {
+        tokio::task::yield_now().await;
+        self.0.enis_of_instance(instance_id).await
+    }
+    async fn enis(&self) -> StoreResult<Vec<EniRecord>> {
+        tokio::task::yield_now().await;
+        self.0.enis().await
+    }
+    async fn put_eni(&self, record: &EniRecord) -> StoreResult<EniWrite> {
+        tokio::task::yield_now().await;
+        self.0.put_eni(record).await
+    }
+    async fn put_pending(&self, reference: &EniRef, change: &Change) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.put_pending(reference, change).await
+    }
+    async fn pending(&self, reference: &EniRef) -> StoreResult<Vec<Change>> {
+        tokio::task::yield_now().await;
+        self.0.pending(reference).await
+    }
+    async fn forget_pending(&self, reference: &EniRef, changes: &[Change]) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.forget_pending(reference, changes).await
+    }
+    async fn note_instance(&self, instance_id: &str, note: &InstanceNote) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.note_instance(instance_id, note).await
+    }
+    async fn instance_notes(&self, instance_id: &str) -> StoreResult<InstanceNotes> {
+        tokio::task::yield_now().await;
+        self.0.instance_notes(instance_id).await
+    }
+    async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
+        tokio::task::yield_now().await;
+        self.0.instance(instance_id).await
+    }
+    async fn put_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.put_instance(record).await
+    }
 }

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 use conformance::{at, close, in_vpc, open, T0};
 use dredge_aws::{create_table, DynamoOwnershipStore, DEFAULT_HEAD_MARKS, INSTANCE_INDEX};
 use dredge_core::ownership::{
-    AddressKey, Eni, EniRecord, EniRef, InstanceRecord, Mark, OwnershipStore, StoreError, Timeline, UnixTime,
+    AddressKey, Eni, EniRecord, EniRef, EniWrite, InstanceRecord, Mark, OwnershipStore, StoreError, Timeline, UnixTime,
 };
 
 type StoreFuture = Pin<Box<dyn Future<Output = DynamoOwnershipStore> + Send>>;
@@ -350,10 +350,11 @@ async fn the_call_count_is_the_requests_sent() {
     let mut eni = Eni::new("eni-counted");
     eni.attachment_id = Some("eni-attach-counted".into());
     eni.instance_id = Some("i-counted".into());
-    store.put_eni(&EniRecord::new(eni.clone(), at(T0))).await.expect("put_eni");
+    assert_eq!(store.put_eni(&EniRecord::new(eni.clone(), at(T0))).await.expect("put_eni"), EniWrite::Written);
     sent("put_eni");
     eni.attachment_id = Some("eni-attach-other".into());
-    store.put_eni(&EniRecord::new(eni, at(T0 + 1))).await.expect("put_eni dropping an alias");
+    let next = EniRecord { version: 1, ..EniRecord::new(eni, at(T0 + 1)) };
+    assert_eq!(store.put_eni(&next).await.expect("put_eni dropping an alias"), EniWrite::Written);
     assert_eq!(sent("put_eni dropping an alias"), ["PutItem", "PutItem", "DeleteItem"]);
     let by_attachment = EniRef::Attachment("eni-attach-other".into());
     assert!(store.eni(&by_attachment).await.expect("eni").is_some());
@@ -465,10 +466,11 @@ async fn ended_intervals_carry_a_ttl() {
     let mut eni = Eni::new("eni-gone");
     eni.attachment_id = Some("eni-attach-gone".into());
     let mut record = EniRecord::new(eni, at(T0));
-    store.put_eni(&record).await.unwrap();
+    assert_eq!(store.put_eni(&record).await.unwrap(), EniWrite::Written);
     assert_eq!(number(&raw_item(&store, "E#eni-gone", "ENI").await, "expires_at"), None);
     record.deleted_at = Some(at(T0 + 50));
-    store.put_eni(&record).await.unwrap();
+    record.version = 1;
+    assert_eq!(store.put_eni(&record).await.unwrap(), EniWrite::Written);
     assert_eq!(number(&raw_item(&store, "E#eni-gone", "ENI").await, "expires_at"), Some(T0 + 50 + day));
     assert_eq!(number(&raw_item(&store, "ATT#eni-attach-gone", "ALIAS").await, "expires_at"), Some(T0 + 50 + day));
     store.put_instance(&InstanceRecord { instance_id: "i-1".into(), running: true, changed_at: at(T0) }).await.unwrap();

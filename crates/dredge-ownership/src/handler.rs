@@ -348,7 +348,10 @@ impl<S: OwnershipStore, D: Ec2Describer> Handler<S, D> {
         match outcome {
             Outcome::Applied { .. } => summary.applied += 1,
             Outcome::UnknownEni { reference } => {
-                info!(kind = %summary.kind, reference = %reference, "change names an ENI the table does not know; reconcile will catch up");
+                info!(kind = %summary.kind, reference = %reference, "change names an ENI the table cannot resolve; reconcile will catch up");
+            }
+            Outcome::Deferred { reference } => {
+                info!(kind = %summary.kind, reference = %reference, "change names an ENI the table does not know yet; kept until it does");
             }
             Outcome::Ignored { reason } => info!(kind = %summary.kind, reason = %reason, "change ignored"),
             Outcome::NeedsDescribe { instance_id } => {
@@ -484,6 +487,7 @@ pub fn metrics(function: &str, summary: &Summary, transient_failure: bool, durat
         .count("MarksClosed", s.stats.closed)
         .count("UnscopedAddresses", s.stats.unscoped)
         .count("UnknownEnis", s.stats.unknown_eni)
+        .count("DeferredChanges", s.stats.deferred)
         .count("IgnoredChanges", s.stats.ignored)
         .count("NeedsDescribe", s.stats.needs_describe)
         .count("DescribedEnis", s.described_enis)

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use dredge_core::ownership::{EniRecord, EniRef, InstanceRecord, StoreResult};
+use dredge_core::ownership::{EniRecord, EniRef, EniWrite, InstanceRecord, StoreResult};
 
 use super::items::{self, Item};
-use super::requests::run_all;
+use super::requests::{run_all, Written};
 use super::{DynamoOwnershipStore, INSTANCE_INDEX};
 
 impl DynamoOwnershipStore {
@@ -27,10 +27,9 @@ impl DynamoOwnershipStore {
     pub(super) async fn eni_by(&self, by: &EniRef) -> StoreResult<Option<EniRecord>> {
         match by {
             EniRef::Id(id) => self.eni_by_id(id).await,
-            EniRef::Attachment(a) => Ok(self
-                .eni_by_alias(items::attachment_pk(a))
-                .await?
-                .filter(|r| r.eni.attachment_id.as_deref() == Some(a.as_str()))),
+            EniRef::Attachment(a) => {
+                Ok(self.eni_by_alias(items::attachment_pk(a)).await?.filter(|r| r.has_attachment(a)))
+            }
             EniRef::Association(a) => {
                 Ok(self.eni_by_alias(items::association_pk(a)).await?.filter(|r| r.associations.contains_key(a)))
             }
@@ -69,10 +68,10 @@ impl DynamoOwnershipStore {
         Ok(records)
     }
 
-    /// The alias items first, then the record, replacing it whole; then the
-    /// aliases only the previous version had, unless they name another ENI
-    /// by now.
-    pub(super) async fn store_eni(&self, record: &EniRecord) -> StoreResult<()> {
+    /// The alias items first, then the record, replacing it whole if its
+    /// stored version is still the one read; then the aliases only the
+    /// previous version had, unless they name another ENI by now.
+    pub(super) async fn store_eni(&self, record: &EniRecord) -> StoreResult<EniWrite> {
         let eni_id = record.eni.eni_id.clone();
         let expires_at = record.deleted_at.map(|d| self.expires(d));
         let aliases = items::alias_pks(record);
@@ -85,9 +84,22 @@ impl DynamoOwnershipStore {
             })
             .collect();
         run_all(puts).await?;
-        let Some(old) = self.requests.put(items::eni_item(record, expires_at)?).await? else {
-            return Ok(());
+        let next = EniRecord { version: record.version + 1, ..record.clone() };
+        let item = items::eni_item(&next, expires_at)?;
+        let names = [("#pk", items::PK), ("#v", items::VERSION)];
+        let written = if record.version == 0 {
+            // A record written before versions counts as version 0.
+            self.requests.put_if(item, "attribute_not_exists(#pk) OR attribute_not_exists(#v)", &names, vec![]).await?
+        } else {
+            self.requests.put_if(item, "#v = :v", &names[1..], vec![(":v", items::n(record.version as i64))]).await?
         };
+        // An alias written for a refused record names this ENI, and the
+        // record decides (aliases are checked against it on reading).
+        let old = match written {
+            Written::Done(old) => old,
+            Written::Refused(_) => return Ok(EniWrite::Conflict),
+        };
+        let Some(old) = old else { return Ok(EniWrite::Written) };
         let old = items::parse_eni(&old)?;
         let stale: Vec<_> = items::alias_pks(&old)
             .into_iter()
@@ -98,7 +110,8 @@ impl DynamoOwnershipStore {
                 async move { me.delete_alias(pk, eni_id).await }
             })
             .collect();
-        run_all(stale).await.map(drop)
+        run_all(stale).await?;
+        Ok(EniWrite::Written)
     }
 
     pub(super) async fn instance_by_id(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
@@ -109,16 +122,25 @@ impl DynamoOwnershipStore {
             .transpose()
     }
 
-    /// Conditional on no newer state change being stored.
+    /// Conditional on the record superseding what is stored
+    /// ([`InstanceRecord::supersedes`]).
     pub(super) async fn store_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
         let expires_at = (!record.running).then(|| self.expires(record.changed_at));
         let item = items::instance_item(record, expires_at);
+        let condition = if record.running {
+            "attribute_not_exists(#pk) OR (#r = :t AND #c <= :c)"
+        } else {
+            "attribute_not_exists(#pk) OR #r = :t OR #c > :c"
+        };
         self.requests
             .put_if(
                 item,
-                "attribute_not_exists(#pk) OR #c <= :c",
-                &[("#pk", items::PK), ("#c", items::CHANGED_AT)],
-                vec![(":c", items::n(record.changed_at.0))],
+                condition,
+                &[("#pk", items::PK), ("#r", items::RUNNING), ("#c", items::CHANGED_AT)],
+                vec![
+                    (":c", items::n(record.changed_at.0)),
+                    (":t", aws_sdk_dynamodb::types::AttributeValue::Bool(true)),
+                ],
             )
             .await
             .map(drop)

@@ -16,6 +16,10 @@ const HEAD_ATTEMPTS: u32 = 12;
 /// Marks per page when reading an address's history backwards.
 const HISTORY_PAGE: i32 = 32;
 
+/// How many times a richer version of an open is tried over concurrent
+/// writers of the same fact.
+const MARK_ATTEMPTS: usize = 5;
+
 impl DynamoOwnershipStore {
     /// Stores marks: see [`OwnershipStore::put_marks`](dredge_core::ownership::OwnershipStore::put_marks).
     pub(super) async fn merge_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
@@ -158,7 +162,9 @@ impl DynamoOwnershipStore {
     }
 
     /// Writes one mark item unless the fact is stored already; returns the
-    /// version stored (the first one written wins, as in a [`Timeline`]).
+    /// version stored. Of two versions of an open, the one whose owner tells
+    /// more wins, as in a [`Timeline`]: it replaces the stored one only if
+    /// that is still the one read.
     async fn put_mark(&self, key: AddressKey, mark: Mark) -> StoreResult<(AddressKey, Mark)> {
         let expires_at = match &mark {
             Mark::Close { at, .. } => Some(self.expires(*at)),
@@ -166,14 +172,30 @@ impl DynamoOwnershipStore {
             Mark::Open { .. } => None,
         };
         let item = items::mark_item(&key, &mark, expires_at)?;
-        match self.requests.put_if(item, "attribute_not_exists(#pk)", &[("#pk", items::PK)], vec![]).await? {
-            Written::Done => Ok((key, mark)),
-            Written::Refused(Some(stored)) => {
-                let stored = items::parse_mark(&stored)?;
-                Ok((key, stored))
+        let mut written =
+            self.requests.put_if(item.clone(), "attribute_not_exists(#pk)", &[("#pk", items::PK)], vec![]).await?;
+        for _ in 0..MARK_ATTEMPTS {
+            let stored_item = match written {
+                Written::Done(_) | Written::Refused(None) => return Ok((key, mark)),
+                Written::Refused(Some(stored)) => stored,
+            };
+            let stored = items::parse_mark(&stored_item)?;
+            let richer = match (&mark, &stored) {
+                (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
+                _ => false,
+            };
+            let Some(old_owner) = stored_item.get(items::OWNER).filter(|_| richer) else {
+                return Ok((key, stored));
+            };
+            let mut item = item.clone();
+            // A dated open keeps its expiry.
+            if let Some(e) = stored_item.get(items::EXPIRES_AT) {
+                item.insert(items::EXPIRES_AT.into(), e.clone());
             }
-            Written::Refused(None) => Ok((key, mark)),
+            written =
+                self.requests.put_if(item, "#o = :o", &[("#o", items::OWNER)], vec![(":o", old_owner.clone())]).await?;
         }
+        Err(StoreError::Transient(format!("mark {} of {key} kept changing", mark.sort_key())))
     }
 
     /// Merges `inputs` into the head of `key` under optimistic concurrency.
@@ -213,7 +235,7 @@ impl DynamoOwnershipStore {
                 }
             };
             match written {
-                Written::Done => return Ok((ctx, window_start)),
+                Written::Done(_) => return Ok((ctx, window_start)),
                 Written::Refused(stored) => {
                     tracing::debug!(%key, attempt, "head changed concurrently; merging again");
                     head = match stored {

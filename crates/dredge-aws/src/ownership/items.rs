@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dredge_core::ownership::{AddressKey, EniRecord, InstanceRecord, Mark, Owner, StoreError, Timeline, UnixTime};
+use dredge_core::ownership::{
+    AddressKey, Change, EniRecord, EniRef, InstanceNotes, InstanceRecord, Mark, Owner, StoreError, Timeline, UnixTime,
+};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -24,20 +26,27 @@ pub(crate) const ADDRESS_PREFIX: &str = "A#";
 pub(crate) const ENI_SK: &str = "ENI";
 pub(crate) const ALIAS_SK: &str = "ALIAS";
 pub(crate) const INSTANCE_SK: &str = "INSTANCE";
+pub(crate) const NOTES_SK: &str = "NOTES";
 
 // Mark items.
 const AT: &str = "at";
 const KIND: &str = "kind";
 const ENI_ID: &str = "eni_id";
-const OWNER: &str = "owner";
+pub(crate) const OWNER: &str = "owner";
 // Head items.
 const MARKS: &str = "marks";
 const COMPLETE: &str = "complete";
 pub(crate) const VERSION: &str = "version";
 // ENI records.
 const RECORD: &str = "record";
+// Kept changes.
+const CHANGE: &str = "change";
 // Instance records.
-const RUNNING: &str = "running";
+pub(crate) const RUNNING: &str = "running";
+/// The number set of an instance's stops (on its `NOTES` item).
+pub(crate) const STOPS: &str = "stops";
+/// The string set of the ENIs attached to an instance (on its `NOTES` item).
+pub(crate) const INTERFACES: &str = "interfaces";
 pub(crate) const CHANGED_AT: &str = "changed_at";
 
 pub(crate) fn address_pk(key: &AddressKey) -> String {
@@ -179,10 +188,13 @@ pub(crate) fn parse_head(item: &Item) -> Result<Head, StoreError> {
     })
 }
 
+/// The record item; `version` is also an attribute of its own, for the
+/// condition of the next write.
 pub(crate) fn eni_item(record: &EniRecord, expires_at: Option<i64>) -> Result<Item, StoreError> {
     let eni_id = &record.eni.eni_id;
     let mut item = key(eni_pk(eni_id), ENI_SK);
     item.insert(RECORD.into(), s(json(record)?));
+    item.insert(VERSION.into(), n(record.version as i64));
     if let Some(instance_id) = record.eni.instance_id.as_deref().filter(|i| !i.is_empty()) {
         item.insert(GSI1PK.into(), s(instance_pk(instance_id)));
         item.insert(GSI1SK.into(), s(eni_pk(eni_id)));
@@ -194,15 +206,69 @@ pub(crate) fn eni_item(record: &EniRecord, expires_at: Option<i64>) -> Result<It
 }
 
 pub(crate) fn parse_eni(item: &Item) -> Result<EniRecord, StoreError> {
-    from_json(item, RECORD)
+    let mut record: EniRecord = from_json(item, RECORD)?;
+    record.version = get_n(item, VERSION).map_or(0, |v| v as u64);
+    Ok(record)
 }
 
-/// The alias partition keys an ENI record is found by: its attachment and
-/// its public IP associations.
+/// The alias partition keys an ENI record is found by: its attachments
+/// (current and remembered) and its public IP associations.
 pub(crate) fn alias_pks(record: &EniRecord) -> Vec<String> {
-    let mut out: Vec<String> = record.eni.attachment_id.iter().map(|a| attachment_pk(a)).collect();
-    out.extend(record.associations.keys().map(|a| association_pk(a)));
-    out
+    record
+        .references()
+        .into_iter()
+        .filter_map(|r| match r {
+            EniRef::Id(_) => None,
+            EniRef::Attachment(a) => Some(attachment_pk(&a)),
+            EniRef::Association(a) => Some(association_pk(&a)),
+        })
+        .collect()
+}
+
+/// Partition key of the changes kept for an ENI not known yet.
+pub(crate) fn pending_pk(reference: &EniRef) -> String {
+    match reference {
+        EniRef::Id(id) => format!("P#{}", eni_pk(id)),
+        EniRef::Attachment(a) => format!("P#{}", attachment_pk(a)),
+        EniRef::Association(a) => format!("P#{}", association_pk(a)),
+    }
+}
+
+/// The item of one kept change: sorted by time, told apart by a digest of
+/// the change (FNV-1a: stable across builds, unlike std's hasher).
+pub(crate) fn pending_item(reference: &EniRef, change: &Change, expires_at: i64) -> Result<Item, StoreError> {
+    let body = json(change)?;
+    let mut item = key(pending_pk(reference), &pending_sk(change.at(), &body));
+    item.insert(CHANGE.into(), s(body));
+    item.insert(EXPIRES_AT.into(), n(expires_at));
+    Ok(item)
+}
+
+pub(crate) fn pending_key(reference: &EniRef, change: &Change) -> Result<Item, StoreError> {
+    Ok(key(pending_pk(reference), &pending_sk(change.at(), &json(change)?)))
+}
+
+fn pending_sk(at: UnixTime, body: &str) -> String {
+    let digest = body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("C#{:012}#{digest:016x}", at.0.max(0))
+}
+
+pub(crate) fn parse_pending(item: &Item) -> Result<Change, StoreError> {
+    from_json(item, CHANGE)
+}
+
+/// An instance's notes item.
+pub(crate) fn parse_notes(item: &Item) -> InstanceNotes {
+    let mut notes = InstanceNotes::default();
+    if let Some(AttributeValue::Ns(values)) = item.get(STOPS) {
+        notes.stops = values.iter().filter_map(|v| v.parse().ok()).map(UnixTime).collect();
+        notes.stops.sort();
+    }
+    if let Some(AttributeValue::Ss(values)) = item.get(INTERFACES) {
+        notes.interfaces = values.clone();
+        notes.interfaces.sort();
+    }
+    notes
 }
 
 pub(crate) fn alias_item(pk: String, eni_id: &str, expires_at: Option<i64>) -> Item {

@@ -14,6 +14,7 @@ mod errors;
 mod expiry;
 mod heads;
 mod items;
+mod pending;
 mod requests;
 mod table;
 
@@ -21,7 +22,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use dredge_core::ownership::{
-    AddressKey, EniRecord, EniRef, Head, InstanceRecord, Mark, Owner, OwnershipStore, StoreResult, Timeline, UnixTime,
+    AddressKey, Change, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, Mark, Owner,
+    OwnershipStore, StoreResult, Timeline, UnixTime,
 };
 use dredge_lambda::RetryPolicy;
 
@@ -161,8 +163,31 @@ impl OwnershipStore for DynamoOwnershipStore {
     /// version had and this one lacks are deleted (conditional on still
     /// naming this ENI). A deleted ENI's items expire `retention` after its
     /// deletion.
-    async fn put_eni(&self, record: &EniRecord) -> StoreResult<()> {
+    /// The record's PutItem is conditional on its version.
+    async fn put_eni(&self, record: &EniRecord) -> StoreResult<EniWrite> {
         self.store_eni(record).await
+    }
+
+    async fn put_pending(&self, reference: &EniRef, change: &Change) -> StoreResult<()> {
+        self.keep_pending(reference, change).await
+    }
+
+    async fn pending(&self, reference: &EniRef) -> StoreResult<Vec<Change>> {
+        self.pending_of(reference).await
+    }
+
+    async fn forget_pending(&self, reference: &EniRef, changes: &[Change]) -> StoreResult<()> {
+        self.forget(reference, changes).await
+    }
+
+    /// One UpdateItem adding to a set.
+    async fn note_instance(&self, instance_id: &str, note: &InstanceNote) -> StoreResult<()> {
+        self.add_note(instance_id, note).await
+    }
+
+    /// One GetItem.
+    async fn instance_notes(&self, instance_id: &str) -> StoreResult<InstanceNotes> {
+        self.notes_of(instance_id).await
     }
 
     /// One GetItem.

@@ -45,7 +45,8 @@ pub(super) struct Requests {
 
 /// Outcome of a conditional write.
 pub(super) enum Written {
-    Done,
+    /// Written; the item it replaced, if any.
+    Done(Option<Item>),
     /// The condition failed; the item as stored, when the service returned it.
     Refused(Option<Item>),
 }
@@ -149,11 +150,12 @@ impl Requests {
             .condition_expression(condition)
             .set_expression_attribute_names(expression_names(names))
             .set_expression_attribute_values(expression_values(values))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Written::Done),
+            Ok(out) => Ok(Written::Done(out.attributes.filter(|a| !a.is_empty()))),
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(Written::Refused(c.item().cloned())),
                 _ => Err(store_error("PutItem", e)),
@@ -199,6 +201,28 @@ impl Requests {
             .send()
             .await;
         unless_refused("UpdateItem", result)
+    }
+
+    /// UpdateItem, unconditional.
+    pub async fn update(
+        &self,
+        key: Item,
+        update: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> StoreResult<()> {
+        self.sending();
+        self.client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .set_expression_attribute_names(expression_names(names))
+            .set_expression_attribute_values(expression_values(values))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))
+            .map(drop)
     }
 
     /// DeleteItem under `condition`; a failed condition leaves the item and

@@ -10,7 +10,9 @@ use super::change::Change;
 use super::eni::{merge_tags, push_unique, Eni};
 use super::owner::{TagPolicy, ASG_TAG};
 use super::scope::Scope;
-use super::store::{EniRecord, EniRef, InstanceRecord, OwnershipStore, StoreResult};
+use super::store::{
+    EniRecord, EniRef, EniWrite, InstanceNote, InstanceRecord, OwnershipStore, StoreError, StoreResult,
+};
 use super::time::UnixTime;
 use super::timeline::{AddressKey, Mark};
 
@@ -21,7 +23,11 @@ pub enum Outcome {
     /// Marks written (possibly zero: nothing to change).
     Applied { opened: usize, closed: usize, unscoped: usize },
     /// The change names an ENI (or attachment, association) the table does
-    /// not know; a reconcile will catch up.
+    /// not know: kept, and applied when the ENI becomes known.
+    Deferred { reference: String },
+    /// The change names an ENI by what the table cannot resolve (an
+    /// instance's primary ENI among several, a public IP nobody holds); a
+    /// reconcile will catch up.
     UnknownEni { reference: String },
     /// The instance came back but the table knows none of its ENIs: the
     /// caller should describe it (EC2) and apply what it finds.
@@ -44,6 +50,8 @@ pub struct ApplyStats {
     /// Private addresses skipped because their VPC is unknown.
     pub unscoped: u64,
     pub unknown_eni: u64,
+    /// Changes kept until their ENI is known.
+    pub deferred: u64,
     pub needs_describe: u64,
     pub ignored: u64,
 }
@@ -58,6 +66,7 @@ impl ApplyStats {
                 self.unscoped += *unscoped as u64;
             }
             Outcome::UnknownEni { .. } => self.unknown_eni += 1,
+            Outcome::Deferred { .. } => self.deferred += 1,
             Outcome::NeedsDescribe { .. } => self.needs_describe += 1,
             Outcome::AppliedThenDescribe { opened, closed, unscoped, .. } => {
                 self.opened += *opened as u64;
@@ -156,6 +165,45 @@ impl Marks {
     }
 }
 
+/// Why one attempt at a change did not finish.
+enum Retry {
+    Store(StoreError),
+    /// Another writer changed an ENI record since this attempt read it.
+    Conflict,
+}
+
+impl From<StoreError> for Retry {
+    fn from(e: StoreError) -> Self {
+        Retry::Store(e)
+    }
+}
+
+type Attempt<T> = Result<T, Retry>;
+
+/// How many times a change is tried against concurrent writers of its
+/// records before the conflict is reported (as transient: the caller's
+/// retry tries again later).
+const MAX_ATTEMPTS: usize = 10;
+
+/// What one attempt did, and the names of ENIs it made known (changes kept
+/// for them are applied next).
+struct Done {
+    outcome: Outcome,
+    known: Vec<EniRef>,
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Self {
+        Done { outcome, known: Vec::new() }
+    }
+}
+
+/// The references `after` has that `before` (if any) had not.
+fn new_references(before: Option<&EniRecord>, after: &EniRecord) -> Vec<EniRef> {
+    let had = before.map(EniRecord::references).unwrap_or_default();
+    after.references().into_iter().filter(|r| !had.contains(r)).collect()
+}
+
 impl<'s, S: OwnershipStore> Applier<'s, S> {
     pub fn new(store: &'s S, policy: TagPolicy) -> Self {
         Applier { store, policy }
@@ -165,14 +213,23 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         self.store.eni(&EniRef::Id(eni_id.to_owned())).await
     }
 
-    /// Writes the marks, then the ENI record: if the record write fails the
-    /// change is retried whole, and the marks are idempotent.
-    async fn finish(&self, marks: Marks, record: Option<&EniRecord>) -> StoreResult<Outcome> {
+    /// Writes a record over the version it was read at.
+    async fn put(&self, record: &EniRecord) -> Attempt<()> {
+        match self.store.put_eni(record).await? {
+            EniWrite::Written => Ok(()),
+            EniWrite::Conflict => Err(Retry::Conflict),
+        }
+    }
+
+    /// Writes the marks, then the ENI record: if the record write fails or
+    /// conflicts the change is tried again whole, and the marks are
+    /// idempotent.
+    async fn finish(&self, marks: Marks, record: Option<&EniRecord>) -> Attempt<Outcome> {
         if !marks.marks.is_empty() {
             self.store.put_marks(&marks.marks).await?;
         }
         if let Some(r) = record {
-            self.store.put_eni(r).await?;
+            self.put(r).await?;
         }
         Ok(marks.outcome())
     }
@@ -184,7 +241,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         marks: Marks,
         record: &EniRecord,
         instance_id: Option<&str>,
-    ) -> StoreResult<Outcome> {
+    ) -> Attempt<Outcome> {
         let outcome = match instance_id {
             Some(i) => marks.then_describe(i),
             None => marks.outcome(),
@@ -193,49 +250,202 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         Ok(outcome)
     }
 
-    /// Releases the auto-assigned public addresses of `record` at `at`:
-    /// a stop, or an Elastic IP taking their place. An older change than
-    /// what the record holds closes them but leaves the record.
+    /// Keeps `change` until `reference` is known.
+    async fn defer(&self, reference: EniRef, change: &Change) -> Attempt<Done> {
+        self.store.put_pending(&reference, change).await?;
+        Ok(Outcome::Deferred { reference: reference.to_string() }.into())
+    }
+
+    /// Releases the auto-assigned public addresses of `record` at `at`: a
+    /// stop, or an Elastic IP taking their place. Those it released at a
+    /// later time (a later stop learned first) are released at `at` too.
     fn release_auto_assigned(record: &mut EniRecord, at: UnixTime, m: &mut Marks) {
-        let released: Vec<IpAddr> = record.eni.auto_assigned().collect();
+        let mut released: Vec<IpAddr> = record.eni.auto_assigned().collect();
+        released.extend(record.removed.iter().filter(|(_, r)| r.auto_assigned && r.at > at).map(|(ip, _)| *ip));
         m.close(&record.eni, at, released.iter().copied());
-        if at >= record.updated_at {
-            record.eni.remove_addresses(&released);
-            record.updated_at = at;
-        }
+        record.remove(&released, at, true);
+        record.updated_at = record.updated_at.max(at);
     }
 
     /// Closes, at the time they happened, releases that were learned before
-    /// the opens they end: an ENI deleted or an instance stopped later than
-    /// `at` but processed earlier.
+    /// the opens they end: the ENI deleted, its instance terminated or
+    /// stopped (auto-assigned addresses) later than `at` but processed
+    /// earlier.
     async fn close_known_later_ends(
         &self,
         record: &EniRecord,
+        eni: &Eni,
         addresses: &[IpAddr],
         at: UnixTime,
         m: &mut Marks,
     ) -> StoreResult<()> {
+        // What the ENI still held at `until`: not given up in between.
+        let held = |list: &mut dyn Iterator<Item = IpAddr>, until: UnixTime| -> Vec<IpAddr> {
+            list.filter(|a| !record.removed.get(a).is_some_and(|r| r.at > at && r.at < until)).collect()
+        };
         if let Some(deleted) = record.deleted_at.filter(|d| *d >= at) {
-            m.close(&record.eni, deleted, addresses.iter().copied());
+            m.close(eni, deleted, held(&mut addresses.iter().copied(), deleted));
         }
-        if let Some(instance_id) = &record.eni.instance_id {
+        // An instance's end reaches the ENI only while attached to it.
+        let detached = eni.attachment_id.as_ref().and_then(|a| record.attachments.get(a)).and_then(|a| a.detached_at);
+        let gone = detached.into_iter().chain(record.deleted_at).min();
+        let attached_at = |t: UnixTime| gone.is_none_or(|g| g > t);
+        if let Some(instance_id) = &eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await? {
-                if !inst.running && inst.changed_at >= at {
-                    m.close(&record.eni, inst.changed_at, addresses.iter().copied());
+                if !inst.running && inst.changed_at >= at && attached_at(inst.changed_at) {
+                    m.close(eni, inst.changed_at, held(&mut addresses.iter().copied(), inst.changed_at));
+                }
+            }
+            let mut auto = eni.auto_assigned().filter(|a| addresses.contains(a)).peekable();
+            if auto.peek().is_some() {
+                let notes = self.store.instance_notes(instance_id).await?;
+                if let Some(stop) = notes.stops.into_iter().find(|s| *s >= at).filter(|s| attached_at(*s)) {
+                    m.close(eni, stop, held(&mut auto, stop));
                 }
             }
         }
         Ok(())
     }
 
-    /// Applies one change.
+    /// The ENI as the owner of its addresses: attached, with its
+    /// instance's tags (its ASG, app), which live on the instance's other
+    /// ENIs; detached, as a bare interface, its own tags without an ASG.
+    /// The record keeps the ENI's own tags only, so a detach drops exactly
+    /// what the instance lent.
+    async fn view(&self, eni: &Eni) -> StoreResult<Eni> {
+        let mut eni = eni.clone();
+        match &eni.instance_id {
+            Some(instance) => {
+                for sibling in self.store.enis_of_instance(instance).await? {
+                    if sibling.eni.eni_id != eni.eni_id {
+                        merge_tags(&mut eni.tags, &sibling.eni.tags);
+                    }
+                }
+            }
+            None => {
+                eni.tags.remove(ASG_TAG);
+            }
+        }
+        Ok(eni)
+    }
+
+    /// The ENI without its instance.
+    fn bare(eni: &Eni) -> Eni {
+        Eni { instance_id: None, attachment_id: None, ..eni.clone() }
+    }
+
+    /// The ENI attached to `instance_id`.
+    fn attached(eni: &Eni, instance_id: &str, attachment_id: Option<&String>) -> Eni {
+        Eni { instance_id: Some(instance_id.to_owned()), attachment_id: attachment_id.cloned(), ..eni.clone() }
+    }
+
+    /// Opens `addresses`, held since `since` but learned only now, at each
+    /// later owner change the record remembers (attaches and detaches seen
+    /// before the addresses were), while the ENI still held them.
+    async fn replay_attachments(
+        &self,
+        record: &EniRecord,
+        addresses: &[IpAddr],
+        since: UnixTime,
+        m: &mut Marks,
+    ) -> StoreResult<()> {
+        if addresses.is_empty() || record.attachments.is_empty() {
+            return Ok(());
+        }
+        let held_at = |t: UnixTime| -> Vec<IpAddr> {
+            if record.deleted_at.is_some_and(|d| d <= t) {
+                return Vec::new();
+            }
+            addresses
+                .iter()
+                .copied()
+                .filter(|a| !record.removed.get(a).is_some_and(|r| r.at > since && r.at <= t))
+                .collect()
+        };
+        let bare = self.view(&Self::bare(&record.eni)).await?;
+        for (id, a) in &record.attachments {
+            if a.at > since {
+                let eni = self.view(&Self::attached(&record.eni, &a.instance_id, Some(id))).await?;
+                let held = held_at(a.at);
+                m.open(&eni, &self.policy, a.at, held.iter().copied());
+                self.close_known_later_ends(record, &eni, &held, a.at, m).await?;
+            }
+            if let Some(d) = a.detached_at.filter(|d| *d > since) {
+                m.open(&bare, &self.policy, d, held_at(d));
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the opens of the instance's other ENIs with tags learned
+    /// only now (an interface attached before the instance's own was
+    /// known): the fuller version of each fact replaces the one written.
+    async fn complete_siblings(&self, eni: &Eni, m: &mut Marks) -> StoreResult<()> {
+        let Some(instance) = &eni.instance_id else { return Ok(()) };
+        let ids: Vec<String> = self.store.instance_notes(instance).await?.interfaces;
+        let others: Vec<String> = ids.into_iter().filter(|id| *id != eni.eni_id).collect();
+        for sibling in self.store.enis_by_id(&others).await?.into_iter().flatten() {
+            let mut view = self.view(&Self::attached(&sibling.eni, instance, None)).await?;
+            merge_tags(&mut view.tags, &eni.tags);
+            let owner = view.owner(&self.policy);
+            for address in sibling.eni.addresses() {
+                let Some(key) = m.key(&sibling.eni, address) else { continue };
+                for mark in self.store.timeline(&key).await?.marks() {
+                    let Mark::Open { at, owner: old } = mark else { continue };
+                    if old.eni_id == owner.eni_id && old.instance_id == owner.instance_id && owner.supersedes(old) {
+                        m.marks.push((key.clone(), Mark::Open { at: *at, owner: owner.clone() }));
+                        m.opened += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one change, then the changes kept for the ENIs it made
+    /// known.
     pub async fn apply(&self, change: &Change) -> StoreResult<Outcome> {
         // On the heap: with a store's own futures inside (DynamoDB's are
         // large), the state of one change would crowd its caller's stack.
-        Box::pin(self.apply_one(change)).await
+        Box::pin(self.apply_retrying(change)).await
     }
 
-    async fn apply_one(&self, change: &Change) -> StoreResult<Outcome> {
+    async fn apply_retrying(&self, change: &Change) -> StoreResult<Outcome> {
+        let done = self.attempt(change).await?;
+        self.apply_kept(done.known).await?;
+        Ok(done.outcome)
+    }
+
+    /// Tries a change until no concurrent writer gets in its way.
+    async fn attempt(&self, change: &Change) -> StoreResult<Done> {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.apply_one(change).await {
+                Ok(done) => return Ok(done),
+                Err(Retry::Conflict) => continue,
+                Err(Retry::Store(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Transient(format!("ENI record kept changing under {MAX_ATTEMPTS} attempts")))
+    }
+
+    /// Applies the changes kept for newly known references (and for those
+    /// they make known in turn), forgetting each once applied. A loop, not
+    /// recursion: each change is one attempt on the stack.
+    async fn apply_kept(&self, mut known: Vec<EniRef>) -> StoreResult<()> {
+        while let Some(reference) = known.pop() {
+            let kept = self.store.pending(&reference).await?;
+            if kept.is_empty() {
+                continue;
+            }
+            for change in &kept {
+                known.extend(self.attempt(change).await?.known);
+            }
+            self.store.forget_pending(&reference, &kept).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, change: &Change) -> Attempt<Done> {
         let mut m = Marks::default();
         match change {
             Change::EniUp { at, eni } => {
@@ -243,94 +453,130 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 let mut described = (**eni).clone();
                 if let Some(old) = &existing {
                     described.fill_from(&old.eni);
+                    // What the ENI gave up after this description is gone.
+                    let later: Vec<IpAddr> = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
+                    described.remove_addresses(&later);
                 }
                 let addresses: Vec<IpAddr> = described.addresses().collect();
-                m.open(&described, &self.policy, *at, addresses.iter().copied());
-                let record = match existing {
+                m.open(&self.view(&described).await?, &self.policy, *at, addresses.iter().copied());
+                let mut record = match existing.clone() {
                     // A newer event (or a deletion) already described it:
                     // keep that, completed from this older description.
                     Some(mut newer) if newer.updated_at > *at => {
                         newer.eni.fill_from(&described);
                         if newer.eni.addresses().next().is_none() {
-                            newer.eni.private_addresses = described.private_addresses;
-                            newer.eni.public_addresses = described.public_addresses;
+                            newer.eni.private_addresses = described.private_addresses.clone();
+                            newer.eni.public_addresses = described.public_addresses.clone();
                         }
                         newer
                     }
-                    Some(old) => EniRecord { eni: described, updated_at: *at, ..old },
-                    None => EniRecord::new(described, *at),
+                    // Addresses changed after this description: keep them.
+                    Some(old) if old.addresses_at > *at => {
+                        let mut eni = described.clone();
+                        for a in old.eni.addresses() {
+                            eni.add_address(a);
+                        }
+                        eni.elastic_addresses = old.eni.elastic_addresses.clone();
+                        EniRecord { eni, updated_at: *at, ..old }
+                    }
+                    Some(old) => EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..old },
+                    None => EniRecord::new(described.clone(), *at),
                 };
-                self.close_known_later_ends(&record, &addresses, *at, &mut m).await?;
-                self.finish(m, Some(&record)).await
+                if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
+                    record.remember_attachment(attachment, instance, *at);
+                }
+                self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
+                let learned: Vec<IpAddr> = match &existing {
+                    Some(old) => addresses.iter().copied().filter(|a| !old.eni.addresses().any(|b| b == *a)).collect(),
+                    None => Vec::new(),
+                };
+                self.replay_attachments(&record, &learned, *at, &mut m).await?;
+                if let Some(instance) = &described.instance_id {
+                    let note = InstanceNote::Interface(described.eni_id.clone());
+                    self.store.note_instance(instance, &note).await?;
+                    if existing.as_ref().is_none_or(|old| old.eni.tags != record.eni.tags) {
+                        self.complete_siblings(&described, &mut m).await?;
+                    }
+                }
+                let outcome = self.finish(m, Some(&record)).await?;
+                // A record without addresses (a deletion learned first) did
+                // not make the ENI known: what waits for it applies now.
+                let before = existing.filter(|old| old.eni.addresses().next().is_some());
+                Ok(Done { outcome, known: new_references(before.as_ref(), &record) })
             }
             Change::EniDeleted { at, eni_id } => {
                 let mut record =
                     self.record_of(eni_id).await?.unwrap_or_else(|| EniRecord::new(Eni::new(eni_id.clone()), *at));
                 m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
                 record.deleted_at = Some(record.deleted_at.map_or(*at, |d| d.min(*at)));
-                self.finish(m, Some(&record)).await
+                Ok(self.finish(m, Some(&record)).await?.into())
             }
             Change::Attached { at, eni_id, instance_id, attachment_id } => {
-                // Attached before its creation reached the table: the
-                // instance's describe shows it, attached.
                 let Some(mut record) = self.record_of(eni_id).await? else {
-                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() });
+                    // Attached before its creation reached the table: kept
+                    // for when it does, and the instance's describe shows it.
+                    self.store.put_pending(&EniRef::Id(eni_id.clone()), change).await?;
+                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into());
                 };
+                let before = record.clone();
+                let eni = Self::attached(&record.eni, instance_id, attachment_id.as_ref());
                 if *at >= record.updated_at {
-                    record.eni.instance_id = Some(instance_id.clone());
-                    record.eni.attachment_id = attachment_id.clone();
+                    record.eni = eni.clone();
                     record.updated_at = *at;
-                    // The instance's tags (its ASG) live on its other ENIs.
-                    for sibling in self.store.enis_of_instance(instance_id).await? {
-                        merge_tags(&mut record.eni.tags, &sibling.eni.tags);
-                    }
                 }
-                let addresses: Vec<IpAddr> = record.eni.addresses().collect();
-                m.open(&record.eni, &self.policy, *at, addresses.iter().copied());
-                self.close_known_later_ends(&record, &addresses, *at, &mut m).await?;
-                self.finish(m, Some(&record)).await
+                if let Some(attachment) = attachment_id {
+                    record.remember_attachment(attachment, instance_id, *at);
+                }
+                self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
+                // Owned as attached from `at`, whatever is newer in the record.
+                let addresses: Vec<IpAddr> = eni.addresses().collect();
+                m.open(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
+                self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
+                let outcome = self.finish(m, Some(&record)).await?;
+                Ok(Done { outcome, known: new_references(Some(&before), &record) })
             }
             Change::Detached { at, attachment_id } => {
-                let Some(mut record) = self.store.eni(&EniRef::Attachment(attachment_id.clone())).await? else {
-                    return Ok(Outcome::UnknownEni { reference: attachment_id.clone() });
+                let reference = EniRef::Attachment(attachment_id.clone());
+                let Some(mut record) = self.store.eni(&reference).await? else {
+                    return self.defer(reference, change).await;
                 };
-                if *at >= record.updated_at {
-                    // A detached ENI belongs to no instance: drop what it
-                    // took from the instance (the tags its other ENIs share,
-                    // the auto scaling group), keep its own.
-                    if let Some(instance) = record.eni.instance_id.take() {
-                        for sibling in self.store.enis_of_instance(&instance).await? {
-                            if sibling.eni.eni_id != record.eni.eni_id {
-                                record.eni.tags.retain(|k, v| sibling.eni.tags.get(k) != Some(v));
-                            }
-                        }
-                    }
-                    record.eni.attachment_id = None;
-                    record.eni.tags.remove(ASG_TAG);
-                    record.updated_at = *at;
-                    // Still holds its addresses, now as a bare interface.
-                    m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
+                // A detached ENI belongs to no instance, but still holds its
+                // addresses, as a bare interface. An older attachment's end
+                // is superseded by the next attach's own open.
+                let bare = Self::bare(&record.eni);
+                if let Some(a) = record.attachments.get_mut(attachment_id) {
+                    a.detached_at = Some(a.detached_at.map_or(*at, |d| d.min(*at)));
                 }
-                self.finish(m, Some(&record)).await
+                if record.eni.attachment_id.as_deref() == Some(attachment_id.as_str()) {
+                    record.eni = bare.clone();
+                    record.updated_at = record.updated_at.max(*at);
+                }
+                let addresses: Vec<IpAddr> = bare.addresses().collect();
+                m.open(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
+                self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
+                Ok(self.finish(m, Some(&record)).await?.into())
             }
             Change::AddressesAssigned { at, eni_id, addresses } => {
                 let Some(mut record) = self.record_of(eni_id).await? else {
-                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                    return self.defer(EniRef::Id(eni_id.clone()), change).await;
                 };
-                m.open(&record.eni, &self.policy, *at, addresses.iter().copied());
+                m.open(&self.view(&record.eni).await?, &self.policy, *at, addresses.iter().copied());
+                self.close_known_later_ends(&record, &record.eni, addresses, *at, &mut m).await?;
+                let learned: Vec<IpAddr> =
+                    addresses.iter().copied().filter(|a| !record.eni.addresses().any(|b| b == *a)).collect();
+                self.replay_attachments(&record, &learned, *at, &mut m).await?;
                 for address in addresses {
-                    record.eni.add_address(*address);
+                    record.add(*address, *at);
                 }
-                self.finish(m, Some(&record)).await
+                Ok(self.finish(m, Some(&record)).await?.into())
             }
             Change::AddressesUnassigned { at, eni_id, addresses } => {
                 let Some(mut record) = self.record_of(eni_id).await? else {
-                    return Ok(Outcome::UnknownEni { reference: eni_id.clone() });
+                    return self.defer(EniRef::Id(eni_id.clone()), change).await;
                 };
                 m.close(&record.eni, *at, addresses.iter().copied());
-                record.eni.private_addresses.retain(|a| !addresses.contains(a));
-                record.eni.public_addresses.retain(|a| !addresses.contains(a));
-                self.finish(m, Some(&record)).await
+                record.remove(addresses, *at, false);
+                Ok(self.finish(m, Some(&record)).await?.into())
             }
             Change::PublicAssociated { at, public_ip, association_id, eni_id, instance_id, .. } => {
                 let record = match (eni_id, instance_id) {
@@ -344,29 +590,40 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         if enis.len() == 1 {
                             enis.pop()
                         } else {
-                            return Ok(Outcome::UnknownEni { reference: format!("primary ENI of {instance}") });
+                            let reference = format!("primary ENI of {instance}");
+                            return Ok(Outcome::UnknownEni { reference }.into());
                         }
                     }
                     (None, None) => None,
                 };
                 let Some(mut record) = record else {
-                    let reference = eni_id.clone().or_else(|| instance_id.clone()).unwrap_or_default();
-                    return Ok(Outcome::UnknownEni { reference });
+                    return match eni_id {
+                        Some(id) => self.defer(EniRef::Id(id.clone()), change).await,
+                        None => {
+                            let reference = instance_id.clone().unwrap_or_default();
+                            Ok(Outcome::UnknownEni { reference }.into())
+                        }
+                    };
                 };
+                let before = record.clone();
                 // The Elastic IP takes the auto-assigned address's place.
                 Self::release_auto_assigned(&mut record, *at, &mut m);
                 let instance = record.eni.instance_id.clone();
                 let Some(public_ip) = public_ip else {
                     // Named by its allocation only: a describe tells the address.
-                    return self.finish_then_describe(m, &record, instance.as_deref()).await;
+                    return Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into());
                 };
-                m.open(&record.eni, &self.policy, *at, [*public_ip]);
-                push_unique(&mut record.eni.public_addresses, *public_ip);
-                push_unique(&mut record.eni.elastic_addresses, *public_ip);
+                m.open(&self.view(&record.eni).await?, &self.policy, *at, [*public_ip]);
+                self.close_known_later_ends(&record, &record.eni, &[*public_ip], *at, &mut m).await?;
+                if !record.removed_after(*public_ip, *at) {
+                    record.add(*public_ip, *at);
+                    push_unique(&mut record.eni.elastic_addresses, *public_ip);
+                }
                 if let Some(assoc) = association_id {
                     record.associations.insert(assoc.clone(), *public_ip);
                 }
-                self.finish(m, Some(&record)).await
+                let outcome = self.finish(m, Some(&record)).await?;
+                Ok(Done { outcome, known: new_references(Some(&before), &record) })
             }
             Change::PublicDisassociated { at, association_id, public_ip } => {
                 let mut found = match association_id {
@@ -382,19 +639,24 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     }
                 }
                 let Some(mut record) = found else {
-                    let reference = association_id.clone().or(public_ip.map(|ip| ip.to_string())).unwrap_or_default();
-                    return Ok(Outcome::UnknownEni { reference });
+                    return match association_id {
+                        Some(a) => self.defer(EniRef::Association(a.clone()), change).await,
+                        None => {
+                            let reference = public_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                            Ok(Outcome::UnknownEni { reference }.into())
+                        }
+                    };
                 };
                 let ip = association_id.as_ref().and_then(|a| record.associations.remove(a)).or(*public_ip);
                 let Some(ip) = ip else {
-                    return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() });
+                    return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() }.into());
                 };
                 m.close(&record.eni, *at, [ip]);
-                record.eni.remove_addresses(&[ip]);
+                record.remove(&[ip], *at, false);
                 // EC2 gives an instance's interface a new auto-assigned
                 // address within minutes; only a describe tells which.
                 let instance = record.eni.instance_id.clone();
-                self.finish_then_describe(m, &record, instance.as_deref()).await
+                Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into())
             }
             Change::InstanceDown { at, instance_id } => {
                 self.store
@@ -403,9 +665,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 for record in self.store.enis_of_instance(instance_id).await? {
                     m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
                 }
-                self.finish(m, None).await
+                Ok(self.finish(m, None).await?.into())
             }
             Change::InstanceStopped { at, instance_id } => {
+                // Kept first: an interface learned later releases at it.
+                self.store.note_instance(instance_id, &InstanceNote::Stopped(*at)).await?;
                 let mut records = self.store.enis_of_instance(instance_id).await?;
                 for record in &mut records {
                     Self::release_auto_assigned(record, *at, &mut m);
@@ -414,25 +678,19 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 // Marks first: if a record write fails the change is retried.
                 self.finish(m, None).await?;
                 for record in &records {
-                    self.store.put_eni(record).await?;
+                    self.put(record).await?;
                 }
-                Ok(outcome)
+                Ok(outcome.into())
             }
             Change::InstanceUp { at, instance_id } => {
                 self.store
                     .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: true, changed_at: *at })
                     .await?;
-                let records = self.store.enis_of_instance(instance_id).await?;
-                if records.is_empty() {
-                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() });
-                }
-                for record in &records {
-                    m.open(&record.eni, &self.policy, *at, record.eni.addresses().collect::<Vec<_>>());
-                }
-                // A restart brings a new auto-assigned public address.
-                let outcome = m.then_describe(instance_id);
-                self.finish(m, None).await?;
-                Ok(outcome)
+                // What a stop kept (private addresses, IPv6, Elastic IPs)
+                // is still open; what it released is not the instance's
+                // again. A restart brings a new auto-assigned public
+                // address, which only a describe tells.
+                Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into())
             }
         }
     }
@@ -484,16 +742,30 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         stats.opened = m.opened as u64;
         stats.closed = m.closed as u64;
         stats.unscoped = m.unscoped as u64;
-        self.finish(m, None).await?;
+        if !m.marks.is_empty() {
+            self.store.put_marks(&m.marks).await?;
+        }
         for eni in enis {
-            let record = match self.record_of(&eni.eni_id).await? {
-                Some(old) if old.updated_at > at => continue,
+            self.store_described(eni, at).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Stores a snapshot's description of an ENI unless a newer one is
+    /// stored, over concurrent writers.
+    async fn store_described(&self, eni: &Eni, at: UnixTime) -> StoreResult<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            let existing = self.record_of(&eni.eni_id).await?;
+            let record = match existing.clone() {
+                Some(old) if old.updated_at > at => return Ok(()),
                 Some(old) => EniRecord { eni: eni.clone(), updated_at: at, deleted_at: None, ..old },
                 None => EniRecord::new(eni.clone(), at),
             };
-            self.store.put_eni(&record).await?;
+            if self.store.put_eni(&record).await? == EniWrite::Written {
+                return self.apply_kept(new_references(existing.as_ref(), &record)).await;
+            }
         }
-        Ok(stats)
+        Err(StoreError::Transient(format!("ENI record {} kept changing under {MAX_ATTEMPTS} attempts", eni.eni_id)))
     }
 }
 
@@ -563,19 +835,20 @@ mod tests {
     }
 
     #[test]
-    fn running_again_reopens_from_what_the_table_knows() {
+    fn running_again_asks_for_a_describe_and_reopens_nothing() {
         let store = MemoryStore::new();
         let applier = Applier::new(&store, TagPolicy::default());
         ready(applier.apply(&up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.8"])))).unwrap();
-        ready(applier.apply(&down(200, "i-x"))).unwrap();
+        ready(applier.apply(&Change::InstanceStopped { at: UnixTime(200), instance_id: "i-x".into() })).unwrap();
         let outcome = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-x".into() }));
-        // What it held opens again; its new public address needs a describe.
-        let expected = Outcome::AppliedThenDescribe { opened: 1, closed: 0, unscoped: 0, instance_id: "i-x".into() };
-        assert_eq!(outcome.unwrap(), expected);
-        assert_eq!(app_at(&store, "10.0.0.8", 250), None);
+        // A stop keeps private addresses; the new public one needs a describe.
+        assert_eq!(outcome.unwrap(), Outcome::NeedsDescribe { instance_id: "i-x".into() });
+        assert_eq!(app_at(&store, "10.0.0.8", 250).as_deref(), Some("x"));
         assert_eq!(app_at(&store, "10.0.0.8", 300).as_deref(), Some("x"));
-        let unknown = ready(applier.apply(&Change::InstanceUp { at: UnixTime(300), instance_id: "i-new".into() }));
-        assert_eq!(unknown.unwrap(), Outcome::NeedsDescribe { instance_id: "i-new".into() });
+        // Going away is final: a late `running` does not bring it back.
+        ready(applier.apply(&down(400, "i-x"))).unwrap();
+        ready(applier.apply(&Change::InstanceUp { at: UnixTime(350), instance_id: "i-x".into() })).unwrap();
+        assert_eq!(app_at(&store, "10.0.0.8", 500), None);
     }
 
     #[test]
@@ -598,7 +871,7 @@ mod tests {
         let owner = ready(store.lookup(&[(key, UnixTime(250))])).unwrap().pop().flatten().unwrap();
         assert_eq!((owner.eni_id.as_str(), owner.instance_id, owner.app), ("eni-x", None, None));
         let unknown = ready(applier.apply(&Change::Detached { at: UnixTime(1), attachment_id: "nope".into() }));
-        assert_eq!(unknown.unwrap(), Outcome::UnknownEni { reference: "nope".into() });
+        assert_eq!(unknown.unwrap(), Outcome::Deferred { reference: "nope".into() });
     }
 
     #[test]
@@ -660,7 +933,7 @@ mod tests {
         // Running again does not bring the released address back: only a
         // describe (asked for) tells the new one.
         let start = Change::InstanceUp { at: UnixTime(300), instance_id: "i-x".into() };
-        assert!(matches!(ready(applier.apply(&start)).unwrap(), Outcome::AppliedThenDescribe { .. }));
+        assert_eq!(ready(applier.apply(&start)).unwrap(), Outcome::NeedsDescribe { instance_id: "i-x".into() });
         assert_eq!(public_owner(&store, "54.0.0.1", 3_600), None);
         assert_eq!(public_owner(&store, "3.0.0.1", 3_600).as_deref(), Some("x"));
     }

@@ -367,8 +367,31 @@ mod tests {
         async fn enis(&self) -> StoreResult<Vec<super::super::EniRecord>> {
             self.0.enis().await
         }
-        async fn put_eni(&self, record: &super::super::EniRecord) -> StoreResult<()> {
+        async fn put_eni(&self, record: &super::super::EniRecord) -> StoreResult<super::super::EniWrite> {
             self.0.put_eni(record).await
+        }
+        async fn put_pending(
+            &self,
+            reference: &super::super::EniRef,
+            change: &super::super::Change,
+        ) -> StoreResult<()> {
+            self.0.put_pending(reference, change).await
+        }
+        async fn pending(&self, reference: &super::super::EniRef) -> StoreResult<Vec<super::super::Change>> {
+            self.0.pending(reference).await
+        }
+        async fn forget_pending(
+            &self,
+            reference: &super::super::EniRef,
+            changes: &[super::super::Change],
+        ) -> StoreResult<()> {
+            self.0.forget_pending(reference, changes).await
+        }
+        async fn note_instance(&self, instance_id: &str, note: &super::super::InstanceNote) -> StoreResult<()> {
+            self.0.note_instance(instance_id, note).await
+        }
+        async fn instance_notes(&self, instance_id: &str) -> StoreResult<super::super::InstanceNotes> {
+            self.0.instance_notes(instance_id).await
         }
         async fn instance(&self, instance_id: &str) -> StoreResult<Option<super::super::InstanceRecord>> {
             self.0.instance(instance_id).await

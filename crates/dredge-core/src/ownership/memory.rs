@@ -9,8 +9,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::owner::Owner;
-use super::store::{EniRecord, EniRef, Head, InstanceRecord, OwnershipStore, StoreResult};
+use super::store::{
+    EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore, StoreResult,
+};
 use super::time::UnixTime;
 use super::timeline::{AddressKey, Mark, Timeline};
 
@@ -19,6 +22,17 @@ struct State {
     addresses: BTreeMap<String, (AddressKey, Timeline)>,
     enis: BTreeMap<String, EniRecord>,
     instances: BTreeMap<String, InstanceRecord>,
+    /// Kept changes by the reference they wait for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<(EniRef, Vec<Change>)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    notes: BTreeMap<String, InstanceNotes>,
+}
+
+impl State {
+    fn pending_of(&mut self, reference: &EniRef) -> Option<&mut Vec<Change>> {
+        self.pending.iter_mut().find(|(r, _)| r == reference).map(|(_, c)| c)
+    }
 }
 
 /// File name of the persisted state inside the state directory.
@@ -131,9 +145,7 @@ impl OwnershipStore for MemoryStore {
         let state = self.call();
         Ok(match by {
             EniRef::Id(id) => state.enis.get(id).cloned(),
-            EniRef::Attachment(a) => {
-                state.enis.values().find(|r| r.eni.attachment_id.as_deref() == Some(a.as_str())).cloned()
-            }
+            EniRef::Attachment(a) => state.enis.values().find(|r| r.has_attachment(a)).cloned(),
             EniRef::Association(a) => state.enis.values().find(|r| r.associations.contains_key(a)).cloned(),
         })
     }
@@ -152,9 +164,47 @@ impl OwnershipStore for MemoryStore {
         Ok(self.call().enis.values().cloned().collect())
     }
 
-    async fn put_eni(&self, record: &EniRecord) -> StoreResult<()> {
-        self.call().enis.insert(record.eni.eni_id.clone(), record.clone());
+    async fn put_eni(&self, record: &EniRecord) -> StoreResult<EniWrite> {
+        let mut state = self.call();
+        let stored = state.enis.get(&record.eni.eni_id).map_or(0, |r| r.version);
+        if stored != record.version {
+            return Ok(EniWrite::Conflict);
+        }
+        let written = EniRecord { version: record.version + 1, ..record.clone() };
+        state.enis.insert(record.eni.eni_id.clone(), written);
+        Ok(EniWrite::Written)
+    }
+
+    async fn put_pending(&self, reference: &EniRef, change: &Change) -> StoreResult<()> {
+        let mut state = self.call();
+        match state.pending_of(reference) {
+            Some(kept) if kept.contains(change) => {}
+            Some(kept) => kept.push(change.clone()),
+            None => state.pending.push((reference.clone(), vec![change.clone()])),
+        }
         Ok(())
+    }
+
+    async fn pending(&self, reference: &EniRef) -> StoreResult<Vec<Change>> {
+        Ok(self.call().pending_of(reference).cloned().unwrap_or_default())
+    }
+
+    async fn forget_pending(&self, reference: &EniRef, changes: &[Change]) -> StoreResult<()> {
+        let mut state = self.call();
+        if let Some(kept) = state.pending_of(reference) {
+            kept.retain(|c| !changes.contains(c));
+        }
+        state.pending.retain(|(_, kept)| !kept.is_empty());
+        Ok(())
+    }
+
+    async fn note_instance(&self, instance_id: &str, note: &InstanceNote) -> StoreResult<()> {
+        self.call().notes.entry(instance_id.to_owned()).or_default().add(note);
+        Ok(())
+    }
+
+    async fn instance_notes(&self, instance_id: &str) -> StoreResult<InstanceNotes> {
+        Ok(self.call().notes.get(instance_id).cloned().unwrap_or_default())
     }
 
     async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
@@ -164,7 +214,7 @@ impl OwnershipStore for MemoryStore {
     async fn put_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
         let mut state = self.call();
         match state.instances.get(&record.instance_id) {
-            Some(existing) if existing.changed_at > record.changed_at => {}
+            Some(stored) if !record.supersedes(stored) => {}
             _ => {
                 state.instances.insert(record.instance_id.clone(), record.clone());
             }

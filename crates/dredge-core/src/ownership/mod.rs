@@ -27,6 +27,9 @@ pub use eni_builder::{parse_address, region_of_az, tag_map, BadAddress, EniBuild
 pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
-pub use store::{EniRecord, EniRef, Head, InstanceRecord, OwnershipStore, StoreError, StoreResult};
+pub use store::{
+    Attachment, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore,
+    Removal, StoreError, StoreResult, MAX_REMEMBERED,
+};
 pub use time::{BadTime, UnixTime};
 pub use timeline::{AddressKey, Interval, Located, Mark, Resolution, Timeline};

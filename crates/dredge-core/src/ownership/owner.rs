@@ -108,6 +108,42 @@ impl Default for TagPolicy {
 }
 
 impl Owner {
+    /// How much the owner tells: its known fields and tags. Of two versions
+    /// of one fact, the one that tells more wins (one learned before the
+    /// instance's other interfaces were known lacks their tags).
+    pub fn detail(&self) -> usize {
+        let fields = [
+            &self.interface_type,
+            &self.requester_id,
+            &self.instance_id,
+            &self.asg,
+            &self.app,
+            &self.stack,
+            &self.detail,
+            &self.cluster,
+            &self.account_id,
+            &self.region,
+            &self.az,
+            &self.vpc_id,
+            &self.subnet_id,
+        ];
+        fields.iter().filter(|f| f.is_some()).count() + self.tags.len()
+    }
+
+    /// Whether this version of a fact should replace `stored`: it tells
+    /// more, or as much and sorts after it (a total order, so any arrival
+    /// order keeps the same version).
+    pub fn supersedes(&self, stored: &Owner) -> bool {
+        match self.detail().cmp(&stored.detail()) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => {
+                let text = |o: &Owner| serde_json::to_string(o).unwrap_or_default();
+                self != stored && text(self) > text(stored)
+            }
+        }
+    }
+
     /// An owner with nothing known but its ENI.
     pub fn new(eni_id: impl Into<String>, kind: OwnerKind) -> Owner {
         Owner {

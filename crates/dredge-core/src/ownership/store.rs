@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::eni::Eni;
 use super::owner::Owner;
 use super::time::UnixTime;
@@ -24,12 +25,146 @@ pub struct EniRecord {
     /// Public IP associations: association id to public address.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub associations: BTreeMap<String, IpAddr>,
+    /// Attachments seen, newest [`MAX_REMEMBERED`]: a detach names only its
+    /// attachment, and may arrive after the next attach.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attachments: BTreeMap<String, Attachment>,
+    /// Addresses the ENI gave up, with the earliest removal known, newest
+    /// [`MAX_REMEMBERED`]: a change older than the removal must not give
+    /// the address back, and an earlier stop learned later still ends an
+    /// auto-assigned address at its own time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<IpAddr, Removal>,
+    /// The newest change to the address lists (an assign, a release, a
+    /// description): an older description does not replace them.
+    #[serde(default)]
+    pub addresses_at: UnixTime,
+    /// How many times the record was written: a write succeeds only over
+    /// the version it read ([`OwnershipStore::put_eni`]).
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// One attachment of an ENI to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub instance_id: String,
+    /// The attach, or the first description showing it.
+    pub at: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached_at: Option<UnixTime>,
+}
+
+/// When an ENI gave up an address, and whether EC2 had assigned it
+/// automatically (released by a stop or an Elastic IP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    pub at: UnixTime,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_assigned: bool,
+}
+
+/// How many attachments and removals a record keeps.
+pub const MAX_REMEMBERED: usize = 8;
+
+impl InstanceRecord {
+    /// Whether this record should replace `stored` (see
+    /// [`OwnershipStore::put_instance`]).
+    pub fn supersedes(&self, stored: &InstanceRecord) -> bool {
+        match (stored.running, self.running) {
+            (true, false) => true,
+            (false, true) => false,
+            (false, false) => self.changed_at < stored.changed_at,
+            (true, true) => self.changed_at >= stored.changed_at,
+        }
+    }
 }
 
 impl EniRecord {
     pub fn new(eni: Eni, updated_at: UnixTime) -> Self {
-        EniRecord { eni, updated_at, deleted_at: None, associations: BTreeMap::new() }
+        EniRecord {
+            eni,
+            updated_at,
+            deleted_at: None,
+            associations: BTreeMap::new(),
+            attachments: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            addresses_at: updated_at,
+            version: 0,
+        }
     }
+
+    /// Remembers an attachment, forgetting the oldest beyond the limit.
+    pub fn remember_attachment(&mut self, attachment_id: &str, instance_id: &str, at: UnixTime) {
+        let a = self.attachments.entry(attachment_id.to_owned()).or_insert_with(|| Attachment {
+            instance_id: instance_id.to_owned(),
+            at,
+            detached_at: None,
+        });
+        a.at = a.at.min(at);
+        while self.attachments.len() > MAX_REMEMBERED {
+            let oldest = self.attachments.iter().min_by_key(|(id, a)| (a.at, *id)).map(|(id, _)| id.clone());
+            oldest.map(|id| self.attachments.remove(&id));
+        }
+    }
+
+    /// Gives up `addresses` at `at`, remembering when; the earliest
+    /// removal wins. An older change than the record's newest description
+    /// is remembered but leaves the address lists alone.
+    pub fn remove(&mut self, addresses: &[IpAddr], at: UnixTime, auto_assigned: bool) {
+        for ip in addresses {
+            let r = self.removed.entry(*ip).or_insert(Removal { at, auto_assigned });
+            r.at = r.at.min(at);
+            r.auto_assigned |= auto_assigned;
+        }
+        while self.removed.len() > MAX_REMEMBERED {
+            let oldest = self.removed.iter().min_by_key(|(ip, r)| (r.at, **ip)).map(|(ip, _)| *ip);
+            oldest.map(|ip| self.removed.remove(&ip));
+        }
+        if at >= self.updated_at {
+            self.eni.remove_addresses(addresses);
+        }
+        self.addresses_at = self.addresses_at.max(at);
+    }
+
+    /// Whether a change at `at` giving the ENI `address` is outdated: the
+    /// ENI gave it up later.
+    pub fn removed_after(&self, address: IpAddr, at: UnixTime) -> bool {
+        self.removed.get(&address).is_some_and(|r| r.at > at)
+    }
+
+    /// Takes `address` at `at`, unless it was given up later.
+    pub fn add(&mut self, address: IpAddr, at: UnixTime) {
+        if !self.removed_after(address, at) {
+            self.removed.remove(&address);
+            self.eni.add_address(address);
+            self.addresses_at = self.addresses_at.max(at);
+        }
+    }
+
+    /// Whether `attachment_id` is, or was, this ENI's.
+    pub fn has_attachment(&self, attachment_id: &str) -> bool {
+        self.eni.attachment_id.as_deref() == Some(attachment_id) || self.attachments.contains_key(attachment_id)
+    }
+
+    /// Every name the ENI is found by.
+    pub fn references(&self) -> Vec<EniRef> {
+        let mut refs = vec![EniRef::Id(self.eni.eni_id.clone())];
+        let attachments = self.eni.attachment_id.iter().chain(self.attachments.keys());
+        let mut seen = std::collections::BTreeSet::new();
+        refs.extend(attachments.filter(|a| seen.insert(a.as_str())).map(|a| EniRef::Attachment(a.clone())));
+        refs.extend(self.associations.keys().map(|a| EniRef::Association(a.clone())));
+        refs
+    }
+}
+
+/// Whether a conditional write of an ENI record went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum EniWrite {
+    Written,
+    /// Another writer stored a newer version since this one was read.
+    Conflict,
 }
 
 /// What the store remembers of one instance's lifecycle.
@@ -41,6 +176,41 @@ pub struct InstanceRecord {
     pub changed_at: UnixTime,
 }
 
+/// One fact about an instance's past that later changes need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceNote {
+    /// It stopped: an interface learned later releases its auto-assigned
+    /// addresses at the first stop after it was described.
+    Stopped(UnixTime),
+    /// The ENI was attached to it: its tags complete the owners of the
+    /// instance's other ENIs, also those attached before it was known.
+    Interface(String),
+}
+
+/// Everything noted of an instance, each list sorted and without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceNotes {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<UnixTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+}
+
+impl InstanceNotes {
+    /// Adds a note, keeping the lists sorted and without repeats.
+    pub fn add(&mut self, note: &InstanceNote) {
+        fn insert<T: Ord + Clone>(list: &mut Vec<T>, item: &T) {
+            if let Err(i) = list.binary_search(item) {
+                list.insert(i, item.clone());
+            }
+        }
+        match note {
+            InstanceNote::Stopped(at) => insert(&mut self.stops, at),
+            InstanceNote::Interface(id) => insert(&mut self.interfaces, id),
+        }
+    }
+}
+
 /// The latest part of an address's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Head {
@@ -50,11 +220,20 @@ pub struct Head {
 }
 
 /// How an ENI is found.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "by", content = "id", rename_all = "snake_case")]
 pub enum EniRef {
     Id(String),
     Attachment(String),
     Association(String),
+}
+
+impl std::fmt::Display for EniRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EniRef::Id(id) | EniRef::Attachment(id) | EniRef::Association(id) => f.write_str(id),
+        }
+    }
 }
 
 /// A store failure: [`Failure`](crate::Failure), the one error type of
@@ -115,11 +294,33 @@ pub trait OwnershipStore: Send + Sync {
     /// Every ENI record (for reconcile).
     fn enis(&self) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send;
 
-    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores the record as version `record.version + 1` if the stored
+    /// version is still `record.version` (0: none stored); otherwise
+    /// nothing changes and the caller reads again.
+    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<EniWrite>> + Send;
+
+    /// Keeps a change that names an ENI (or attachment, association) the
+    /// table does not know yet, until it does.
+    fn put_pending(&self, reference: &EniRef, change: &Change) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The changes kept for `reference`.
+    fn pending(&self, reference: &EniRef) -> impl Future<Output = StoreResult<Vec<Change>>> + Send;
+
+    /// Forgets kept changes once applied.
+    fn forget_pending(&self, reference: &EniRef, changes: &[Change]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Adds a fact to an instance's notes (a set that only grows, so
+    /// concurrent and repeated notes all stay).
+    fn note_instance(&self, instance_id: &str, note: &InstanceNote) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Everything noted of an instance.
+    fn instance_notes(&self, instance_id: &str) -> impl Future<Output = StoreResult<InstanceNotes>> + Send;
 
     fn instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Option<InstanceRecord>>> + Send;
 
-    /// Stores the record unless a newer state change is already stored.
+    /// Stores the record unless what is stored says more: going away is
+    /// final (a down record replaces a running one whatever their times),
+    /// of two downs the earliest wins, of two running records the newest.
     fn put_instance(&self, record: &InstanceRecord) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// How many requests (round trips) the store has made since it was
@@ -165,8 +366,23 @@ impl<S: OwnershipStore> OwnershipStore for &S {
     fn enis(&self) -> impl Future<Output = StoreResult<Vec<EniRecord>>> + Send {
         (**self).enis()
     }
-    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<()>> + Send {
+    fn put_eni(&self, record: &EniRecord) -> impl Future<Output = StoreResult<EniWrite>> + Send {
         (**self).put_eni(record)
+    }
+    fn put_pending(&self, reference: &EniRef, change: &Change) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).put_pending(reference, change)
+    }
+    fn pending(&self, reference: &EniRef) -> impl Future<Output = StoreResult<Vec<Change>>> + Send {
+        (**self).pending(reference)
+    }
+    fn forget_pending(&self, reference: &EniRef, changes: &[Change]) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).forget_pending(reference, changes)
+    }
+    fn note_instance(&self, instance_id: &str, note: &InstanceNote) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).note_instance(instance_id, note)
+    }
+    fn instance_notes(&self, instance_id: &str) -> impl Future<Output = StoreResult<InstanceNotes>> + Send {
+        (**self).instance_notes(instance_id)
     }
     fn instance(&self, instance_id: &str) -> impl Future<Output = StoreResult<Option<InstanceRecord>>> + Send {
         (**self).instance(instance_id)

@@ -136,11 +136,18 @@ impl Timeline {
         self.marks.is_empty()
     }
 
-    /// Adds a fact; `false` when it was already known (the first version of
-    /// a fact wins, whatever owner details a duplicate carries).
+    /// Adds a fact; `false` when it was already known. Of two versions of an
+    /// open, the one whose owner tells more wins ([`Owner::supersedes`]),
+    /// whatever the order they came in.
     pub fn insert(&mut self, mark: Mark) -> bool {
         match self.marks.binary_search_by(|m| m.key().cmp(&mark.key())) {
-            Ok(_) => false,
+            Ok(i) => match (&self.marks[i], &mark) {
+                (Mark::Open { owner: stored, .. }, Mark::Open { owner, .. }) if owner.supersedes(stored) => {
+                    self.marks[i] = mark;
+                    true
+                }
+                _ => false,
+            },
             Err(i) => {
                 self.marks.insert(i, mark);
                 true
