@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             applier_stop_releases_only_auto_assigned_addresses,
             applier_moves_an_eni_between_applications,
             applier_keeps_changes_for_unknown_enis,
+            an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
         );
     };
@@ -90,7 +91,7 @@ pub fn open(t: i64, eni: &str, app: &str) -> Mark {
 }
 
 pub fn close(t: i64, eni: &str) -> Mark {
-    Mark::Close { at: at(t), eni_id: eni.into() }
+    Mark::close(at(t), eni)
 }
 
 /// The app of each answer (`None`: no owner).
@@ -749,6 +750,45 @@ where
         let answers = lookup_apps(&store, &[(k.clone(), T0 + 150), (k.clone(), T0 + 250), (k, T0 + 350)]).await;
         // Detached, the ENI holds its address as a bare interface: no app.
         let want = vec![Some("alpha".to_owned()), Some("<eni-f>".to_owned()), Some("beta".to_owned())];
+        assert_eq!(answers, want, "order {order:?}");
+    }
+}
+
+/// An instance's termination ends its interfaces' addresses, but not an
+/// interface's that was detached from it before, even when the
+/// termination is learned first.
+pub async fn an_instance_end_spares_an_interface_detached_before<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let mut floating = Eni::new("eni-d");
+    floating.vpc_id = Some("vpc-1".into());
+    floating.private_addresses = vec![ip("10.0.0.45")];
+    let changes = [
+        Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) },
+        Change::Attached {
+            at: at(T0 + 100),
+            eni_id: "eni-d".into(),
+            instance_id: "i-end".into(),
+            attachment_id: Some("att-d".into()),
+        },
+        Change::Detached { at: at(T0 + 200), attachment_id: "att-d".into() },
+        Change::InstanceDown { at: at(T0 + 300), instance_id: "i-end".into() },
+    ];
+    for order in [[0, 1, 2, 3], [3, 0, 1, 2], [3, 2, 1, 0], [0, 3, 1, 2]] {
+        let store = new_store().await;
+        let applier = Applier::new(&store, TagPolicy::default());
+        let main = instance_eni("eni-m", "i-end", "end-prod-v001", "10.0.0.44");
+        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(main) }).await.expect("up");
+        for i in order {
+            applier.apply(&changes[i]).await.expect("apply");
+        }
+        let (d, m) = (in_vpc("vpc-1", "10.0.0.45"), in_vpc("vpc-1", "10.0.0.44"));
+        let answers =
+            lookup_apps(&store, &[(d.clone(), T0 + 150), (d, T0 + 350), (m.clone(), T0 + 250), (m, T0 + 350)]).await;
+        let want = vec![Some("end".to_owned()), Some("<eni-d>".to_owned()), Some("end".to_owned()), None];
         assert_eq!(answers, want, "order {order:?}");
     }
 }

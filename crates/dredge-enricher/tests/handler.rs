@@ -106,7 +106,7 @@ async fn table() -> MemoryStore {
     store
         .put_marks(&[
             (key("10.0.0.5"), Mark::Open { at: UnixTime(1000), owner: x }),
-            (key("10.0.0.5"), Mark::Close { at: UnixTime(2000), eni_id: "eni-x".into() }),
+            (key("10.0.0.5"), Mark::close(UnixTime(2000), "eni-x")),
             (key("10.0.0.5"), Mark::Open { at: UnixTime(3000), owner: y }),
         ])
         .await

@@ -24,8 +24,9 @@ pub(crate) fn ended_opens(marks: &[Mark]) -> Vec<(usize, usize)> {
                 }
                 pending = Some(i);
             }
-            Mark::Close { eni_id, .. } => {
-                if let Some(p) = pending.filter(|p| marks[*p].eni_id() == eni_id) {
+            Mark::Close { .. } => {
+                let ends = |p: &usize| matches!(&marks[*p], Mark::Open { owner, .. } if mark.ends(owner));
+                if let Some(p) = pending.filter(ends) {
                     out.push((p, i));
                     pending = None;
                 }
@@ -67,7 +68,7 @@ mod tests {
     }
 
     fn close(at: i64, eni: &str) -> Mark {
-        Mark::Close { at: UnixTime(at), eni_id: eni.into() }
+        Mark::close(UnixTime(at), eni)
     }
 
     #[test]

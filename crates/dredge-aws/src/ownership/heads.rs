@@ -162,9 +162,9 @@ impl DynamoOwnershipStore {
     }
 
     /// Writes one mark item unless the fact is stored already; returns the
-    /// version stored. Of two versions of an open, the one whose owner tells
-    /// more wins, as in a [`Timeline`]: it replaces the stored one only if
-    /// that is still the one read.
+    /// version stored. Of two versions of one fact, [`Mark::supersedes`]
+    /// decides, as in a [`Timeline`]: the new one replaces the stored one
+    /// only if that is still the one read.
     async fn put_mark(&self, key: AddressKey, mark: Mark) -> StoreResult<(AddressKey, Mark)> {
         let expires_at = match &mark {
             Mark::Close { at, .. } => Some(self.expires(*at)),
@@ -180,20 +180,24 @@ impl DynamoOwnershipStore {
                 Written::Refused(Some(stored)) => stored,
             };
             let stored = items::parse_mark(&stored_item)?;
-            let richer = match (&mark, &stored) {
-                (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
-                _ => false,
-            };
-            let Some(old_owner) = stored_item.get(items::OWNER).filter(|_| richer) else {
+            if !mark.supersedes(&stored) {
                 return Ok((key, stored));
+            }
+            // Replaced only if still the version read.
+            let (name, missing) = match &mark {
+                Mark::Open { .. } => (items::OWNER, "attribute_not_exists(#a)"),
+                Mark::Close { .. } => (items::INSTANCE_ID, "attribute_not_exists(#a)"),
+            };
+            let (condition, values) = match stored_item.get(name) {
+                Some(v) => ("#a = :a", vec![(":a", v.clone())]),
+                None => (missing, vec![]),
             };
             let mut item = item.clone();
-            // A dated open keeps its expiry.
+            // A dated mark keeps its expiry.
             if let Some(e) = stored_item.get(items::EXPIRES_AT) {
                 item.insert(items::EXPIRES_AT.into(), e.clone());
             }
-            written =
-                self.requests.put_if(item, "#o = :o", &[("#o", items::OWNER)], vec![(":o", old_owner.clone())]).await?;
+            written = self.requests.put_if(item, condition, &[("#a", name)], values).await?;
         }
         Err(StoreError::Transient(format!("mark {} of {key} kept changing", mark.sort_key())))
     }

@@ -33,6 +33,8 @@ const AT: &str = "at";
 const KIND: &str = "kind";
 const ENI_ID: &str = "eni_id";
 pub(crate) const OWNER: &str = "owner";
+/// The instance a close is limited to.
+pub(crate) const INSTANCE_ID: &str = "instance_id";
 // Head items.
 const MARKS: &str = "marks";
 const COMPLETE: &str = "complete";
@@ -136,8 +138,11 @@ pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) 
             item.insert(KIND.into(), s("open"));
             item.insert(OWNER.into(), s(json(owner)?));
         }
-        Mark::Close { .. } => {
+        Mark::Close { instance_id, .. } => {
             item.insert(KIND.into(), s("close"));
+            if let Some(i) = instance_id {
+                item.insert(INSTANCE_ID.into(), s(i.as_str()));
+            }
         }
     }
     if let Some(e) = expires_at {
@@ -152,7 +157,8 @@ pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
         Some("open") => Ok(Mark::Open { at, owner: from_json::<Owner>(item, OWNER)? }),
         Some("close") => {
             let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
-            Ok(Mark::Close { at, eni_id })
+            let instance_id = get_s(item, INSTANCE_ID).map(str::to_owned);
+            Ok(Mark::Close { at, eni_id, instance_id })
         }
         _ => Err(corrupt("`kind` is neither `open` nor `close`", item)),
     }
@@ -336,7 +342,7 @@ mod tests {
     fn marks_round_trip_and_sort_like_their_keys() {
         let key = AddressKey::new(Scope::Global, "54.1.2.3".parse().unwrap());
         let open = Mark::Open { at: UnixTime(1_700_000_000), owner: owner() };
-        let close = Mark::Close { at: UnixTime(1_700_000_000), eni_id: "eni-1".into() };
+        let close = Mark::close(UnixTime(1_700_000_000), "eni-1");
         for m in [&open, &close] {
             let item = mark_item(&key, m, Some(5)).unwrap();
             assert_eq!(&parse_mark(&item).unwrap(), m);

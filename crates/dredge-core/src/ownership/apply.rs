@@ -143,9 +143,23 @@ impl Marks {
     }
 
     fn close(&mut self, eni: &Eni, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
+        self.close_for(eni, None, at, addresses);
+    }
+
+    /// Closes that end the ENI's intervals only while attached to
+    /// `instance` (its termination or stop): an interface detached from it
+    /// earlier, even if learned later, keeps its addresses.
+    fn close_for(
+        &mut self,
+        eni: &Eni,
+        instance: Option<&str>,
+        at: UnixTime,
+        addresses: impl IntoIterator<Item = IpAddr>,
+    ) {
         for address in addresses {
             if let Some(key) = self.key(eni, address) {
-                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone() }));
+                let instance_id = instance.map(str::to_owned);
+                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id }));
                 self.closed += 1;
             }
         }
@@ -259,10 +273,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// Releases the auto-assigned public addresses of `record` at `at`: a
     /// stop, or an Elastic IP taking their place. Those it released at a
     /// later time (a later stop learned first) are released at `at` too.
-    fn release_auto_assigned(record: &mut EniRecord, at: UnixTime, m: &mut Marks) {
+    /// A stop's closes hold only while attached to `instance`.
+    fn release_auto_assigned(record: &mut EniRecord, instance: Option<&str>, at: UnixTime, m: &mut Marks) {
         let mut released: Vec<IpAddr> = record.eni.auto_assigned().collect();
         released.extend(record.removed.iter().filter(|(_, r)| r.auto_assigned && r.at > at).map(|(ip, _)| *ip));
-        m.close(&record.eni, at, released.iter().copied());
+        m.close_for(&record.eni, instance, at, released.iter().copied());
         record.remove(&released, at, true);
         record.updated_at = record.updated_at.max(at);
     }
@@ -293,14 +308,15 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         if let Some(instance_id) = &eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await? {
                 if !inst.running && inst.changed_at >= at && attached_at(inst.changed_at) {
-                    m.close(eni, inst.changed_at, held(&mut addresses.iter().copied(), inst.changed_at));
+                    let held = held(&mut addresses.iter().copied(), inst.changed_at);
+                    m.close_for(eni, Some(instance_id), inst.changed_at, held);
                 }
             }
             let mut auto = eni.auto_assigned().filter(|a| addresses.contains(a)).peekable();
             if auto.peek().is_some() {
                 let notes = self.store.instance_notes(instance_id).await?;
                 if let Some(stop) = notes.stops.into_iter().find(|s| *s >= at).filter(|s| attached_at(*s)) {
-                    m.close(eni, stop, held(&mut auto, stop));
+                    m.close_for(eni, Some(instance_id), stop, held(&mut auto, stop));
                 }
             }
         }
@@ -452,7 +468,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 let existing = self.record_of(&eni.eni_id).await?;
                 let mut described = (**eni).clone();
                 if let Some(old) = &existing {
-                    described.fill_from(&old.eni);
+                    // A newer record's attachment is not this older
+                    // description's: it may have been attached since.
+                    if old.updated_at > *at {
+                        described.fill_from(&Self::bare(&old.eni));
+                    } else {
+                        described.fill_from(&old.eni);
+                    }
                     // What the ENI gave up after this description is gone.
                     let later: Vec<IpAddr> = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
                     described.remove_addresses(&later);
@@ -607,7 +629,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 };
                 let before = record.clone();
                 // The Elastic IP takes the auto-assigned address's place.
-                Self::release_auto_assigned(&mut record, *at, &mut m);
+                Self::release_auto_assigned(&mut record, None, *at, &mut m);
                 let instance = record.eni.instance_id.clone();
                 let Some(public_ip) = public_ip else {
                     // Named by its allocation only: a describe tells the address.
@@ -663,7 +685,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: false, changed_at: *at })
                     .await?;
                 for record in self.store.enis_of_instance(instance_id).await? {
-                    m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
+                    m.close_for(&record.eni, Some(instance_id), *at, record.eni.addresses().collect::<Vec<_>>());
                 }
                 Ok(self.finish(m, None).await?.into())
             }
@@ -672,7 +694,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 self.store.note_instance(instance_id, &InstanceNote::Stopped(*at)).await?;
                 let mut records = self.store.enis_of_instance(instance_id).await?;
                 for record in &mut records {
-                    Self::release_auto_assigned(record, *at, &mut m);
+                    Self::release_auto_assigned(record, Some(instance_id), *at, &mut m);
                 }
                 let outcome = m.outcome();
                 // Marks first: if a record write fails the change is retried.
@@ -734,7 +756,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
             if let Some(owner) = timeline.owner_at(at) {
                 if scope.covers(owner.account_id.as_deref(), owner.region.as_deref()) {
-                    m.marks.push((key, Mark::Close { at, eni_id: owner.eni_id.clone() }));
+                    m.marks.push((key, Mark::close(at, owner.eni_id.clone())));
                     m.closed += 1;
                 }
             }

@@ -412,7 +412,7 @@ mod tests {
         let owner = |eni: &str| Owner::new(eni, OwnerKind::Instance);
         let marks: Vec<_> = [
             Mark::Open { at: UnixTime(100), owner: owner("eni-old") },
-            Mark::Close { at: UnixTime(200), eni_id: "eni-old".into() },
+            Mark::close(UnixTime(200), "eni-old"),
             Mark::Open { at: UnixTime(300), owner: owner("eni-new") },
         ]
         .into_iter()

@@ -35,6 +35,11 @@ pub struct EniRecord {
     /// auto-assigned address at its own time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed: BTreeMap<IpAddr, Removal>,
+    /// Addresses the ENI took by a change (an assign, an association),
+    /// with the latest time, newest [`MAX_REMEMBERED`]: an older removal
+    /// learned later must not take them away.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub added: BTreeMap<IpAddr, UnixTime>,
     /// The newest change to the address lists (an assign, a release, a
     /// description): an older description does not replace them.
     #[serde(default)]
@@ -89,6 +94,7 @@ impl EniRecord {
             associations: BTreeMap::new(),
             attachments: BTreeMap::new(),
             removed: BTreeMap::new(),
+            added: BTreeMap::new(),
             addresses_at: updated_at,
             version: 0,
         }
@@ -121,8 +127,10 @@ impl EniRecord {
             let oldest = self.removed.iter().min_by_key(|(ip, r)| (r.at, **ip)).map(|(ip, _)| *ip);
             oldest.map(|ip| self.removed.remove(&ip));
         }
+        let gone: Vec<IpAddr> =
+            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| *t <= at)).collect();
         if at >= self.updated_at {
-            self.eni.remove_addresses(addresses);
+            self.eni.remove_addresses(&gone);
         }
         self.addresses_at = self.addresses_at.max(at);
     }
@@ -135,6 +143,12 @@ impl EniRecord {
 
     /// Takes `address` at `at`, unless it was given up later.
     pub fn add(&mut self, address: IpAddr, at: UnixTime) {
+        let t = self.added.entry(address).or_insert(at);
+        *t = (*t).max(at);
+        while self.added.len() > MAX_REMEMBERED {
+            let oldest = self.added.iter().min_by_key(|(ip, t)| (**t, **ip)).map(|(ip, _)| *ip);
+            oldest.map(|ip| self.added.remove(&ip));
+        }
         if !self.removed_after(address, at) {
             self.removed.remove(&address);
             self.eni.add_address(address);

@@ -42,8 +42,19 @@ impl std::fmt::Display for AddressKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mark", rename_all = "snake_case")]
 pub enum Mark {
-    Open { at: UnixTime, owner: Owner },
-    Close { at: UnixTime, eni_id: String },
+    Open {
+        at: UnixTime,
+        owner: Owner,
+    },
+    /// The ENI released the address; with `instance_id`, only if it was
+    /// attached to that instance then (an instance's end does not reach an
+    /// interface detached from it before).
+    Close {
+        at: UnixTime,
+        eni_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_id: Option<String>,
+    },
 }
 
 impl Mark {
@@ -62,6 +73,37 @@ impl Mark {
 
     pub fn is_open(&self) -> bool {
         matches!(self, Mark::Open { .. })
+    }
+
+    /// A close of `eni_id` at `at`, whatever it is attached to.
+    pub fn close(at: UnixTime, eni_id: impl Into<String>) -> Mark {
+        Mark::Close { at, eni_id: eni_id.into(), instance_id: None }
+    }
+
+    /// Whether this is a close that ends `owner`'s interval.
+    pub fn ends(&self, owner: &Owner) -> bool {
+        match self {
+            Mark::Close { eni_id, instance_id, .. } => {
+                *eni_id == owner.eni_id && instance_id.as_ref().is_none_or(|i| owner.instance_id.as_ref() == Some(i))
+            }
+            Mark::Open { .. } => false,
+        }
+    }
+
+    /// Whether this version of a fact (same [`Mark::key`]) replaces
+    /// `stored`: an open whose owner tells more ([`Owner::supersedes`]); a
+    /// close of the ENI whatever it is attached to over one for a single
+    /// instance. A total order, so any arrival order keeps the same one.
+    pub fn supersedes(&self, stored: &Mark) -> bool {
+        match (self, stored) {
+            (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
+            (Mark::Close { instance_id: new, .. }, Mark::Close { instance_id: old, .. }) => match (new, old) {
+                (None, Some(_)) => true,
+                (Some(n), Some(o)) => n > o,
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     /// Identity and order: time, then closes before opens (an ENI that
@@ -136,18 +178,16 @@ impl Timeline {
         self.marks.is_empty()
     }
 
-    /// Adds a fact; `false` when it was already known. Of two versions of an
-    /// open, the one whose owner tells more wins ([`Owner::supersedes`]),
-    /// whatever the order they came in.
+    /// Adds a fact; `false` when it was already known. Of two versions of
+    /// one fact, [`Mark::supersedes`] decides, whatever the order they came
+    /// in.
     pub fn insert(&mut self, mark: Mark) -> bool {
         match self.marks.binary_search_by(|m| m.key().cmp(&mark.key())) {
-            Ok(i) => match (&self.marks[i], &mark) {
-                (Mark::Open { owner: stored, .. }, Mark::Open { owner, .. }) if owner.supersedes(stored) => {
-                    self.marks[i] = mark;
-                    true
-                }
-                _ => false,
-            },
+            Ok(i) if mark.supersedes(&self.marks[i]) => {
+                self.marks[i] = mark;
+                true
+            }
+            Ok(_) => false,
             Err(i) => {
                 self.marks.insert(i, mark);
                 true
@@ -176,9 +216,7 @@ impl Timeline {
         let upto = self.marks.partition_point(|m| m.at() <= at);
         for i in (0..upto).rev() {
             if let Mark::Open { owner, .. } = &self.marks[i] {
-                let closed = self.marks[i + 1..upto]
-                    .iter()
-                    .any(|m| matches!(m, Mark::Close { eni_id, .. } if *eni_id == owner.eni_id));
+                let closed = self.marks[i + 1..upto].iter().any(|m| m.ends(owner));
                 return if closed { Located::Free } else { Located::Open(i) };
             }
         }
@@ -226,9 +264,9 @@ impl Timeline {
                     }
                     current = Some((*at, owner));
                 }
-                Mark::Close { at, eni_id } => {
+                Mark::Close { at, .. } => {
                     if let Some((from, cur)) = current {
-                        if &cur.eni_id == eni_id {
+                        if mark.ends(cur) {
                             finish(from, Some(*at), cur, &mut out);
                             current = None;
                         }
@@ -277,11 +315,32 @@ mod tests {
     }
 
     fn close(at: i64, eni: &str) -> Mark {
-        Mark::Close { at: UnixTime(at), eni_id: eni.into() }
+        Mark::close(UnixTime(at), eni)
     }
 
     fn app_at(t: &Timeline, at: i64) -> Option<&str> {
         t.owner_at(UnixTime(at)).and_then(|o| o.app.as_deref())
+    }
+
+    #[test]
+    fn a_close_for_an_instance_spares_the_interface_detached_from_it() {
+        let mut attached = owner("eni-a", "x");
+        attached.instance_id = Some("i-1".into());
+        let bare = owner("eni-a", "bare");
+        let scoped = |at| Mark::Close { at: UnixTime(at), eni_id: "eni-a".into(), instance_id: Some("i-1".into()) };
+        let t = Timeline::from_marks([
+            Mark::Open { at: UnixTime(100), owner: attached.clone() },
+            Mark::Open { at: UnixTime(200), owner: bare },
+            scoped(300),
+        ]);
+        assert_eq!(app_at(&t, 350), Some("bare"), "detached before the instance ended");
+        let t = Timeline::from_marks([Mark::Open { at: UnixTime(100), owner: attached }, scoped(300)]);
+        assert_eq!(app_at(&t, 350), None, "attached when the instance ended");
+        // Of two closes at one time, the one for any attachment wins.
+        let mut both = Timeline::from_marks([scoped(300)]);
+        assert!(both.insert(close(300, "eni-a")));
+        assert!(!both.insert(scoped(300)));
+        assert_eq!(both.marks(), [close(300, "eni-a")]);
     }
 
     #[test]
