@@ -5,6 +5,7 @@
 //! enriched stream in batches to the writer). Then the final Parquet is
 //! scored.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
-use dredge_core::ownership::{Eni, MemoryStore, TagPolicy, UnixTime};
+use dredge_core::ownership::{AddressKey, Eni, MemoryStore, OwnershipStore, TagPolicy, Timeline, UnixTime};
 use dredge_core::sink::{check_put_records, EntryError, OutRecord, RecordSink, SinkError};
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_lambda::Vars;
@@ -296,7 +297,10 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
     compactions += 1;
 
     store.save()?;
-    let knowledge = Knowledge { world: &world, first_delivery: &first_delivery, reconciles: &reconciles };
+    let table: HashMap<AddressKey, Timeline> =
+        store.timelines().await.map_err(|e| failed("ownership", e))?.into_iter().collect();
+    let knowledge =
+        Knowledge { world: &world, first_delivery: &first_delivery, reconciles: &reconciles, table: &table };
     let delivered = Delivered { flow_ids, processed_at };
     let mut summary = score::score(&world, &flows, &delivered, &knowledge, &final_prefix)?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -24,7 +24,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
-use dredge_core::ownership::UnixTime;
+use std::net::IpAddr;
+
+use dredge_core::ownership::{AddressKey, Scope, Timeline, UnixTime};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
@@ -44,6 +46,9 @@ pub struct Knowledge<'a> {
     pub first_delivery: &'a [Option<Time>],
     /// When reconciles ran, in order.
     pub reconciles: &'a [Time],
+    /// The ownership table once every event was applied: tells a history
+    /// the table got wrong from one it got right too late for a flow.
+    pub table: &'a HashMap<AddressKey, Timeline>,
 }
 
 impl Knowledge<'_> {
@@ -164,8 +169,36 @@ fn describe_truth(world: &World, truth: &Truth) -> String {
     }
 }
 
-/// Why a side was misattributed, in a few words.
-fn cause(world: &World, truth: &Truth, reported: &Reported, knowable: bool) -> String {
+/// Whether the final table answers `side` at `at` as the truth does: the
+/// interface (and instance) that held the address, or nobody for an
+/// address outside the fleet.
+fn table_right(k: &Knowledge<'_>, side: &Side, at: Time) -> bool {
+    let world = k.world;
+    let vpc = match &side.truth {
+        Truth::Fleet { segment } => world.segments[*segment].vpc,
+        _ => None,
+    };
+    let scope = match vpc {
+        Some(v) => Scope::Vpc(world.vpcs[v].id.clone()),
+        None => Scope::Global,
+    };
+    let key = AddressKey::new(scope, IpAddr::V4(side.ip));
+    let owner = k.table.get(&key).and_then(|t| t.owner_at(UnixTime(at)));
+    match (&side.truth, owner) {
+        (Truth::Fleet { segment }, Some(o)) => {
+            let seg = &world.segments[*segment];
+            let instance = seg.instance.map(|i| world.instances[i].id.as_str());
+            o.eni_id == world.enis[seg.eni].id && o.instance_id.as_deref() == instance
+        }
+        (Truth::Fleet { .. }, None) => false,
+        (_, owner) => owner.is_none(),
+    }
+}
+
+/// Why a side was misattributed, in a few words: what went wrong, whether
+/// the events telling the truth had arrived, and whether the table's final
+/// history is right (the enricher read it too early) or wrong.
+fn cause(world: &World, truth: &Truth, reported: &Reported, knowable: bool, table_right: bool) -> String {
     let what = match truth {
         Truth::Fleet { segment } => {
             let eni = &world.enis[world.segments[*segment].eni].id;
@@ -178,7 +211,8 @@ fn cause(world: &World, truth: &Truth, reported: &Reported, knowable: bool) -> S
         Truth::Aws { .. } | Truth::Internet => "a released address still answered its old holder",
     };
     let when = if knowable { "events had arrived" } else { "events not delivered yet" };
-    format!("{what} ({when})")
+    let table = if table_right { "the table's history is right" } else { "the table's history is wrong" };
+    format!("{what} ({when}; {table})")
 }
 
 /// The events behind a misattribution: the holding's start and the end of
@@ -268,7 +302,8 @@ pub fn score(
                 summary.by_attribution.entry(reported.attribution.clone()).or_default().add(&c);
                 summary.by_truth.entry(truth_kind(world, &side.truth).into()).or_default().add(&c);
                 if v == Verdict::Misattributed {
-                    let why = cause(world, &side.truth, reported, knowable);
+                    let right = table_right(knowledge, side, flow.start);
+                    let why = cause(world, &side.truth, reported, knowable, right);
                     *summary.causes.entry(why.clone()).or_default() += 1;
                     *timeline.entry(flow.start - flow.start.rem_euclid(TIMELINE_BUCKET_SECONDS)).or_default() += 1;
                     summary.misattributions.push(Misattribution {

@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
+use aws_sdk_ec2::types::{Filter, NetworkInterface, NetworkInterfaceAssociation, Tag};
 use aws_sdk_ec2::Client;
-use dredge_core::ownership::{BadAddress, Eni, EniBuilder, UnixTime};
+use dredge_core::ownership::{Association, BadAddress, Eni, EniBuilder, UnixTime};
 use dredge_lambda::sdk_error;
 
 use crate::describe::{DescribeError, Ec2Describer, TakenSnapshot};
@@ -134,15 +134,25 @@ pub fn eni_from_sdk(ni: &NetworkInterface) -> Result<Eni, DescribeError> {
     Ok(eni.build())
 }
 
+fn ids(a: Option<&NetworkInterfaceAssociation>) -> Association<'_> {
+    Association { association_id: a.and_then(|a| a.association_id()), allocation_id: a.and_then(|a| a.allocation_id()) }
+}
+
 fn add_addresses(eni: &mut EniBuilder, ni: &NetworkInterface) -> Result<(), BadAddress> {
     for private in ni.private_ip_addresses() {
         let a = private.association();
-        eni.private(private.private_ip_address())?
-            .public_owned_by(a.and_then(|a| a.public_ip()), a.and_then(|a| a.ip_owner_id()))?;
+        eni.private(private.private_ip_address())?.associated(
+            a.and_then(|a| a.public_ip()),
+            a.and_then(|a| a.ip_owner_id()),
+            ids(a),
+        )?;
     }
     let a = ni.association();
-    eni.primary_private(ni.private_ip_address())?
-        .public_owned_by(a.and_then(|a| a.public_ip()), a.and_then(|a| a.ip_owner_id()))?;
+    eni.primary_private(ni.private_ip_address())?.associated(
+        a.and_then(|a| a.public_ip()),
+        a.and_then(|a| a.ip_owner_id()),
+        ids(a),
+    )?;
     for v6 in ni.ipv6_addresses() {
         eni.ipv6(v6.ipv6_address())?;
     }

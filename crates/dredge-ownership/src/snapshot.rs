@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use dredge_core::ownership::{merge_tags, tag_map, BadAddress, Change, Eni, EniBuilder, UnixTime};
+use dredge_core::ownership::{
+    merge_tags, tag_map, Association as AssociationIds, BadAddress, Change, Eni, EniBuilder, UnixTime,
+};
 
 /// ENIs and the tags of the instances they may be attached to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +195,9 @@ struct Association {
     public_ip: Option<String>,
     /// `amazon` for an auto-assigned address, the account for an Elastic IP.
     ip_owner_id: Option<String>,
+    /// An Elastic IP's association and allocation.
+    association_id: Option<String>,
+    allocation_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +252,14 @@ impl NetworkInterface {
     fn add_addresses(&self, eni: &mut EniBuilder) -> Result<(), BadAddress> {
         fn public(eni: &mut EniBuilder, a: &Option<Association>) -> Result<(), BadAddress> {
             let a = a.as_ref();
-            eni.public_owned_by(a.and_then(|a| a.public_ip.as_deref()), a.and_then(|a| a.ip_owner_id.as_deref()))?;
+            eni.associated(
+                a.and_then(|a| a.public_ip.as_deref()),
+                a.and_then(|a| a.ip_owner_id.as_deref()),
+                AssociationIds {
+                    association_id: a.and_then(|a| a.association_id.as_deref()),
+                    allocation_id: a.and_then(|a| a.allocation_id.as_deref()),
+                },
+            )?;
             Ok(())
         }
         for private in &self.private_ip_addresses {
@@ -337,6 +349,18 @@ mod tests {
         let other = eni(&s, "eni-0a9b8c7d6e5f40777");
         assert_eq!(other.tags.get("team").map(String::as_str), Some("search-infra"));
         assert_eq!(other.tags.get(ASG_TAG).map(String::as_str), Some("search-prod-v013"));
+    }
+
+    #[test]
+    fn elastic_ips_keep_their_association_and_allocation() {
+        let s = snapshot();
+        let nlb = eni(&s, "eni-0f7a8b9c0d1e20006");
+        let ip: IpAddr = "44.206.18.91".parse().unwrap();
+        assert_eq!(nlb.associations.get("eipassoc-0c4e6a8b0d2f13579"), Some(&ip));
+        assert_eq!(nlb.allocations.get("eipalloc-0a9b8c7d6e5f43210"), Some(&ip));
+        assert_eq!(nlb.elastic_addresses, vec![ip]);
+        // An auto-assigned address has neither.
+        assert!(eni(&s, "eni-0a1b2c3d4e5f60001").associations.is_empty());
     }
 
     #[test]

@@ -507,6 +507,17 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
                     record.remember_attachment(attachment, instance, *at);
                 }
+                record.associations.extend(described.associations.clone());
+                // Elastic IPs associated earlier by allocation: theirs since
+                // the association.
+                for (allocation, ip) in &described.allocations {
+                    let Some(since) = record.awaiting.get(allocation).copied().filter(|t| *t < *at) else { continue };
+                    record.awaiting.remove(allocation);
+                    if !record.removed_after(*ip, since) {
+                        m.open(&self.view(&described).await?, &self.policy, since, [*ip]);
+                        self.close_known_later_ends(&record, &described, &[*ip], since, &mut m).await?;
+                    }
+                }
                 self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
                 let learned: Vec<IpAddr> = match &existing {
                     Some(old) => addresses.iter().copied().filter(|a| !old.eni.addresses().any(|b| b == *a)).collect(),
@@ -600,7 +611,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 record.remove(addresses, *at, false);
                 Ok(self.finish(m, Some(&record)).await?.into())
             }
-            Change::PublicAssociated { at, public_ip, association_id, eni_id, instance_id, .. } => {
+            Change::PublicAssociated { at, public_ip, allocation_id, association_id, eni_id, instance_id } => {
                 let record = match (eni_id, instance_id) {
                     (Some(id), _) => self.record_of(id).await?,
                     // An instance's association goes to its primary ENI;
@@ -631,18 +642,24 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 // The Elastic IP takes the auto-assigned address's place.
                 Self::release_auto_assigned(&mut record, None, *at, &mut m);
                 let instance = record.eni.instance_id.clone();
-                let Some(public_ip) = public_ip else {
-                    // Named by its allocation only: a describe tells the address.
+                // Named by its allocation only: an earlier description may
+                // have named the allocation's address (it never changes);
+                // else the describe asked for tells it, dated from here.
+                let known = allocation_id.as_ref().and_then(|a| record.eni.allocations.get(a).copied());
+                let Some(public_ip) = (public_ip).or(known) else {
+                    if let Some(allocation) = allocation_id {
+                        record.await_allocation(allocation, *at);
+                    }
                     return Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into());
                 };
-                m.open(&self.view(&record.eni).await?, &self.policy, *at, [*public_ip]);
-                self.close_known_later_ends(&record, &record.eni, &[*public_ip], *at, &mut m).await?;
-                if !record.removed_after(*public_ip, *at) {
-                    record.add(*public_ip, *at);
-                    push_unique(&mut record.eni.elastic_addresses, *public_ip);
+                m.open(&self.view(&record.eni).await?, &self.policy, *at, [public_ip]);
+                self.close_known_later_ends(&record, &record.eni, &[public_ip], *at, &mut m).await?;
+                if !record.removed_after(public_ip, *at) {
+                    record.add(public_ip, *at);
+                    push_unique(&mut record.eni.elastic_addresses, public_ip);
                 }
                 if let Some(assoc) = association_id {
-                    record.associations.insert(assoc.clone(), *public_ip);
+                    record.associations.insert(assoc.clone(), public_ip);
                 }
                 let outcome = self.finish(m, Some(&record)).await?;
                 Ok(Done { outcome, known: new_references(Some(&before), &record) })
@@ -778,11 +795,25 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     async fn store_described(&self, eni: &Eni, at: UnixTime) -> StoreResult<()> {
         for _ in 0..MAX_ATTEMPTS {
             let existing = self.record_of(&eni.eni_id).await?;
-            let record = match existing.clone() {
+            let mut record = match existing.clone() {
                 Some(old) if old.updated_at > at => return Ok(()),
-                Some(old) => EniRecord { eni: eni.clone(), updated_at: at, deleted_at: None, ..old },
+                Some(old) => EniRecord { eni: eni.clone(), updated_at: at, deleted_at: None, addresses_at: at, ..old },
                 None => EniRecord::new(eni.clone(), at),
             };
+            record.associations.extend(eni.associations.clone());
+            // Gone by the snapshot, when exactly is not known: an event
+            // older than it that explains the release (a stop, an Elastic
+            // IP) still ends the address at its own time.
+            if let Some(old) = &existing {
+                let gone = |auto: bool| -> Vec<IpAddr> {
+                    let kept: Vec<IpAddr> = eni.addresses().collect();
+                    let was_auto: Vec<IpAddr> = old.eni.auto_assigned().collect();
+                    old.eni.addresses().filter(|a| !kept.contains(a) && was_auto.contains(a) == auto).collect()
+                };
+                let (auto, other) = (gone(true), gone(false));
+                record.remove(&auto, at, true);
+                record.remove(&other, at, false);
+            }
             if self.store.put_eni(&record).await? == EniWrite::Written {
                 return self.apply_kept(new_references(existing.as_ref(), &record)).await;
             }
@@ -958,6 +989,73 @@ mod tests {
         assert_eq!(ready(applier.apply(&start)).unwrap(), Outcome::NeedsDescribe { instance_id: "i-x".into() });
         assert_eq!(public_owner(&store, "54.0.0.1", 3_600), None);
         assert_eq!(public_owner(&store, "3.0.0.1", 3_600).as_deref(), Some("x"));
+    }
+
+    /// An association named by allocation only, and the describe it asks
+    /// for made minutes later: the Elastic IP is the ENI's from the
+    /// association, and a disassociation naming only the association finds
+    /// the ENI through the describe.
+    #[test]
+    fn an_elastic_ip_named_by_allocation_dates_from_its_association() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let e = with_public(eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.22"]), "54.0.0.3", None);
+        ready(applier.apply(&up(100, &e))).unwrap();
+        let assoc = Change::PublicAssociated {
+            at: UnixTime(200),
+            public_ip: None,
+            allocation_id: Some("eipalloc-9".into()),
+            association_id: Some("eipassoc-9".into()),
+            eni_id: Some("eni-x".into()),
+            instance_id: None,
+        };
+        ready(applier.apply(&assoc)).unwrap();
+        let mut described = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.22"]);
+        let elastic: IpAddr = "3.0.0.9".parse().unwrap();
+        described.public_addresses = vec![elastic];
+        described.elastic_addresses = vec![elastic];
+        described.associations.insert("eipassoc-9".into(), elastic);
+        described.allocations.insert("eipalloc-9".into(), elastic);
+        ready(applier.apply(&up(500, &described))).unwrap();
+        assert_eq!(public_owner(&store, "3.0.0.9", 199), None);
+        assert_eq!(
+            public_owner(&store, "3.0.0.9", 250).as_deref(),
+            Some("x"),
+            "from the association, not the describe"
+        );
+        assert_eq!(public_owner(&store, "54.0.0.3", 250), None, "the auto-assigned address went at the association");
+        let dis = Change::PublicDisassociated {
+            at: UnixTime(600),
+            association_id: Some("eipassoc-9".into()),
+            public_ip: None,
+        };
+        assert!(matches!(ready(applier.apply(&dis)).unwrap(), Outcome::AppliedThenDescribe { closed: 1, .. }));
+        assert_eq!(public_owner(&store, "3.0.0.9", 650), None);
+    }
+
+    /// A reconcile learns first that the auto-assigned address is gone;
+    /// the Elastic IP association that released it, learned later, still
+    /// ends it at its own time.
+    #[test]
+    fn a_release_learned_after_a_reconcile_ends_the_address_at_its_time() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let e = with_public(eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.23"]), "54.0.0.4", None);
+        ready(applier.apply(&up(100, &e))).unwrap();
+        let now = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.23"]);
+        ready(applier.reconcile(&[now], UnixTime(900), &SnapshotScope::default())).unwrap();
+        assert_eq!(public_owner(&store, "54.0.0.4", 500).as_deref(), Some("x"), "the reconcile knows no better");
+        let assoc = Change::PublicAssociated {
+            at: UnixTime(400),
+            public_ip: Some("3.0.0.4".parse().unwrap()),
+            allocation_id: Some("eipalloc-4".into()),
+            association_id: Some("eipassoc-4".into()),
+            eni_id: Some("eni-x".into()),
+            instance_id: None,
+        };
+        ready(applier.apply(&assoc)).unwrap();
+        assert_eq!(public_owner(&store, "54.0.0.4", 399).as_deref(), Some("x"));
+        assert_eq!(public_owner(&store, "54.0.0.4", 500), None);
     }
 
     #[test]

@@ -49,6 +49,16 @@ pub struct Eni {
     /// for auto-assigned, which EC2 releases at a stop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elastic_addresses: Vec<IpAddr>,
+    /// Elastic IP associations a description names (association id to
+    /// address): how a later disassociation, which names only the
+    /// association, finds the ENI.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub associations: BTreeMap<String, IpAddr>,
+    /// The Elastic IPs a description names by allocation (allocation id
+    /// to address): what an association event, which names only the
+    /// allocation, associated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocations: BTreeMap<String, IpAddr>,
     /// The ENI's tags merged with its instance's (the instance's carry the
     /// auto scaling group).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -51,6 +51,13 @@ pub struct EniBuilder {
     eni: Eni,
 }
 
+/// The ids describe gives an Elastic IP's association.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Association<'a> {
+    pub association_id: Option<&'a str>,
+    pub allocation_id: Option<&'a str>,
+}
+
 impl EniBuilder {
     pub fn new(eni_id: impl Into<String>) -> EniBuilder {
         EniBuilder { eni: Eni::new(eni_id) }
@@ -153,6 +160,28 @@ impl EniBuilder {
             if owner.is_some_and(|o| !o.is_empty() && o != "amazon") {
                 push_unique(&mut self.eni.elastic_addresses, ip);
             }
+        }
+        Ok(self)
+    }
+
+    /// A public address with the ids of its association and allocation (an
+    /// Elastic IP's, as describe names them), as
+    /// [`EniBuilder::public_owned_by`] otherwise.
+    pub fn associated(
+        &mut self,
+        ip: Option<&str>,
+        owner: Option<&str>,
+        ids: Association<'_>,
+    ) -> Result<&mut Self, BadAddress> {
+        self.public_owned_by(ip, owner)?;
+        let Some(ip) = ip.filter(|ip| !ip.is_empty()) else { return Ok(self) };
+        let ip = parse_address(ip)?;
+        let named = |id: Option<&str>| id.filter(|i| !i.is_empty()).map(str::to_owned);
+        if let Some(id) = named(ids.association_id) {
+            self.eni.associations.insert(id, ip);
+        }
+        if let Some(id) = named(ids.allocation_id) {
+            self.eni.allocations.insert(id, ip);
         }
         Ok(self)
     }

@@ -23,7 +23,7 @@ pub use apply::{Applier, ApplyStats, Outcome, ReconcileStats, SnapshotScope};
 pub use cache::{make_room, CacheConfig, CacheStats, OwnerCache, Owners};
 pub use change::Change;
 pub use eni::{merge_tags, push_unique, Eni};
-pub use eni_builder::{parse_address, region_of_az, tag_map, BadAddress, EniBuilder};
+pub use eni_builder::{parse_address, region_of_az, tag_map, Association, BadAddress, EniBuilder};
 pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};

@@ -40,6 +40,11 @@ pub struct EniRecord {
     /// learned later must not take them away.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub added: BTreeMap<IpAddr, UnixTime>,
+    /// Elastic IPs an association event named by allocation only, with the
+    /// earliest such event, newest [`MAX_REMEMBERED`]: the description that
+    /// tells the address dates it from the association, not from itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub awaiting: BTreeMap<String, UnixTime>,
     /// The newest change to the address lists (an assign, a release, a
     /// description): an older description does not replace them.
     #[serde(default)]
@@ -95,6 +100,7 @@ impl EniRecord {
             attachments: BTreeMap::new(),
             removed: BTreeMap::new(),
             added: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             addresses_at: updated_at,
             version: 0,
         }
@@ -153,6 +159,17 @@ impl EniRecord {
             self.removed.remove(&address);
             self.eni.add_address(address);
             self.addresses_at = self.addresses_at.max(at);
+        }
+    }
+
+    /// Remembers an association of `allocation_id` at `at` whose address is
+    /// not known yet; the earliest wins.
+    pub fn await_allocation(&mut self, allocation_id: &str, at: UnixTime) {
+        let t = self.awaiting.entry(allocation_id.to_owned()).or_insert(at);
+        *t = (*t).min(at);
+        while self.awaiting.len() > MAX_REMEMBERED {
+            let oldest = self.awaiting.iter().min_by_key(|(id, t)| (**t, *id)).map(|(id, _)| id.clone());
+            oldest.map(|id| self.awaiting.remove(&id));
         }
     }
 
