@@ -718,20 +718,11 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let attach = |t: i64, instance: &str, id: &str| Change::Attached {
-        at: at(t),
-        eni_id: "eni-f".into(),
-        instance_id: instance.into(),
-        attachment_id: Some(id.into()),
-    };
-    let mut floating = Eni::new("eni-f");
-    floating.vpc_id = Some("vpc-1".into());
-    floating.private_addresses = vec![ip("10.0.0.43")];
     let changes = [
-        Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) },
-        attach(T0 + 100, "i-a", "att-f1"),
+        floating(T0 + 10, "eni-f", "10.0.0.43"),
+        attach(T0 + 100, "eni-f", "i-a", "att-f1"),
         Change::Detached { at: at(T0 + 200), attachment_id: "att-f1".into() },
-        attach(T0 + 300, "i-b", "att-f2"),
+        attach(T0 + 300, "eni-f", "i-b", "att-f2"),
     ];
     for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 0, 1], [1, 3, 2, 0]] {
         let store = new_store().await;
@@ -754,6 +745,23 @@ where
     }
 }
 
+/// A bare interface in `vpc-1` holding `address`, created at `t`.
+fn floating(t: i64, id: &str, address: &str) -> Change {
+    let mut eni = Eni::new(id);
+    eni.vpc_id = Some("vpc-1".into());
+    eni.private_addresses = vec![ip(address)];
+    Change::EniUp { at: at(t), eni: Box::new(eni) }
+}
+
+fn attach(t: i64, eni: &str, instance: &str, attachment: &str) -> Change {
+    Change::Attached {
+        at: at(t),
+        eni_id: eni.into(),
+        instance_id: instance.into(),
+        attachment_id: Some(attachment.into()),
+    }
+}
+
 /// An instance's termination ends its interfaces' addresses, but not an
 /// interface's that was detached from it before, even when the
 /// termination is learned first.
@@ -763,17 +771,9 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let mut floating = Eni::new("eni-d");
-    floating.vpc_id = Some("vpc-1".into());
-    floating.private_addresses = vec![ip("10.0.0.45")];
     let changes = [
-        Change::EniUp { at: at(T0 + 10), eni: Box::new(floating) },
-        Change::Attached {
-            at: at(T0 + 100),
-            eni_id: "eni-d".into(),
-            instance_id: "i-end".into(),
-            attachment_id: Some("att-d".into()),
-        },
+        floating(T0 + 10, "eni-d", "10.0.0.45"),
+        attach(T0 + 100, "eni-d", "i-end", "att-d"),
         Change::Detached { at: at(T0 + 200), attachment_id: "att-d".into() },
         Change::InstanceDown { at: at(T0 + 300), instance_id: "i-end".into() },
     ];
