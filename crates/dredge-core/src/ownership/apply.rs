@@ -461,275 +461,323 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         Ok(())
     }
 
+    /// Each kind of change runs as its own boxed future: in one, the
+    /// temporaries of every branch's store calls made a single poll frame of
+    /// over a megabyte in debug builds, past a test thread's 2 MiB stack.
     async fn apply_one(&self, change: &Change) -> Attempt<Done> {
         let mut m = Marks::default();
         match change {
             Change::EniUp { at, eni } => {
-                let existing = self.record_of(&eni.eni_id).await?;
-                let mut described = (**eni).clone();
-                if let Some(old) = &existing {
-                    // A newer record's attachment is not this older
-                    // description's: it may have been attached since.
-                    if old.updated_at > *at {
-                        described.fill_from(&Self::bare(&old.eni));
-                    } else {
-                        described.fill_from(&old.eni);
-                    }
-                    // What the ENI gave up after this description is gone.
-                    let later: Vec<IpAddr> = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
-                    described.remove_addresses(&later);
-                }
-                let addresses: Vec<IpAddr> = described.addresses().collect();
-                m.open(&self.view(&described).await?, &self.policy, *at, addresses.iter().copied());
-                let mut record = match existing.clone() {
-                    // A newer event (or a deletion) already described it:
-                    // keep that, completed from this older description.
-                    Some(mut newer) if newer.updated_at > *at => {
-                        newer.eni.fill_from(&described);
-                        if newer.eni.addresses().next().is_none() {
-                            newer.eni.private_addresses = described.private_addresses.clone();
-                            newer.eni.public_addresses = described.public_addresses.clone();
+                Box::pin(async move {
+                    let existing = self.record_of(&eni.eni_id).await?;
+                    let mut described = (**eni).clone();
+                    if let Some(old) = &existing {
+                        // A newer record's attachment is not this older
+                        // description's: it may have been attached since.
+                        if old.updated_at > *at {
+                            described.fill_from(&Self::bare(&old.eni));
+                        } else {
+                            described.fill_from(&old.eni);
                         }
-                        newer
+                        // What the ENI gave up after this description is gone.
+                        let later: Vec<IpAddr> = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
+                        described.remove_addresses(&later);
                     }
-                    // Addresses changed after this description: keep them.
-                    Some(old) if old.addresses_at > *at => {
-                        let mut eni = described.clone();
-                        for a in old.eni.addresses() {
-                            eni.add_address(a);
+                    let addresses: Vec<IpAddr> = described.addresses().collect();
+                    m.open(&self.view(&described).await?, &self.policy, *at, addresses.iter().copied());
+                    let mut record = match existing.clone() {
+                        // A newer event (or a deletion) already described it:
+                        // keep that, completed from this older description.
+                        Some(mut newer) if newer.updated_at > *at => {
+                            newer.eni.fill_from(&described);
+                            if newer.eni.addresses().next().is_none() {
+                                newer.eni.private_addresses = described.private_addresses.clone();
+                                newer.eni.public_addresses = described.public_addresses.clone();
+                            }
+                            newer
                         }
-                        eni.elastic_addresses = old.eni.elastic_addresses.clone();
-                        EniRecord { eni, updated_at: *at, ..old }
+                        // Addresses changed after this description: keep them.
+                        Some(old) if old.addresses_at > *at => {
+                            let mut eni = described.clone();
+                            for a in old.eni.addresses() {
+                                eni.add_address(a);
+                            }
+                            eni.elastic_addresses = old.eni.elastic_addresses.clone();
+                            EniRecord { eni, updated_at: *at, ..old }
+                        }
+                        Some(old) => EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..old },
+                        None => EniRecord::new(described.clone(), *at),
+                    };
+                    if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
+                        record.remember_attachment(attachment, instance, *at);
                     }
-                    Some(old) => EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..old },
-                    None => EniRecord::new(described.clone(), *at),
-                };
-                if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
-                    record.remember_attachment(attachment, instance, *at);
-                }
-                record.associations.extend(described.associations.clone());
-                // Elastic IPs associated earlier by allocation: theirs since
-                // the association.
-                for (allocation, ip) in &described.allocations {
-                    let Some(since) = record.awaiting.get(allocation).copied().filter(|t| *t < *at) else { continue };
-                    record.awaiting.remove(allocation);
-                    if !record.removed_after(*ip, since) {
-                        m.open(&self.view(&described).await?, &self.policy, since, [*ip]);
-                        self.close_known_later_ends(&record, &described, &[*ip], since, &mut m).await?;
+                    record.associations.extend(described.associations.clone());
+                    // Elastic IPs associated earlier by allocation: theirs since
+                    // the association.
+                    for (allocation, ip) in &described.allocations {
+                        let Some(since) = record.awaiting.get(allocation).copied().filter(|t| *t < *at) else {
+                            continue;
+                        };
+                        record.awaiting.remove(allocation);
+                        if !record.removed_after(*ip, since) {
+                            m.open(&self.view(&described).await?, &self.policy, since, [*ip]);
+                            self.close_known_later_ends(&record, &described, &[*ip], since, &mut m).await?;
+                        }
                     }
-                }
-                self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
-                let learned: Vec<IpAddr> = match &existing {
-                    Some(old) => addresses.iter().copied().filter(|a| !old.eni.addresses().any(|b| b == *a)).collect(),
-                    None => Vec::new(),
-                };
-                self.replay_attachments(&record, &learned, *at, &mut m).await?;
-                if let Some(instance) = &described.instance_id {
-                    let note = InstanceNote::Interface(described.eni_id.clone());
-                    self.store.note_instance(instance, &note).await?;
-                    if existing.as_ref().is_none_or(|old| old.eni.tags != record.eni.tags) {
-                        self.complete_siblings(&described, &mut m).await?;
+                    self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
+                    let learned: Vec<IpAddr> = match &existing {
+                        Some(old) => {
+                            addresses.iter().copied().filter(|a| !old.eni.addresses().any(|b| b == *a)).collect()
+                        }
+                        None => Vec::new(),
+                    };
+                    self.replay_attachments(&record, &learned, *at, &mut m).await?;
+                    if let Some(instance) = &described.instance_id {
+                        let note = InstanceNote::Interface(described.eni_id.clone());
+                        self.store.note_instance(instance, &note).await?;
+                        if existing.as_ref().is_none_or(|old| old.eni.tags != record.eni.tags) {
+                            self.complete_siblings(&described, &mut m).await?;
+                        }
                     }
-                }
-                let outcome = self.finish(m, Some(&record)).await?;
-                // A record without addresses (a deletion learned first) did
-                // not make the ENI known: what waits for it applies now.
-                let before = existing.filter(|old| old.eni.addresses().next().is_some());
-                Ok(Done { outcome, known: new_references(before.as_ref(), &record) })
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    // A record without addresses (a deletion learned first) did
+                    // not make the ENI known: what waits for it applies now.
+                    let before = existing.filter(|old| old.eni.addresses().next().is_some());
+                    Ok(Done { outcome, known: new_references(before.as_ref(), &record) })
+                })
+                .await
             }
             Change::EniDeleted { at, eni_id } => {
-                let mut record =
-                    self.record_of(eni_id).await?.unwrap_or_else(|| EniRecord::new(Eni::new(eni_id.clone()), *at));
-                m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
-                record.deleted_at = Some(record.deleted_at.map_or(*at, |d| d.min(*at)));
-                Ok(self.finish(m, Some(&record)).await?.into())
+                Box::pin(async move {
+                    let mut record =
+                        self.record_of(eni_id).await?.unwrap_or_else(|| EniRecord::new(Eni::new(eni_id.clone()), *at));
+                    m.close(&record.eni, *at, record.eni.addresses().collect::<Vec<_>>());
+                    record.deleted_at = Some(record.deleted_at.map_or(*at, |d| d.min(*at)));
+                    Ok(self.finish(m, Some(&record)).await?.into())
+                })
+                .await
             }
             Change::Attached { at, eni_id, instance_id, attachment_id } => {
-                let Some(mut record) = self.record_of(eni_id).await? else {
-                    // Attached before its creation reached the table: kept
-                    // for when it does, and the instance's describe shows it.
-                    self.store.put_pending(&EniRef::Id(eni_id.clone()), change).await?;
-                    return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into());
-                };
-                let before = record.clone();
-                let eni = Self::attached(&record.eni, instance_id, attachment_id.as_ref());
-                if *at >= record.updated_at {
-                    record.eni = eni.clone();
-                    record.updated_at = *at;
-                }
-                if let Some(attachment) = attachment_id {
-                    record.remember_attachment(attachment, instance_id, *at);
-                }
-                self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
-                // Owned as attached from `at`, whatever is newer in the record.
-                let addresses: Vec<IpAddr> = eni.addresses().collect();
-                m.open(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
-                self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
-                let outcome = self.finish(m, Some(&record)).await?;
-                Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                Box::pin(async move {
+                    let Some(mut record) = self.record_of(eni_id).await? else {
+                        // Attached before its creation reached the table: kept
+                        // for when it does, and the instance's describe shows it.
+                        self.store.put_pending(&EniRef::Id(eni_id.clone()), change).await?;
+                        return Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into());
+                    };
+                    let before = record.clone();
+                    let eni = Self::attached(&record.eni, instance_id, attachment_id.as_ref());
+                    if *at >= record.updated_at {
+                        record.eni = eni.clone();
+                        record.updated_at = *at;
+                    }
+                    if let Some(attachment) = attachment_id {
+                        record.remember_attachment(attachment, instance_id, *at);
+                    }
+                    self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
+                    // Owned as attached from `at`, whatever is newer in the record.
+                    let addresses: Vec<IpAddr> = eni.addresses().collect();
+                    m.open(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
+                    self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                })
+                .await
             }
             Change::Detached { at, attachment_id } => {
-                let reference = EniRef::Attachment(attachment_id.clone());
-                let Some(mut record) = self.store.eni(&reference).await? else {
-                    return self.defer(reference, change).await;
-                };
-                // A detached ENI belongs to no instance, but still holds its
-                // addresses, as a bare interface. An older attachment's end
-                // is superseded by the next attach's own open.
-                let bare = Self::bare(&record.eni);
-                if let Some(a) = record.attachments.get_mut(attachment_id) {
-                    a.detached_at = Some(a.detached_at.map_or(*at, |d| d.min(*at)));
-                }
-                if record.eni.attachment_id.as_deref() == Some(attachment_id.as_str()) {
-                    record.eni = bare.clone();
-                    record.updated_at = record.updated_at.max(*at);
-                }
-                let addresses: Vec<IpAddr> = bare.addresses().collect();
-                m.open(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
-                self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
-                Ok(self.finish(m, Some(&record)).await?.into())
+                Box::pin(async move {
+                    let reference = EniRef::Attachment(attachment_id.clone());
+                    let Some(mut record) = self.store.eni(&reference).await? else {
+                        return self.defer(reference, change).await;
+                    };
+                    // A detached ENI belongs to no instance, but still holds its
+                    // addresses, as a bare interface. An older attachment's end
+                    // is superseded by the next attach's own open.
+                    let bare = Self::bare(&record.eni);
+                    if let Some(a) = record.attachments.get_mut(attachment_id) {
+                        a.detached_at = Some(a.detached_at.map_or(*at, |d| d.min(*at)));
+                    }
+                    if record.eni.attachment_id.as_deref() == Some(attachment_id.as_str()) {
+                        record.eni = bare.clone();
+                        record.updated_at = record.updated_at.max(*at);
+                    }
+                    let addresses: Vec<IpAddr> = bare.addresses().collect();
+                    m.open(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
+                    self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
+                    Ok(self.finish(m, Some(&record)).await?.into())
+                })
+                .await
             }
             Change::AddressesAssigned { at, eni_id, addresses } => {
-                let Some(mut record) = self.record_of(eni_id).await? else {
-                    return self.defer(EniRef::Id(eni_id.clone()), change).await;
-                };
-                m.open(&self.view(&record.eni).await?, &self.policy, *at, addresses.iter().copied());
-                self.close_known_later_ends(&record, &record.eni, addresses, *at, &mut m).await?;
-                let learned: Vec<IpAddr> =
-                    addresses.iter().copied().filter(|a| !record.eni.addresses().any(|b| b == *a)).collect();
-                self.replay_attachments(&record, &learned, *at, &mut m).await?;
-                for address in addresses {
-                    record.add(*address, *at);
-                }
-                Ok(self.finish(m, Some(&record)).await?.into())
+                Box::pin(async move {
+                    let Some(mut record) = self.record_of(eni_id).await? else {
+                        return self.defer(EniRef::Id(eni_id.clone()), change).await;
+                    };
+                    m.open(&self.view(&record.eni).await?, &self.policy, *at, addresses.iter().copied());
+                    self.close_known_later_ends(&record, &record.eni, addresses, *at, &mut m).await?;
+                    let learned: Vec<IpAddr> =
+                        addresses.iter().copied().filter(|a| !record.eni.addresses().any(|b| b == *a)).collect();
+                    self.replay_attachments(&record, &learned, *at, &mut m).await?;
+                    for address in addresses {
+                        record.add(*address, *at);
+                    }
+                    Ok(self.finish(m, Some(&record)).await?.into())
+                })
+                .await
             }
             Change::AddressesUnassigned { at, eni_id, addresses } => {
-                let Some(mut record) = self.record_of(eni_id).await? else {
-                    return self.defer(EniRef::Id(eni_id.clone()), change).await;
-                };
-                m.close(&record.eni, *at, addresses.iter().copied());
-                record.remove(addresses, *at, false);
-                Ok(self.finish(m, Some(&record)).await?.into())
+                Box::pin(async move {
+                    let Some(mut record) = self.record_of(eni_id).await? else {
+                        return self.defer(EniRef::Id(eni_id.clone()), change).await;
+                    };
+                    m.close(&record.eni, *at, addresses.iter().copied());
+                    record.remove(addresses, *at, false);
+                    Ok(self.finish(m, Some(&record)).await?.into())
+                })
+                .await
             }
             Change::PublicAssociated { at, public_ip, allocation_id, association_id, eni_id, instance_id } => {
-                let record = match (eni_id, instance_id) {
-                    (Some(id), _) => self.record_of(id).await?,
-                    // An instance's association goes to its primary ENI;
-                    // without device indexes, the one holding the instance's
-                    // primary private address is not known, so require a
-                    // single ENI rather than guess.
-                    (None, Some(instance)) => {
-                        let mut enis = self.store.enis_of_instance(instance).await?;
-                        if enis.len() == 1 {
-                            enis.pop()
-                        } else {
-                            let reference = format!("primary ENI of {instance}");
-                            return Ok(Outcome::UnknownEni { reference }.into());
+                Box::pin(async move {
+                    let record = match (eni_id, instance_id) {
+                        (Some(id), _) => self.record_of(id).await?,
+                        // An instance's association goes to its primary ENI;
+                        // without device indexes, the one holding the instance's
+                        // primary private address is not known, so require a
+                        // single ENI rather than guess.
+                        (None, Some(instance)) => {
+                            let mut enis = self.store.enis_of_instance(instance).await?;
+                            if enis.len() == 1 {
+                                enis.pop()
+                            } else {
+                                let reference = format!("primary ENI of {instance}");
+                                return Ok(Outcome::UnknownEni { reference }.into());
+                            }
                         }
-                    }
-                    (None, None) => None,
-                };
-                let Some(mut record) = record else {
-                    return match eni_id {
-                        Some(id) => self.defer(EniRef::Id(id.clone()), change).await,
-                        None => {
-                            let reference = instance_id.clone().unwrap_or_default();
-                            Ok(Outcome::UnknownEni { reference }.into())
-                        }
+                        (None, None) => None,
                     };
-                };
-                let before = record.clone();
-                // The Elastic IP takes the auto-assigned address's place.
-                Self::release_auto_assigned(&mut record, None, *at, &mut m);
-                let instance = record.eni.instance_id.clone();
-                // Named by its allocation only: an earlier description may
-                // have named the allocation's address (it never changes);
-                // else the describe asked for tells it, dated from here.
-                let known = allocation_id.as_ref().and_then(|a| record.eni.allocations.get(a).copied());
-                let Some(public_ip) = (public_ip).or(known) else {
-                    if let Some(allocation) = allocation_id {
-                        record.await_allocation(allocation, *at);
+                    let Some(mut record) = record else {
+                        return match eni_id {
+                            Some(id) => self.defer(EniRef::Id(id.clone()), change).await,
+                            None => {
+                                let reference = instance_id.clone().unwrap_or_default();
+                                Ok(Outcome::UnknownEni { reference }.into())
+                            }
+                        };
+                    };
+                    let before = record.clone();
+                    // The Elastic IP takes the auto-assigned address's place.
+                    Self::release_auto_assigned(&mut record, None, *at, &mut m);
+                    let instance = record.eni.instance_id.clone();
+                    // Named by its allocation only: an earlier description may
+                    // have named the allocation's address (it never changes);
+                    // else the describe asked for tells it, dated from here.
+                    let known = allocation_id.as_ref().and_then(|a| record.eni.allocations.get(a).copied());
+                    let Some(public_ip) = (public_ip).or(known) else {
+                        if let Some(allocation) = allocation_id {
+                            record.await_allocation(allocation, *at);
+                        }
+                        return Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into());
+                    };
+                    m.open(&self.view(&record.eni).await?, &self.policy, *at, [public_ip]);
+                    self.close_known_later_ends(&record, &record.eni, &[public_ip], *at, &mut m).await?;
+                    if !record.removed_after(public_ip, *at) {
+                        record.add(public_ip, *at);
+                        push_unique(&mut record.eni.elastic_addresses, public_ip);
                     }
-                    return Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into());
-                };
-                m.open(&self.view(&record.eni).await?, &self.policy, *at, [public_ip]);
-                self.close_known_later_ends(&record, &record.eni, &[public_ip], *at, &mut m).await?;
-                if !record.removed_after(public_ip, *at) {
-                    record.add(public_ip, *at);
-                    push_unique(&mut record.eni.elastic_addresses, public_ip);
-                }
-                if let Some(assoc) = association_id {
-                    record.associations.insert(assoc.clone(), public_ip);
-                }
-                let outcome = self.finish(m, Some(&record)).await?;
-                Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                    if let Some(assoc) = association_id {
+                        record.associations.insert(assoc.clone(), public_ip);
+                    }
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                })
+                .await
             }
             Change::PublicDisassociated { at, association_id, public_ip } => {
-                let mut found = match association_id {
-                    Some(a) => self.store.eni(&EniRef::Association(a.clone())).await?,
-                    None => None,
-                };
-                if found.is_none() {
-                    if let Some(ip) = public_ip {
-                        let key = AddressKey::new(Scope::Global, *ip);
-                        if let Some(owner) = self.store.timeline(&key).await?.current() {
-                            found = self.record_of(&owner.eni_id).await?;
+                Box::pin(async move {
+                    let mut found = match association_id {
+                        Some(a) => self.store.eni(&EniRef::Association(a.clone())).await?,
+                        None => None,
+                    };
+                    if found.is_none() {
+                        if let Some(ip) = public_ip {
+                            let key = AddressKey::new(Scope::Global, *ip);
+                            if let Some(owner) = self.store.timeline(&key).await?.current() {
+                                found = self.record_of(&owner.eni_id).await?;
+                            }
                         }
                     }
-                }
-                let Some(mut record) = found else {
-                    return match association_id {
-                        Some(a) => self.defer(EniRef::Association(a.clone()), change).await,
-                        None => {
-                            let reference = public_ip.map(|ip| ip.to_string()).unwrap_or_default();
-                            Ok(Outcome::UnknownEni { reference }.into())
-                        }
+                    let Some(mut record) = found else {
+                        return match association_id {
+                            Some(a) => self.defer(EniRef::Association(a.clone()), change).await,
+                            None => {
+                                let reference = public_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                                Ok(Outcome::UnknownEni { reference }.into())
+                            }
+                        };
                     };
-                };
-                let ip = association_id.as_ref().and_then(|a| record.associations.remove(a)).or(*public_ip);
-                let Some(ip) = ip else {
-                    return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() }.into());
-                };
-                m.close(&record.eni, *at, [ip]);
-                record.remove(&[ip], *at, false);
-                // EC2 gives an instance's interface a new auto-assigned
-                // address within minutes; only a describe tells which.
-                let instance = record.eni.instance_id.clone();
-                Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into())
+                    let ip = association_id.as_ref().and_then(|a| record.associations.remove(a)).or(*public_ip);
+                    let Some(ip) = ip else {
+                        return Ok(Outcome::Ignored { reason: "association's public IP is not known".into() }.into());
+                    };
+                    m.close(&record.eni, *at, [ip]);
+                    record.remove(&[ip], *at, false);
+                    // EC2 gives an instance's interface a new auto-assigned
+                    // address within minutes; only a describe tells which.
+                    let instance = record.eni.instance_id.clone();
+                    Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into())
+                })
+                .await
             }
             Change::InstanceDown { at, instance_id } => {
-                self.store
-                    .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: false, changed_at: *at })
-                    .await?;
-                for record in self.store.enis_of_instance(instance_id).await? {
-                    m.close_for(&record.eni, Some(instance_id), *at, record.eni.addresses().collect::<Vec<_>>());
-                }
-                Ok(self.finish(m, None).await?.into())
+                Box::pin(async move {
+                    self.store
+                        .put_instance(&InstanceRecord {
+                            instance_id: instance_id.clone(),
+                            running: false,
+                            changed_at: *at,
+                        })
+                        .await?;
+                    for record in self.store.enis_of_instance(instance_id).await? {
+                        m.close_for(&record.eni, Some(instance_id), *at, record.eni.addresses().collect::<Vec<_>>());
+                    }
+                    Ok(self.finish(m, None).await?.into())
+                })
+                .await
             }
             Change::InstanceStopped { at, instance_id } => {
-                // Kept first: an interface learned later releases at it.
-                self.store.note_instance(instance_id, &InstanceNote::Stopped(*at)).await?;
-                let mut records = self.store.enis_of_instance(instance_id).await?;
-                for record in &mut records {
-                    Self::release_auto_assigned(record, Some(instance_id), *at, &mut m);
-                }
-                let outcome = m.outcome();
-                // Marks first: if a record write fails the change is retried.
-                self.finish(m, None).await?;
-                for record in &records {
-                    self.put(record).await?;
-                }
-                Ok(outcome.into())
+                Box::pin(async move {
+                    // Kept first: an interface learned later releases at it.
+                    self.store.note_instance(instance_id, &InstanceNote::Stopped(*at)).await?;
+                    let mut records = self.store.enis_of_instance(instance_id).await?;
+                    for record in &mut records {
+                        Self::release_auto_assigned(record, Some(instance_id), *at, &mut m);
+                    }
+                    let outcome = m.outcome();
+                    // Marks first: if a record write fails the change is retried.
+                    self.finish(m, None).await?;
+                    for record in &records {
+                        self.put(record).await?;
+                    }
+                    Ok(outcome.into())
+                })
+                .await
             }
             Change::InstanceUp { at, instance_id } => {
-                self.store
-                    .put_instance(&InstanceRecord { instance_id: instance_id.clone(), running: true, changed_at: *at })
-                    .await?;
-                // What a stop kept (private addresses, IPv6, Elastic IPs)
-                // is still open; what it released is not the instance's
-                // again. A restart brings a new auto-assigned public
-                // address, which only a describe tells.
-                Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into())
+                Box::pin(async move {
+                    self.store
+                        .put_instance(&InstanceRecord {
+                            instance_id: instance_id.clone(),
+                            running: true,
+                            changed_at: *at,
+                        })
+                        .await?;
+                    // What a stop kept (private addresses, IPv6, Elastic IPs)
+                    // is still open; what it released is not the instance's
+                    // again. A restart brings a new auto-assigned public
+                    // address, which only a describe tells.
+                    Ok(Outcome::NeedsDescribe { instance_id: instance_id.clone() }.into())
+                })
+                .await
             }
         }
     }
