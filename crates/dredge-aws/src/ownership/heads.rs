@@ -184,13 +184,13 @@ impl DynamoOwnershipStore {
                 return Ok((key, stored));
             }
             // Replaced only if still the version read.
-            let (name, missing) = match &mark {
-                Mark::Open { .. } => (items::OWNER, "attribute_not_exists(#a)"),
-                Mark::Close { .. } => (items::INSTANCE_ID, "attribute_not_exists(#a)"),
+            let name = match &mark {
+                Mark::Open { .. } => items::OWNER,
+                Mark::Close { .. } => items::INSTANCE_ID,
             };
             let (condition, values) = match stored_item.get(name) {
                 Some(v) => ("#a = :a", vec![(":a", v.clone())]),
-                None => (missing, vec![]),
+                None => ("attribute_not_exists(#a)", vec![]),
             };
             let mut item = item.clone();
             // A dated mark keeps its expiry.
