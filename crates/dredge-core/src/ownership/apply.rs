@@ -294,12 +294,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         at: UnixTime,
         m: &mut Marks,
     ) -> StoreResult<()> {
-        // What the ENI still held at `until`: not given up in between.
-        let held = |list: &mut dyn Iterator<Item = IpAddr>, until: UnixTime| -> Vec<IpAddr> {
-            list.filter(|a| !record.removed.get(a).is_some_and(|r| r.at > at && r.at < until)).collect()
-        };
         if let Some(deleted) = record.deleted_at.filter(|d| *d >= at) {
-            m.close(eni, deleted, held(&mut addresses.iter().copied(), deleted));
+            m.close(eni, deleted, record.held_through(addresses, at, deleted));
         }
         // An instance's end reaches the ENI only while attached to it.
         let detached = eni.attachment_id.as_ref().and_then(|a| record.attachments.get(a)).and_then(|a| a.detached_at);
@@ -308,15 +304,15 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         if let Some(instance_id) = &eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await? {
                 if !inst.running && inst.changed_at >= at && attached_at(inst.changed_at) {
-                    let held = held(&mut addresses.iter().copied(), inst.changed_at);
+                    let held = record.held_through(addresses, at, inst.changed_at);
                     m.close_for(eni, Some(instance_id), inst.changed_at, held);
                 }
             }
-            let mut auto = eni.auto_assigned().filter(|a| addresses.contains(a)).peekable();
-            if auto.peek().is_some() {
+            let auto: Vec<IpAddr> = eni.auto_assigned().filter(|a| addresses.contains(a)).collect();
+            if !auto.is_empty() {
                 let notes = self.store.instance_notes(instance_id).await?;
                 if let Some(stop) = notes.stops.into_iter().find(|s| *s >= at).filter(|s| attached_at(*s)) {
-                    m.close_for(eni, Some(instance_id), stop, held(&mut auto, stop));
+                    m.close_for(eni, Some(instance_id), stop, record.held_through(&auto, at, stop));
                 }
             }
         }
@@ -372,11 +368,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             if record.deleted_at.is_some_and(|d| d <= t) {
                 return Vec::new();
             }
-            addresses
-                .iter()
-                .copied()
-                .filter(|a| !record.removed.get(a).is_some_and(|r| r.at > since && r.at <= t))
-                .collect()
+            record.held_through(addresses, since, t)
         };
         let bare = self.view(&Self::bare(&record.eni)).await?;
         for (id, a) in &record.attachments {
@@ -484,7 +476,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         described.remove_addresses(&later);
                     }
                     let addresses: Vec<IpAddr> = described.addresses().collect();
-                    m.open(&self.view(&described).await?, &self.policy, *at, addresses.iter().copied());
+                    let owner = self.view(&described).await?;
+                    m.open(&owner, &self.policy, *at, addresses.iter().copied());
                     let mut record = match existing.clone() {
                         // A newer event (or a deletion) already described it:
                         // keep that, completed from this older description.
@@ -520,7 +513,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         };
                         record.awaiting.remove(allocation);
                         if !record.removed_after(*ip, since) {
-                            m.open(&self.view(&described).await?, &self.policy, since, [*ip]);
+                            m.open(&owner, &self.policy, since, [*ip]);
                             self.close_known_later_ends(&record, &described, &[*ip], since, &mut m).await?;
                         }
                     }
@@ -1004,6 +997,19 @@ mod tests {
         assert_eq!(owner_at(210), None);
     }
 
+    /// Elastic IP `n` (allocation `eipalloc-n`, association `eipassoc-n`)
+    /// associated with `eni-x` at `at`, by address or by allocation only.
+    fn associate_eni_x(at: i64, public_ip: Option<&str>, n: &str) -> Change {
+        Change::PublicAssociated {
+            at: UnixTime(at),
+            public_ip: public_ip.map(|ip| ip.parse().unwrap()),
+            allocation_id: Some(format!("eipalloc-{n}")),
+            association_id: Some(format!("eipassoc-{n}")),
+            eni_id: Some("eni-x".into()),
+            instance_id: None,
+        }
+    }
+
     fn public_owner(store: &MemoryStore, ip: &str, t: i64) -> Option<String> {
         let key = AddressKey::new(Scope::Global, ip.parse().unwrap());
         ready(store.lookup(&[(key, UnixTime(t))])).unwrap().pop().flatten().and_then(|o| o.app)
@@ -1049,14 +1055,7 @@ mod tests {
         let applier = Applier::new(&store, TagPolicy::default());
         let e = with_public(eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.22"]), "54.0.0.3", None);
         ready(applier.apply(&up(100, &e))).unwrap();
-        let assoc = Change::PublicAssociated {
-            at: UnixTime(200),
-            public_ip: None,
-            allocation_id: Some("eipalloc-9".into()),
-            association_id: Some("eipassoc-9".into()),
-            eni_id: Some("eni-x".into()),
-            instance_id: None,
-        };
+        let assoc = associate_eni_x(200, None, "9");
         ready(applier.apply(&assoc)).unwrap();
         let mut described = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.22"]);
         let elastic: IpAddr = "3.0.0.9".parse().unwrap();
@@ -1093,14 +1092,7 @@ mod tests {
         let now = eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.23"]);
         ready(applier.reconcile(&[now], UnixTime(900), &SnapshotScope::default())).unwrap();
         assert_eq!(public_owner(&store, "54.0.0.4", 500).as_deref(), Some("x"), "the reconcile knows no better");
-        let assoc = Change::PublicAssociated {
-            at: UnixTime(400),
-            public_ip: Some("3.0.0.4".parse().unwrap()),
-            allocation_id: Some("eipalloc-4".into()),
-            association_id: Some("eipassoc-4".into()),
-            eni_id: Some("eni-x".into()),
-            instance_id: None,
-        };
+        let assoc = associate_eni_x(400, Some("3.0.0.4"), "4");
         ready(applier.apply(&assoc)).unwrap();
         assert_eq!(public_owner(&store, "54.0.0.4", 399).as_deref(), Some("x"));
         assert_eq!(public_owner(&store, "54.0.0.4", 500), None);
@@ -1114,14 +1106,7 @@ mod tests {
         ready(applier.apply(&up(100, &e))).unwrap();
         // Named by allocation only: the auto-assigned address goes, and a
         // describe is asked for to learn the Elastic IP.
-        let assoc = Change::PublicAssociated {
-            at: UnixTime(200),
-            public_ip: None,
-            allocation_id: Some("eipalloc-1".into()),
-            association_id: Some("eipassoc-1".into()),
-            eni_id: Some("eni-x".into()),
-            instance_id: None,
-        };
+        let assoc = associate_eni_x(200, None, "1");
         let expected = Outcome::AppliedThenDescribe { opened: 0, closed: 1, unscoped: 0, instance_id: "i-x".into() };
         assert_eq!(ready(applier.apply(&assoc)).unwrap(), expected);
         assert_eq!(public_owner(&store, "54.0.0.2", 250), None);

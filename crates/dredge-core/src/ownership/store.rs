@@ -147,6 +147,13 @@ impl EniRecord {
         self.removed.get(&address).is_some_and(|r| r.at > at)
     }
 
+    /// The `addresses` the ENI still held at `until`, having held them at
+    /// `since`: none it gave up in between.
+    pub fn held_through(&self, addresses: &[IpAddr], since: UnixTime, until: UnixTime) -> Vec<IpAddr> {
+        let given_up = |a: &IpAddr| self.removed.get(a).is_some_and(|r| r.at > since && r.at <= until);
+        addresses.iter().copied().filter(|a| !given_up(a)).collect()
+    }
+
     /// Takes `address` at `at`, unless it was given up later.
     pub fn add(&mut self, address: IpAddr, at: UnixTime) {
         let t = self.added.entry(address).or_insert(at);
