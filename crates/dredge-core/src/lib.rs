@@ -1,7 +1,7 @@
 //! Dredge's domain: decoding VPC flow logs, the time-ranged IP ownership
 //! model, attribution and the enriched record, and the narrow interfaces
-//! (ownership store, record sink, object store) behind which AWS sits, each
-//! with an embedded implementation. No AWS SDK here: SDK adapters live in
+//! (ownership store, record sink, object store, retry queue) behind which
+//! AWS sits, each with an embedded implementation. No AWS SDK here: SDK adapters live in
 //! `dredge-aws`, entry points in the Lambda and CLI crates.
 
 pub mod enrich;
@@ -10,6 +10,7 @@ pub mod flowlog;
 pub mod ipranges;
 pub mod objects;
 pub mod ownership;
+pub mod retry_queue;
 pub mod sink;
 pub mod stream_data;
 
