@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use dredge_core::ownership::{
     AddressKey, Applier, Change, Eni, EniRecord, EniRef, EniWrite, InstanceNote, InstanceNotes, InstanceRecord, Mark,
-    Outcome, Owner, OwnerKind, OwnershipStore, ReconcileStats, Resolution, Scope, SnapshotScope, StoreResult,
+    Outcome, Owner, OwnerKind, OwnershipStore, ReconcileStats, Resolution, Scope, Sighting, SnapshotScope, StoreResult,
     TagPolicy, Timeline, UnixTime, ASG_TAG,
 };
 
@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             applier_keeps_changes_for_unknown_enis,
             an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
+            sightings_and_the_reconcile_horizon,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -904,6 +905,18 @@ impl<S: OwnershipStore> OwnershipStore for Yielding<'_, S> {
         tokio::task::yield_now().await;
         self.0.lookup(queries).await
     }
+    async fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.put_seen(seen).await
+    }
+    async fn note_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+        tokio::task::yield_now().await;
+        self.0.note_reconciled(scope, at).await
+    }
+    async fn reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+        tokio::task::yield_now().await;
+        self.0.reconciled().await
+    }
     async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
         tokio::task::yield_now().await;
         self.0.timeline(key).await
@@ -956,4 +969,50 @@ impl<S: OwnershipStore> OwnershipStore for Yielding<'_, S> {
         tokio::task::yield_now().await;
         self.0.put_instance(record).await
     }
+}
+
+/// Sightings: the latest per ENI and attachment, kept with the head (a
+/// write of marks keeps them), never for an address without history; a
+/// reconcile's close found-gone round-trips; each scope's reconcile time
+/// only moves forward.
+pub async fn sightings_and_the_reconcile_horizon<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    use dredge_core::ownership::{horizon, Attached};
+    let store = new_store().await;
+    let key = in_vpc("vpc-1", "10.0.0.1");
+    let seen = |eni: &str, attached: Attached, t: i64| Sighting { eni_id: eni.into(), attached, at: at(T0 + t) };
+    store.put_marks(&[(key.clone(), open(T0, "eni-a", "a"))]).await.expect("put_marks");
+    store
+        .put_seen(&[
+            (key.clone(), seen("eni-a", Attached::Unknown, 100)),
+            (key.clone(), seen("eni-a", Attached::Unknown, 50)),
+            (key.clone(), seen("eni-a", Attached::To("i-eni-a".into()), 60)),
+            (in_vpc("vpc-1", "10.0.0.99"), seen("eni-z", Attached::Unknown, 100)),
+        ])
+        .await
+        .expect("put_seen");
+    // An older sighting later changes nothing.
+    store.put_seen(&[(key.clone(), seen("eni-a", Attached::Unknown, 70))]).await.expect("put_seen");
+    // Marks written after the sightings keep them.
+    store.put_marks(&[(key.clone(), Mark::found_gone(at(T0 + 200), "eni-a"))]).await.expect("put_marks");
+    let heads = store.heads(&[key.clone(), in_vpc("vpc-1", "10.0.0.99")]).await.expect("heads");
+    let mut got = heads[0].seen.clone();
+    got.sort_by_key(|s| s.at);
+    assert_eq!(got, vec![seen("eni-a", Attached::To("i-eni-a".into()), 60), seen("eni-a", Attached::Unknown, 100)]);
+    assert!(heads[1].seen.is_empty(), "no history, no sightings");
+    assert_eq!(heads[0].timeline.marks().last(), Some(&Mark::found_gone(at(T0 + 200), "eni-a")));
+    assert_eq!(store.timeline(&key).await.expect("timeline").owner_at(at(T0 + 250)), None);
+
+    assert_eq!(horizon(&store.reconciled().await.expect("reconciled")), None);
+    store.note_reconciled("1#us-east-1", at(T0 + 900)).await.expect("note");
+    store.note_reconciled("1#eu-west-1", at(T0 + 800)).await.expect("note");
+    store.note_reconciled("1#us-east-1", at(T0 + 100)).await.expect("note");
+    let mut reconciled = store.reconciled().await.expect("reconciled");
+    reconciled.sort();
+    assert_eq!(reconciled, vec![("1#eu-west-1".to_owned(), at(T0 + 800)), ("1#us-east-1".to_owned(), at(T0 + 900))]);
+    assert_eq!(horizon(&reconciled), Some(at(T0 + 800)));
 }

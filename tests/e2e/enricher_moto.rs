@@ -12,7 +12,9 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
-use dredge_core::ownership::{Applier, Change, Eni, TagPolicy, UnixTime, ASG_TAG};
+use dredge_core::ownership::{
+    AddressKey, Applier, Attached, Change, Eni, OwnershipStore, Scope, Sighting, TagPolicy, UnixTime, ASG_TAG,
+};
 use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
@@ -128,6 +130,12 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     for change in &changes {
         applier.apply(change).await.expect("apply");
     }
+    // What a reconcile at 4000 leaves: y seen holding 10.0.0.5 (evidence
+    // that reaches the flow at 3500), and the horizon at 4000.
+    let y_seen = Sighting { eni_id: "eni-y".into(), attached: Attached::To("i-y".into()), at: UnixTime(4000) };
+    let key = AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.5".parse().unwrap());
+    store.put_seen(&[(key, y_seen)]).await.expect("put_seen");
+    store.note_reconciled("*#*", UnixTime(4000)).await.expect("note_reconciled");
 
     let line = |dst: &str, start: i64| {
         format!("2 123456789012 eni-log 10.0.0.1 {dst} 443 50000 6 10 840 {start} {} ACCEPT OK", start + 60)
@@ -162,9 +170,11 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     let (response, outcome) = Box::pin(handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_000))).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", outcome.error);
     assert_eq!(outcome.stats.rejected_lines, 1);
-    // Two distinct addresses, every time explained by their heads: one
-    // BatchGetItem; and one for the logging ENI's record.
-    assert_eq!(outcome.stats.store_calls, 2);
+    // The reconcile horizon (GetItem); two distinct addresses, every time
+    // explained by their heads: one BatchGetItem; one for the logging ENI's
+    // record; one UpdateItem for its heartbeat.
+    assert_eq!(outcome.stats.store_calls, 4);
+    assert_eq!(outcome.stats.heartbeats_written, 1);
 
     let enriched: Vec<serde_json::Value> = read_all(&kinesis, &output)
         .await
@@ -192,9 +202,12 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     assert_eq!(first["line"], 2);
     assert_eq!(first["sequence_number"], delivered[1].sequence_number());
 
-    // A second, identical batch is answered from the cache.
+    // A second, identical batch is answered from the cache but for the
+    // horizon and the one head that cannot vouch for its answer: "nobody"
+    // at 2500, with an open between it and the horizon (an open a
+    // reconcile wrote would not say since when), is read again.
     let (_, again) = Box::pin(handle(&enricher, &as_event(&delivered), UnixTime(1_800_000_010))).await;
-    assert_eq!(again.stats.store_calls, 0);
+    assert_eq!(again.stats.store_calls, 2);
     // ... and was put on the enriched stream again, at new positions: what
     // an enricher retry does.
     let enriched_records = read_all(&kinesis, &output).await;

@@ -24,6 +24,9 @@ VENV_BIN = Path(sys.executable).parent
 DREDGE = ROOT / "target" / "debug" / "dredge"
 
 
+SNAPSHOTS = ("2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,9 +53,13 @@ def main():
     run(["cargo", "build", "--quiet", "--workspace", "--bins", "--tests"])
     run([str(DREDGE), "ownership", "--table", table, "create-table"])
     snapshot = ROOT / "events/ownership/snapshot"
-    run([str(DREDGE), "ownership", "--table", table, "import",
-         str(snapshot / "describe-network-interfaces.json"), str(snapshot / "describe-instances.json"),
-         "--at", "2026-11-01T00:00:00Z"])
+    # Two snapshots: the fleet as of 2026-11-01, and the same fleet seen
+    # again after the sample flows (2026-11-18T11:06:40Z), which vouches
+    # for its owners at the flows' time (the knowledge horizon).
+    for at in SNAPSHOTS:
+        run([str(DREDGE), "ownership", "--table", table, "import",
+             str(snapshot / "describe-network-interfaces.json"), str(snapshot / "describe-instances.json"),
+             "--at", at])
 
     port = free_port()
     env = dict(os.environ, OWNERSHIP_TABLE=table, ENRICHED_STREAM=stream, DEAD_LETTER_BUCKET=bucket,

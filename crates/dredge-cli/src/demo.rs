@@ -114,7 +114,7 @@ fn percent(n: u64, of: u64) -> String {
 
 fn counts_row(name: &str, c: &Counts) -> String {
     format!(
-        "  {name:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>8}",
+        "  {name:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>8}",
         c.total(),
         c.correct,
         c.unattributed,
@@ -162,7 +162,7 @@ fn print_summary(s: &Summary, out: &std::path::Path) {
         setup.compactions
     );
     println!(
-        "\n  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>8}",
+        "\n  {:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:>8}",
         "flow sides", "total", "correct", "unattrib", "misattr", "knowable", "know.unat", "misattr%"
     );
     println!("{}", counts_row("all", &s.score));
@@ -183,6 +183,21 @@ fn print_summary(s: &Summary, out: &std::path::Path) {
         s.score.knowable_unattributed,
         s.score.knowable,
         percent(s.score.knowable_unattributed, s.score.knowable)
+    );
+    let p = &s.pipeline;
+    println!(
+        "second chance: {} sides not vouched for when first decided; {} flows deferred ({} messages), {} sides \
+         decided on a retry, {} written unattributed after the wait; {} flows decided later, by {:.0} s on average \
+         (at most {} s); {} heartbeats stored",
+        p.not_yet_known,
+        p.deferred_flows,
+        p.deferred_messages,
+        p.owner_after_retry,
+        p.settled_unattributed,
+        p.waited_flows,
+        p.wait_mean_seconds,
+        p.wait_max_seconds,
+        p.heartbeats_written
     );
     if !s.causes.is_empty() {
         println!("\nmisattributions by cause");

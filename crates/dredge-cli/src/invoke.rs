@@ -15,9 +15,10 @@ use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
 use dredge_core::ownership::{MemoryStore, UnixTime};
+use dredge_core::retry_queue::MemoryQueue;
 use dredge_core::sink::{read_stream, FileStream};
 use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
-use dredge_enricher::lambda::handle;
+use dredge_enricher::lambda::{handle_any, Invoked};
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
 use dredge_lambda::emf::Sink;
 use dredge_lambda::kinesis::{event_json, EventRecord};
@@ -27,7 +28,7 @@ use dredge_ownership::{FileDescriber, Handler, Reported};
 use dredge_writer::lambda::Writer;
 use dredge_writer::{Outcome, WriterConfig, WriterEvent};
 
-use crate::ownership::StoreArgs;
+use crate::ownership::{parse_time, StoreArgs};
 
 /// The embedded enriched stream's name unless `ENRICHED_STREAM` says otherwise.
 pub const DEFAULT_ENRICHED_STREAM: &str = "enriched";
@@ -40,16 +41,39 @@ pub struct InvokeArgs {
 
 #[derive(Subcommand)]
 enum Function {
-    /// The enricher: a Kinesis event of flow logs.
+    /// The enricher: a Kinesis event of flow logs, or an SQS event of its
+    /// retry queue. Sides the table cannot vouch for yet wait in the
+    /// embedded retry queue (`<state>/retry-queue.json`); `dredge invoke
+    /// retries` hands back what is due.
     Enricher {
-        /// Lambda event JSON (Kinesis).
+        /// Lambda event JSON (Kinesis or SQS).
         #[arg(long)]
         event: PathBuf,
+        /// The time the function runs at (RFC 3339 or Unix seconds;
+        /// default now): the retry queue's clock.
+        #[arg(long)]
+        now: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
         /// AWS ip-ranges.json for public addresses (default: `IP_RANGES`
         /// if it names a file; without one, public addresses outside the
         /// table stay unattributed).
+        #[arg(long)]
+        ip_ranges: Option<PathBuf>,
+        /// The enriched stream (embedded) to write to.
+        #[arg(long, env = "ENRICHED_STREAM", default_value = DEFAULT_ENRICHED_STREAM)]
+        stream: String,
+    },
+    /// The retry queue's event source: the enricher on every message of
+    /// the embedded retry queue that is due at `--now`, ten per invocation.
+    Retries {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The time the queue is read at (RFC 3339 or Unix seconds; default
+        /// now).
+        #[arg(long)]
+        now: Option<String>,
+        /// AWS ip-ranges.json for public addresses (as for `enricher`).
         #[arg(long)]
         ip_ranges: Option<PathBuf>,
         /// The enriched stream (embedded) to write to.
@@ -134,47 +158,110 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     match args.function {
         Function::Ownership { event, store, describe } => invoke_ownership(event, store, describe).await,
         Function::Writer { event, compact, now, state } => invoke_writer(event, compact, now, &state).await,
-        Function::Enricher { event, store, ip_ranges, stream } => {
-            if store.table.is_some() {
-                anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
-            }
+        Function::Enricher { event, store, now, ip_ranges, stream } => {
             let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
-            let event: KinesisBatch =
-                serde_json::from_slice(&bytes).with_context(|| format!("{}: not a Kinesis event", event.display()))?;
-            let mut config = EnricherConfig::from_env()?;
-            let ranges_file = match (ip_ranges, &config.ranges) {
-                (Some(path), _) => Some(path),
-                (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
-                (None, RangesSource::S3 { .. }) => anyhow::bail!("IP_RANGES names S3: pass --ip-ranges FILE locally"),
-                (None, RangesSource::Url(_)) => anyhow::bail!("IP_RANGES names a URL: pass --ip-ranges FILE locally"),
-                (None, RangesSource::None) => None,
-            };
-            let ranges = match ranges_file {
-                Some(path) => {
-                    let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-                    Some(Arc::new(IpRanges::from_json(&bytes)?))
-                }
-                None => None,
-            };
-            config.ranges = RangesSource::None;
-            let state = &store.state;
-            let enricher = Enricher::new(
-                MemoryStore::open(state).with_context(|| format!("opening {}", state.display()))?,
-                FileStream::new(state, &stream),
-                LocalObjects::new(state.join("dead-letter")),
-                config,
-                store.policy(),
-                ranges,
-            );
-            let (response, outcome) = handle(&enricher, &event, UnixTime::now()).await;
+            let event: serde_json::Value =
+                serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", event.display()))?;
+            let now = parse_time(now.as_deref())?;
+            let (enricher, queue_dir) = local_enricher(&store, ip_ranges, &stream, now)?;
+            let outcome = handle_any(&enricher, event, now).await;
             Reporter::new("enricher", Sink::Stderr).report(&outcome);
-            if let Some(error) = &outcome.error {
-                eprintln!("dredge: enricher: {error}");
-            }
+            let response = report_outcome(outcome)?;
+            save_queue(&enricher, &queue_dir)?;
             println!("{}", serde_json::to_string(&response)?);
             Ok(ExitCode::SUCCESS)
         }
+        Function::Retries { store, now, ip_ranges, stream } => {
+            let now = parse_time(now.as_deref())?;
+            let (enricher, queue_dir) = local_enricher(&store, ip_ranges, &stream, now)?;
+            let due = enricher.queue().expect("a local enricher has a queue").due();
+            let mut failed = Vec::new();
+            for chunk in due.chunks(10) {
+                let pairs: Vec<(&str, &str)> = chunk.iter().map(|m| (m.message_id.as_str(), m.body.as_str())).collect();
+                let event = dredge_lambda::sqs::event_json("retry-queue", &pairs);
+                let outcome = handle_any(&enricher, event, now).await;
+                Reporter::new("enricher", Sink::Stderr).report(&outcome);
+                let response = report_outcome(outcome)?;
+                failed.extend(response["batchItemFailures"].as_array().into_iter().flatten().cloned());
+            }
+            // What failed is handed back again, as SQS would after its
+            // visibility timeout.
+            let failed_ids: Vec<&str> = failed.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect();
+            let again: Vec<_> = due.iter().filter(|m| failed_ids.contains(&m.message_id.as_str())).collect();
+            enricher.queue().expect("a local enricher has a queue").put_back(again.into_iter().cloned());
+            save_queue(&enricher, &queue_dir)?;
+            println!("{}", serde_json::json!({ "messages": due.len(), "batchItemFailures": failed }));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The enricher on the embedded backends under `--state`, with its retry
+/// queue kept there on a clock set to `now`.
+fn local_enricher(
+    store: &StoreArgs,
+    ip_ranges: Option<PathBuf>,
+    stream: &str,
+    now: UnixTime,
+) -> anyhow::Result<(Enricher<MemoryStore, FileStream, LocalObjects, MemoryQueue>, PathBuf)> {
+    if store.table.is_some() {
+        anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
+    }
+    let mut config = EnricherConfig::from_env()?;
+    let ranges_file = match (ip_ranges, &config.ranges) {
+        (Some(path), _) => Some(path),
+        (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
+        (None, RangesSource::S3 { .. }) => anyhow::bail!("IP_RANGES names S3: pass --ip-ranges FILE locally"),
+        (None, RangesSource::Url(_)) => anyhow::bail!("IP_RANGES names a URL: pass --ip-ranges FILE locally"),
+        (None, RangesSource::None) => None,
+    };
+    let ranges = match ranges_file {
+        Some(path) => {
+            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+            Some(Arc::new(IpRanges::from_json(&bytes)?))
+        }
+        None => None,
+    };
+    config.ranges = RangesSource::None;
+    let state = &store.state;
+    let queue = MemoryQueue::open(state).with_context(|| format!("opening the retry queue in {}", state.display()))?;
+    queue.set_now(now);
+    let enricher = Enricher::new(
+        MemoryStore::open(state).with_context(|| format!("opening {}", state.display()))?,
+        FileStream::new(state, stream),
+        LocalObjects::new(state.join("dead-letter")),
+        config,
+        store.policy(),
+        ranges,
+    )
+    .with_queue(Some(queue));
+    Ok((enricher, state.clone()))
+}
+
+/// The response Lambda would get; an unreadable event is an error.
+fn report_outcome(outcome: Invoked) -> anyhow::Result<serde_json::Value> {
+    match &outcome {
+        Invoked::Stream(o) => {
+            if let Some(error) = &o.error {
+                eprintln!("dredge: enricher: {error}");
+            }
+        }
+        Invoked::Retries(o) => {
+            if let Some(error) = &o.error {
+                eprintln!("dredge: enricher: {error}");
+            }
+        }
+        Invoked::Unreadable(e) => anyhow::bail!("{e}"),
+    }
+    outcome.into_response().map_err(|d| anyhow::anyhow!("{}: {}", d.error_type, d.error_message))
+}
+
+fn save_queue(
+    enricher: &Enricher<MemoryStore, FileStream, LocalObjects, MemoryQueue>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let queue = enricher.queue().expect("a local enricher has a queue");
+    queue.save().with_context(|| format!("saving the retry queue in {}", dir.display()))
 }
 
 /// The data bucket locally unless `DATA_BUCKET` says otherwise.

@@ -88,7 +88,7 @@ enum Command {
     CreateTable,
 }
 
-fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
+pub(crate) fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
     Ok(match t {
         Some(s) => UnixTime::parse_any(s)?,
         None => UnixTime::now(),

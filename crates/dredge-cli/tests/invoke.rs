@@ -36,14 +36,15 @@ fn dredge(state: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// Imports the sample snapshot, then runs the enricher on the sample event.
+/// Imports the sample snapshot as taken on 2026-11-01 and again after the
+/// sample's flows (which the second sighting vouches for), then runs the
+/// enricher on the sample event.
 fn enrich_the_sample(state: &Path) -> Output {
     let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
     let instances = repo("events/ownership/snapshot/describe-instances.json");
-    dredge(
-        state,
-        &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", "2026-11-01T00:00:00Z"],
-    );
+    for at in ["2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z"] {
+        dredge(state, &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", at]);
+    }
     let event = repo("events/enricher/kinesis-flow-logs.json");
     let ranges = shared_ranges();
     dredge(state, &["invoke", "enricher", "--event", event.to_str().unwrap(), "--ip-ranges", ranges.to_str().unwrap()])
@@ -98,6 +99,51 @@ fn the_sample_event_enriches_against_the_imported_snapshot() {
     // The rejected line is kept where a person can find it.
     let dead: Vec<_> = std::fs::read_dir(state.join("dead-letter/rejected")).unwrap().collect();
     assert_eq!(dead.len(), 1);
+}
+
+/// The second chance locally: with only the 2026-11-01 snapshot, nothing
+/// vouches for the fleet's owners at the sample's flows (2026-11-18), so
+/// those flows wait in the embedded retry queue; once a later snapshot has
+/// seen the same owners, `invoke retries` decides them `owner_after_retry`.
+#[test]
+fn flows_the_table_cannot_vouch_for_wait_and_are_decided_on_a_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
+    let instances = repo("events/ownership/snapshot/describe-instances.json");
+    let import = |at: &str| {
+        dredge(state, &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", at]);
+    };
+    import("2026-11-01T00:00:00Z");
+    let event = repo("events/enricher/kinesis-flow-logs.json");
+    let ranges = shared_ranges();
+    let (event, ranges) = (event.to_str().unwrap(), ranges.to_str().unwrap());
+    let now = "2026-11-18T11:10:00Z";
+    dredge(state, &["invoke", "enricher", "--event", event, "--ip-ranges", ranges, "--now", now]);
+    let read = |state: &Path| -> Vec<serde_json::Value> {
+        let out = dredge(state, &["stream", "read", "enriched"]);
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let first = read(state);
+    assert!(first.len() < 6, "some flows wait: {}", first.len());
+    assert!(state.join("retry-queue.json").exists());
+    // Too early: nothing is due yet.
+    let out = dredge(state, &["invoke", "retries", "--ip-ranges", ranges, "--now", "2026-11-18T11:11:00Z"]);
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["messages"], 0);
+    // A snapshot after the flows sees the same owners; the next try decides.
+    import("2026-11-18T11:12:00Z");
+    let out = dredge(state, &["invoke", "retries", "--ip-ranges", ranges, "--now", "2026-11-18T11:13:30Z"]);
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+    assert!(response["messages"].as_u64().unwrap() > 0);
+    let lines = read(state);
+    assert_eq!(lines.len(), 6, "every flow once");
+    let retried = lines.iter().filter(|l| l["dst_attribution"] == "owner_after_retry").count();
+    assert!(retried > 0, "{lines:?}");
+    let to = |dst: &str| lines.iter().find(|l| l["dstaddr"] == dst).unwrap_or_else(|| panic!("{dst}"));
+    assert_eq!(to("10.20.4.10")["dst_kind"], "load_balancer");
+    assert_eq!(to("10.99.0.9")["dst_attribution"], "unattributed");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! [`MemoryQueue`] and the SQS adapter refuse exactly these, the same way.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ownership::UnixTime;
@@ -44,7 +45,7 @@ impl QueueMessage {
 }
 
 /// A message handed back by the queue once its delay is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceivedMessage {
     /// The queue's own id for the message, unique per message sent.
     pub message_id: String,
@@ -215,23 +216,29 @@ pub fn batches(messages: Vec<QueueMessage>) -> Batches {
 /// The embedded queue: messages held in memory, each visible from its send
 /// time plus its delay on the queue's own clock ([`set_now`](Self::set_now);
 /// it starts at `UnixTime(0)` and never moves by itself). Refuses what SQS
-/// refuses ([`check_send_batch`], [`check_entry`]).
+/// refuses ([`check_send_batch`], [`check_entry`]). Optionally kept in a
+/// file under a state directory ([`MemoryQueue::open`]) for the CLI.
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     state: Mutex<State>,
+    path: Option<PathBuf>,
 }
 
-#[derive(Debug, Default)]
+/// File name of the persisted queue inside the state directory.
+pub const QUEUE_FILE: &str = "retry-queue.json";
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     now: UnixTime,
     /// Messages sent so far: orders messages visible at the same time and
     /// numbers their ids.
     sent: u64,
     held: Vec<Held>,
+    #[serde(skip)]
     fail_next: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Held {
     visible_at: UnixTime,
     seq: u64,
@@ -241,6 +248,33 @@ struct Held {
 impl MemoryQueue {
     pub fn new() -> Self {
         MemoryQueue::default()
+    }
+
+    /// Loads the queue kept in `dir` (empty when there is none yet);
+    /// [`MemoryQueue::save`] writes it back.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(QUEUE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(MemoryQueue { state: Mutex::new(state), path: Some(path) })
+    }
+
+    /// Writes the queue atomically (temporary file, then rename); nothing
+    /// for a queue that lives only in memory.
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&*self.lock()).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, path)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -271,6 +305,19 @@ impl MemoryQueue {
         state.held = held;
         due.sort_by_key(|h| (h.visible_at, h.seq));
         due.into_iter().map(|h| h.message).collect()
+    }
+
+    /// Hands messages taken by [`due`](Self::due) back, visible at once:
+    /// what SQS does with a message a consumer failed (after its visibility
+    /// timeout).
+    pub fn put_back(&self, messages: impl IntoIterator<Item = ReceivedMessage>) {
+        let mut state = self.lock();
+        let now = state.now;
+        for message in messages {
+            let seq = state.sent;
+            state.sent += 1;
+            state.held.push(Held { visible_at: now, seq, message });
+        }
     }
 
     /// Messages held, visible or not.
@@ -472,5 +519,22 @@ mod tests {
         let packed = batches(mixed.clone());
         assert_eq!(packed.calls.concat(), mixed);
         assert!(packed.calls.iter().all(|c| check_send_batch(c).is_ok()));
+    }
+
+    #[test]
+    fn a_kept_queue_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("dredge-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let q = MemoryQueue::open(&dir).unwrap();
+        q.set_now(UnixTime(100));
+        let m = QueueMessage { id: "a".into(), body: "x".into(), delay_seconds: 60 };
+        send(&q, &[m]).unwrap();
+        q.save().unwrap();
+        let again = MemoryQueue::open(&dir).unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(again.due().is_empty(), "the clock is kept too");
+        again.set_now(UnixTime(160));
+        assert_eq!(again.due()[0].body, "x");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

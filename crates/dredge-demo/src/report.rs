@@ -760,6 +760,7 @@ mod tests {
             by_truth,
             causes,
             rate: Rate { flows: 10_000, rows: 10_000, elapsed_seconds: 0.5, flows_per_second: 20_000.0 },
+            pipeline: Default::default(),
             top_pairs: vec![pair("<script>", "billing & co", 5_000_000), pair("web", "db", 12_000)],
             regions: vec![pair("us-east-1", "us-east-1", 9_000_000), pair("us-east-1", "eu-west-1", 4_000)],
             cross_az: vec![pair("web", "db", 3_000)],

@@ -12,11 +12,14 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use dredge_core::enrich::DeferredBatch;
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
 use dredge_core::ownership::{AddressKey, Eni, MemoryStore, OwnershipStore, TagPolicy, Timeline, UnixTime};
+use dredge_core::retry_queue::MemoryQueue;
 use dredge_core::sink::{check_put_records, EntryError, OutRecord, RecordSink, SinkError};
-use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch, RangesSource};
+use dredge_enricher::{BatchStats, Enricher, EnricherConfig, KinesisBatch, RangesSource};
+use dredge_lambda::sqs::SqsBatch;
 use dredge_lambda::Vars;
 use dredge_ownership::{DescribeError, Ec2Describer, Handler, Snapshot, TakenSnapshot};
 use dredge_writer::lambda::Writer;
@@ -26,7 +29,7 @@ use serde_json::json;
 use crate::delays::Profile;
 use crate::rng::Rng;
 use crate::score::{self, Knowledge};
-use crate::summary::{Setup, Summary};
+use crate::summary::{Pipeline, Setup, Summary};
 use crate::traffic::{self, Flow};
 use crate::wire;
 use crate::world::{self, Time, World, ACCOUNTS, REGIONS};
@@ -199,6 +202,7 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
     let ownership = Handler::new(&store, ec2, TagPolicy::default());
     let ranges = IpRanges::from_json(wire::ip_ranges_json().as_bytes()).map_err(|e| failed("ip ranges", e))?;
     let config = EnricherConfig { ranges: RangesSource::None, ..EnricherConfig::default() };
+    // The second chance's queue, on the simulated clock.
     let enricher = Enricher::new(
         &store,
         MemoryStream::default(),
@@ -206,7 +210,11 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
         config,
         TagPolicy::default(),
         Some(Arc::new(ranges)),
-    );
+    )
+    .with_queue(Some(MemoryQueue::new()));
+    let flow_index: HashMap<&str, usize> = flow_ids.iter().enumerate().map(|(f, id)| (id.as_str(), f)).collect();
+    let mut first_processed: Vec<Option<Time>> = vec![None; flows.len()];
+    let mut pipeline = Pipeline::default();
     let (writer, final_prefix) = writer(&options.out)?;
 
     let mut processed_at = vec![None; flows.len()];
@@ -218,8 +226,9 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
     let mut t = START;
     // Deployed into a running fleet: the first reconcile seeds the table.
     reconcile(&ownership, t, &mut reconciles).await?;
-    while t <= last_delivery + 2 * STEP {
+    while t <= last_delivery + 2 * STEP || !enricher.queue().is_none_or(MemoryQueue::is_empty) {
         t += STEP;
+        enricher.queue().expect("the demo's enricher has a queue").set_now(UnixTime(t));
         while next_event < deliveries.len() && deliveries[next_event].0 <= t {
             let (at, i) = deliveries[next_event];
             ownership.describer().at(at);
@@ -259,11 +268,35 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
             if !response.batch_item_failures.is_empty() {
                 return Err(failed("enricher", outcome.error.unwrap_or_else(|| "a record failed".into())));
             }
+            pipeline.add(&outcome.stats, false);
             for &k in chunk {
                 for &f in &records[k].flows {
                     processed_at[f] = Some(t);
+                    first_processed[f] = Some(t);
                 }
                 flows_done += records[k].flows.len() as u64;
+            }
+        }
+        // The retry queue's event source: what is due now, ten messages
+        // per invocation as Lambda's SQS batch size.
+        let due = enricher.queue().expect("the demo's enricher has a queue").due();
+        for chunk in due.chunks(10) {
+            let pairs: Vec<(&str, &str)> = chunk.iter().map(|m| (m.message_id.as_str(), m.body.as_str())).collect();
+            let batch: SqsBatch = serde_json::from_value(dredge_lambda::sqs::event_json("dredge-retry", &pairs))
+                .map_err(|e| failed("retry event", e))?;
+            let outcome = Box::pin(dredge_enricher::lambda::handle_retries(&enricher, &batch, UnixTime(t))).await;
+            if !outcome.failed.is_empty() {
+                return Err(failed("enricher retries", outcome.error.unwrap_or_else(|| "a message failed".into())));
+            }
+            pipeline.add(&outcome.stats, true);
+            // Each flow is decided when it is last handed back.
+            for m in chunk {
+                let batch = DeferredBatch::parse(&m.body).map_err(|e| failed("retry message", e))?;
+                for flow in &batch.flows {
+                    let id = flow_id_of(&flow.half).ok_or_else(|| failed("retry message", "a flow without flow_id"))?;
+                    let f = *flow_index.get(id.as_str()).ok_or_else(|| failed("retry message", id.clone()))?;
+                    processed_at[f] = Some(t);
+                }
             }
         }
         let enriched = enricher.sink().take();
@@ -301,11 +334,14 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
         store.timelines().await.map_err(|e| failed("ownership", e))?.into_iter().collect();
     let knowledge =
         Knowledge { world: &world, first_delivery: &first_delivery, reconciles: &reconciles, table: &table };
+    pipeline.latency(&first_processed, &processed_at);
+    drop(flow_index);
     let delivered = Delivered { flow_ids, processed_at };
     let mut summary = score::score(&world, &flows, &delivered, &knowledge, &final_prefix)?;
     let elapsed = started.elapsed().as_secs_f64();
     summary.rate.elapsed_seconds = (elapsed * 1000.0).round() / 1000.0;
     summary.rate.flows_per_second = (flows.len() as f64 / elapsed).round();
+    summary.pipeline = pipeline;
     summary.setup = Setup {
         seed: options.seed,
         flows: flows.len() as u64,
@@ -326,6 +362,40 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(Progress)) -> Resul
         compactions,
     };
     Ok(summary)
+}
+
+/// The `flow_id` in a deferred flow's output half.
+fn flow_id_of(half: &str) -> Option<String> {
+    let line: serde_json::Value = serde_json::from_str(&format!("{half}}}")).ok()?;
+    Some(line.get("flow_id")?.as_str()?.to_owned())
+}
+
+impl Pipeline {
+    fn add(&mut self, stats: &BatchStats, retry: bool) {
+        if retry {
+            self.retry_invocations += 1;
+        } else {
+            self.stream_invocations += 1;
+        }
+        self.store_calls += stats.store_calls;
+        self.heartbeats_written += stats.heartbeats_written;
+        self.rereads += stats.rereads;
+        self.not_yet_known += stats.not_yet_known;
+        self.deferred_flows += stats.deferred_flows;
+        self.deferred_messages += stats.deferred_messages;
+        self.owner_after_retry += stats.owner_after_retry;
+        self.settled_unattributed += stats.settled_unattributed;
+    }
+
+    /// How much later than first processed the deferred flows were decided.
+    fn latency(&mut self, first: &[Option<Time>], last: &[Option<Time>]) {
+        let waits: Vec<i64> =
+            first.iter().zip(last).filter_map(|(f, l)| Some(l.as_ref()? - f.as_ref()?)).filter(|w| *w > 0).collect();
+        self.waited_flows = waits.len() as u64;
+        self.wait_mean_seconds =
+            if waits.is_empty() { 0.0 } else { waits.iter().sum::<i64>() as f64 / waits.len() as f64 };
+        self.wait_max_seconds = waits.iter().copied().max().unwrap_or(0);
+    }
 }
 
 /// What a demo run leaves in its output folder: only a folder holding

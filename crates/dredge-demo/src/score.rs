@@ -138,7 +138,7 @@ fn verdict(world: &World, truth: &Truth, reported: &Reported) -> Verdict {
     let right = match truth {
         Truth::Fleet { segment } => {
             let s = &world.segments[*segment];
-            matches!(reported.attribution.as_str(), "owner" | "logging_eni")
+            matches!(reported.attribution.as_str(), "owner" | "owner_after_retry" | "logging_eni")
                 && reported.eni.as_deref() == Some(world.enis[s.eni].id.as_str())
                 && reported.instance.as_deref() == s.instance.map(|i| world.instances[i].id.as_str())
         }

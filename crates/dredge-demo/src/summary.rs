@@ -79,6 +79,33 @@ pub struct Rate {
     pub flows_per_second: f64,
 }
 
+/// What the enricher did over the run, summed from its batch counters:
+/// what the knowledge horizon and the second chance cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Invocations by the flow-log stream, and by the retry queue.
+    pub stream_invocations: u64,
+    pub retry_invocations: u64,
+    /// Ownership store calls (the embedded store counts one per call).
+    pub store_calls: u64,
+    /// Heartbeats stored (one conditional UpdateItem each on DynamoDB).
+    pub heartbeats_written: u64,
+    /// Cached heads read again because they could not vouch for a side.
+    pub rereads: u64,
+    /// Sides the table could not vouch for when decided, on any try.
+    pub not_yet_known: u64,
+    /// Flows and messages sent to the retry queue, every try counted.
+    pub deferred_flows: u64,
+    pub deferred_messages: u64,
+    /// Sides decided on a second chance, and sides whose wait ran out.
+    pub owner_after_retry: u64,
+    pub settled_unattributed: u64,
+    /// Flows decided later than first processed, and by how much.
+    pub waited_flows: u64,
+    pub wait_mean_seconds: f64,
+    pub wait_max_seconds: i64,
+}
+
 /// Traffic between two reported owners (application names, or
 /// `internet`, an AWS service, or `unattributed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,7 +144,7 @@ pub struct Summary {
     pub score: Counts,
     /// `src` and `dst`.
     pub by_side: BTreeMap<String, Counts>,
-    /// By the attribution the pipeline reported (`owner`, `logging_eni`,
+    /// By the attribution the pipeline reported (`owner`, `owner_after_retry`, `logging_eni`,
     /// `aws_service`, `internet`, `unattributed`).
     pub by_attribution: BTreeMap<String, Counts>,
     /// By what the side truly was (`instance`, `eni`, `aws_service`,
@@ -126,6 +153,7 @@ pub struct Summary {
     /// Misattributed sides by cause.
     pub causes: BTreeMap<String, u64>,
     pub rate: Rate,
+    pub pipeline: Pipeline,
     /// Reported application pairs, most bytes first.
     pub top_pairs: Vec<Pair>,
     /// Bytes by (source region, destination region) of the reported owners;
@@ -156,6 +184,7 @@ impl Summary {
             "by_truth": self.by_truth,
             "causes": self.causes,
             "rate": self.rate,
+            "pipeline": self.pipeline,
             "misattribution_timeline": self.misattribution_timeline,
             "misattributions": self.misattributions,
         });

@@ -334,6 +334,7 @@ fn sample() -> Summary {
         by_truth,
         causes,
         rate: Rate { flows: 1_000_000, rows: 1_000_000, elapsed_seconds: 7.8, flows_per_second: 128_205.1 },
+        pipeline: Default::default(),
         top_pairs,
         regions,
         cross_az,

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use dredge_core::enrich::WaitPolicy;
 use dredge_core::flowlog::{Format, DEFAULT_MAX_DECOMPRESSED};
 use dredge_core::ownership::{CacheConfig, TagPolicy};
+use dredge_core::retry_queue::MAX_DELAY_SECONDS;
 use dredge_core::stream_data::Compression;
 pub use dredge_lambda::config::ConfigError;
 use dredge_lambda::{RetryPolicy, Vars};
@@ -72,6 +74,9 @@ pub struct FunctionConfig {
     pub dead_letter_bucket: String,
     /// `DREDGE_TAGS`, `DREDGE_APP_TAG`.
     pub policy: TagPolicy,
+    /// `RETRY_QUEUE_URL`: the SQS queue of the second chance; without it,
+    /// sides the table cannot vouch for yet are written `unattributed`.
+    pub retry_queue_url: Option<String>,
     pub enricher: EnricherConfig,
 }
 
@@ -82,6 +87,7 @@ impl FunctionConfig {
             enriched_stream: vars.required("ENRICHED_STREAM")?,
             dead_letter_bucket: vars.required("DEAD_LETTER_BUCKET")?,
             policy: vars.tag_policy(),
+            retry_queue_url: vars.get("RETRY_QUEUE_URL").filter(|u| !u.is_empty()),
             enricher: EnricherConfig::from_vars(vars)?,
         })
     }
@@ -109,6 +115,10 @@ pub struct EnricherConfig {
     pub ranges: RangesSource,
     /// How enriched record data is written (`ENRICHED_COMPRESSION`).
     pub compression: Compression,
+    /// The second chance: `RETRY_DELAY_SECONDS` between tries (at most
+    /// 900, SQS's longest delay), `RETRY_MAX_WAIT_SECONDS` from first seen
+    /// to `unattributed`. Used when there is a retry queue.
+    pub second_chance: WaitPolicy,
 }
 
 impl Default for EnricherConfig {
@@ -122,6 +132,7 @@ impl Default for EnricherConfig {
             dead_letter_prefix: "rejected".into(),
             ranges: RangesSource::None,
             compression: Compression::Zstd,
+            second_chance: WaitPolicy::default(),
         }
     }
 }
@@ -152,6 +163,20 @@ impl EnricherConfig {
             dead_letter_prefix: vars.get("DEAD_LETTER_PREFIX").unwrap_or(d.dead_letter_prefix),
             ranges: RangesSource::parse(&vars.get("IP_RANGES").unwrap_or_default())?,
             compression: vars.parsed("ENRICHED_COMPRESSION", d.compression)?,
+            second_chance: {
+                let delay_seconds = vars.parsed("RETRY_DELAY_SECONDS", d.second_chance.delay_seconds)?;
+                if delay_seconds > MAX_DELAY_SECONDS {
+                    return Err(ConfigError::invalid(
+                        "RETRY_DELAY_SECONDS",
+                        delay_seconds.to_string(),
+                        format!("SQS delays at most {MAX_DELAY_SECONDS} seconds"),
+                    ));
+                }
+                WaitPolicy {
+                    delay_seconds,
+                    max_wait_seconds: vars.parsed("RETRY_MAX_WAIT_SECONDS", d.second_chance.max_wait_seconds)?,
+                }
+            },
         })
     }
 

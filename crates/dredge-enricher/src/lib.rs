@@ -9,7 +9,9 @@ pub mod handler;
 pub mod lambda;
 pub mod output;
 pub mod ranges;
+pub mod second_chance;
 
 pub use config::{EnricherConfig, FunctionConfig, RangesSource};
 pub use dredge_lambda::kinesis::{Input, KinesisBatch};
-pub use handler::{BatchOutcome, BatchStats, Enricher};
+pub use handler::{BatchOutcome, BatchStats, Enricher, RetryOutcome};
+pub use second_chance::NoQueue;

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::{LocalObjects, ObjectError, ObjectStore};
 use dredge_core::ownership::{
-    AddressKey, Applier, Change, Eni, Mark, MemoryStore, Owner, OwnershipStore, Scope, TagPolicy, UnixTime, ASG_TAG,
+    AddressKey, Applier, Attached, Change, Eni, Mark, MemoryStore, Owner, OwnershipStore, Scope, Sighting, TagPolicy,
+    UnixTime, ASG_TAG,
 };
+use dredge_core::retry_queue::MemoryQueue;
 use dredge_core::sink::{EntryError, OutRecord, RecordSink, SinkError};
 use dredge_core::stream_data::{read_lines, Compression, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::{Enricher, EnricherConfig, Input};
@@ -93,12 +95,17 @@ fn owner(eni: &str, instance: &str, asg: &str, az: &str) -> Owner {
     e.owner(&TagPolicy::default())
 }
 
+fn seen(eni: &str, attached: Attached, at: i64) -> Sighting {
+    Sighting { eni_id: eni.into(), attached, at: UnixTime(at) }
+}
+
 fn key(addr: &str) -> AddressKey {
     AddressKey::new(Scope::Vpc(VPC.into()), addr.parse().unwrap())
 }
 
 /// The table: 10.0.0.5 held by app x [1000, 2000), then by app y from
-/// 3000; the logging ENI eni-log (app api) holds 10.0.0.1 throughout.
+/// 3000 (a reconcile saw y hold it at 4000); the logging ENI eni-log (app
+/// api) holds 10.0.0.1 throughout.
 async fn table() -> MemoryStore {
     let store = MemoryStore::new();
     let x = owner("eni-x", "i-x", "x-prod-v001", "us-east-1b");
@@ -111,6 +118,7 @@ async fn table() -> MemoryStore {
         ])
         .await
         .unwrap();
+    store.put_seen(&[(key("10.0.0.5"), seen("eni-y", Attached::To("i-y".into()), 4000))]).await.unwrap();
     let mut log = Eni::new("eni-log");
     log.vpc_id = Some(VPC.into());
     log.account_id = Some("123456789012".into());
@@ -429,14 +437,16 @@ async fn a_failing_dead_letter_store_retries_from_the_first_bad_record() {
 async fn a_warm_cache_asks_the_store_nothing() {
     let store = table().await;
     let mut marks = Vec::new();
+    let mut sightings = Vec::new();
     for i in 0..250u32 {
         let addr = format!("10.1.{}.{}", i / 200, i % 200 + 1);
-        marks.push((
-            key(&addr),
-            Mark::Open { at: UnixTime(100), owner: owner(&format!("eni-{i}"), "i", "z-prod-v001", "us-east-1a") },
-        ));
+        let eni = format!("eni-{i}");
+        marks
+            .push((key(&addr), Mark::Open { at: UnixTime(100), owner: owner(&eni, "i", "z-prod-v001", "us-east-1a") }));
+        sightings.push((key(&addr), seen(&eni, Attached::To("i".into()), 9000)));
     }
     store.put_marks(&marks).await.unwrap();
+    store.put_seen(&sightings).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(store, dir.path(), false, EnricherConfig::default());
     let lines: Vec<String> =
@@ -445,12 +455,183 @@ async fn a_warm_cache_asks_the_store_nothing() {
     let seq = seqs(1);
     let cold = e.process(&inputs(&payloads, &seq), NOW).await;
     // 251 distinct addresses (250 remote + the logging one): one `heads`
-    // call, plus one `enis_by_id` call for the logging ENI; the embedded
-    // store counts one per call (DynamoDB would count its 3 + 1 batches).
-    assert_eq!(cold.stats.store_calls, 2);
+    // call, one `enis_by_id` call for the logging ENI, one `put_seen` for
+    // its heartbeat; the embedded store counts one per call (DynamoDB would
+    // count its 3 + 1 batches and 1 UpdateItem).
+    assert_eq!(cold.stats.store_calls, 3);
+    assert_eq!(cold.stats.heartbeats_written, 1);
     let warm = e.process(&inputs(&payloads, &seq), UnixTime(NOW.0 + 10)).await;
     assert_eq!((warm.stats.store_calls, warm.stats.eni_lookups), (0, 0));
     // Both sides of every flow answered from the cache.
     assert_eq!((warm.stats.cache_hits, warm.stats.cache_misses), (500, 0));
     assert!(e.sink().lines().iter().all(|l| l["dst_app"] == "z"));
+}
+
+/// An enricher with a retry queue that waits `delay` seconds between
+/// tries, at most `max_wait` in all.
+fn with_queue(
+    store: MemoryStore,
+    dir: &std::path::Path,
+    delay: u32,
+    max_wait: i64,
+) -> Enricher<MemoryStore, TestSink, Objects, MemoryQueue> {
+    let config = EnricherConfig {
+        second_chance: dredge_core::enrich::WaitPolicy { delay_seconds: delay, max_wait_seconds: max_wait },
+        ..EnricherConfig::default()
+    };
+    enricher(store, dir, false, config).with_queue(Some(MemoryQueue::new()))
+}
+
+/// Processes payloads at `now`, the queue's clock set to it too.
+async fn process_at(
+    e: &Enricher<MemoryStore, TestSink, Objects, MemoryQueue>,
+    payloads: &[Vec<u8>],
+    seq: &[String],
+    now: i64,
+) -> dredge_enricher::BatchOutcome {
+    e.queue().unwrap().set_now(UnixTime(now));
+    e.process(&inputs(payloads, seq), UnixTime(now)).await
+}
+
+/// Hands the queue's due messages back to the enricher at `now`.
+async fn retry_due(
+    e: &Enricher<MemoryStore, TestSink, Objects, MemoryQueue>,
+    now: i64,
+) -> dredge_enricher::RetryOutcome {
+    let queue = e.queue().unwrap();
+    queue.set_now(UnixTime(now));
+    e.retry(&queue.due(), UnixTime(now)).await
+}
+
+/// The lost termination: x held 10.0.0.9 from 1000, its termination never
+/// arrives, and z takes the address at 1600 (its open reaches the table
+/// late). Flows between the two go to neither, before or after z is known.
+#[tokio::test]
+async fn an_owner_whose_end_never_arrives_gets_no_flows_past_its_evidence() {
+    let store = table().await;
+    let x = owner("eni-x9", "i-x9", "x-prod-v001", "us-east-1b");
+    store.put_marks(&[(key("10.0.0.9"), Mark::Open { at: UnixTime(1000), owner: x })]).await.unwrap();
+    // A reconcile saw x hold it at 1200; nothing after.
+    store.put_seen(&[(key("10.0.0.9"), seen("eni-x9", Attached::To("i-x9".into()), 1200))]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = enricher(store, dir.path(), false, EnricherConfig::default());
+    let flows = [1100, 1300, 1500, 1700].map(|t| line("10.0.0.1", "10.0.0.9", t));
+    let payloads = vec![cloudwatch(&flows)];
+    let seq = seqs(1);
+    let out = e.process(&inputs(&payloads, &seq), UnixTime(1800)).await;
+    assert_eq!(out.retry_from, None);
+    let dst: Vec<(String, Option<String>)> = e
+        .sink()
+        .lines()
+        .iter()
+        .map(|l| (l["dst_attribution"].as_str().unwrap().to_owned(), l["dst_app"].as_str().map(Into::into)))
+        .collect();
+    assert_eq!(dst[0], ("owner".into(), Some("x".into())), "within the evidence");
+    for d in &dst[1..] {
+        assert_eq!(d, &("unattributed".to_owned(), None), "past what the table knows: never x");
+    }
+    assert_eq!(out.stats.not_yet_known, 3);
+    assert_eq!(out.stats.settled_unattributed, 3, "no queue: settled at once");
+
+    // z's open arrives, and z's own flows vouch for it until 1750: z's
+    // flows are z's, but x's end is still unknown, so the gap stays
+    // unattributed, never given to z either.
+    let z = owner("eni-z9", "i-z9", "z-prod-v001", "us-east-1c");
+    e.store().put_marks(&[(key("10.0.0.9"), Mark::Open { at: UnixTime(1600), owner: z })]).await.unwrap();
+    e.store().put_seen(&[(key("10.0.0.9"), seen("eni-z9", Attached::Unknown, 1750))]).await.unwrap();
+    let before = e.sink().lines().len();
+    let out = e.process(&inputs(&payloads, &seq), UnixTime(2000)).await;
+    assert_eq!(out.retry_from, None);
+    let lines = e.sink().lines();
+    let apps: Vec<Option<&str>> = lines[before..].iter().map(|l| l["dst_app"].as_str()).collect();
+    assert_eq!(apps, [Some("x"), None, None, Some("z")]);
+    assert_eq!(lines[before + 1]["dst_attribution"], "unattributed");
+}
+
+/// A side the table cannot vouch for waits in the queue; once evidence
+/// arrives it is decided `owner_after_retry`, once, with its flow id.
+#[tokio::test]
+async fn the_second_chance_decides_a_side_once_the_table_knows() {
+    let store = table().await;
+    let w = owner("eni-w", "i-w", "w-prod-v001", "us-east-1a");
+    store.put_marks(&[(key("10.0.0.7"), Mark::Open { at: UnixTime(1000), owner: w })]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_queue(store, dir.path(), 120, 600);
+    let payloads = vec![cloudwatch(&[line("10.0.0.1", "10.0.0.7", 1500), line("10.0.0.1", "10.0.0.5", 3500)])];
+    let seq = seqs(1);
+    let out = process_at(&e, &payloads, &seq, 1600).await;
+    assert_eq!(out.retry_from, None, "{:?}", out.error);
+    assert_eq!((out.stats.deferred_flows, out.stats.deferred_messages), (1, 1));
+    let lines = e.sink().lines();
+    assert_eq!(lines.len(), 1, "only the decided flow is out");
+    assert_eq!(lines[0]["dst_app"], "y");
+    // Nothing is due before the delay.
+    assert_eq!(retry_due(&e, 1700).await.stats.records_in, 0);
+    // Still nothing known at the first retry: it waits again.
+    let out = retry_due(&e, 1720).await;
+    assert!(out.failed.is_empty(), "{:?}", out.error);
+    assert_eq!(out.stats.deferred_flows, 1);
+    assert_eq!(e.sink().lines().len(), 1);
+    // A reconcile sees w holding it; the next try decides it.
+    e.store().put_seen(&[(key("10.0.0.7"), seen("eni-w", Attached::To("i-w".into()), 1800))]).await.unwrap();
+    let out = retry_due(&e, 1840).await;
+    assert!(out.failed.is_empty(), "{:?}", out.error);
+    assert_eq!((out.stats.owner_after_retry, out.stats.deferred_flows), (1, 0));
+    let lines = e.sink().lines();
+    assert_eq!(lines.len(), 2);
+    let late = &lines[1];
+    assert_eq!(late["dst_app"], "w");
+    assert_eq!(late["dst_attribution"], "owner_after_retry");
+    assert_eq!(late["src_attribution"], "owner", "the side decided at once keeps its attribution");
+    assert_eq!(late["timestamp"], 1_500_000);
+    assert_eq!(late["flow_id"], format!("shardId-000000000000:{}:1", seq[0]));
+    assert!(e.queue().unwrap().is_empty());
+}
+
+/// The wait is bounded: past it, the side is written `unattributed`; a
+/// message that is not a deferred batch is kept, never retried forever.
+#[tokio::test]
+async fn a_wait_that_runs_out_is_unattributed_and_bad_messages_are_kept() {
+    let store = table().await;
+    let w = owner("eni-w", "i-w", "w-prod-v001", "us-east-1a");
+    store.put_marks(&[(key("10.0.0.7"), Mark::Open { at: UnixTime(1000), owner: w })]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_queue(store, dir.path(), 300, 600);
+    let payloads = vec![cloudwatch(&[line("10.0.0.1", "10.0.0.7", 1500)])];
+    let seq = seqs(1);
+    process_at(&e, &payloads, &seq, 1600).await;
+    assert_eq!(retry_due(&e, 1900).await.stats.deferred_flows, 1, "one more wait fits: 300 + 300 <= 600");
+    let out = retry_due(&e, 2200).await;
+    assert_eq!((out.stats.deferred_flows, out.stats.settled_unattributed), (0, 1));
+    let lines = e.sink().lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["dst_attribution"], "unattributed");
+    assert!(lines[0].get("dst_app").is_none());
+
+    let bad = dredge_core::retry_queue::ReceivedMessage { message_id: "m-bad".into(), body: "not json".into() };
+    let out = e.retry(&[bad], UnixTime(2300)).await;
+    assert!(out.failed.is_empty());
+    assert_eq!(out.stats.bad_messages, 1);
+    let kept: Vec<_> = walk(dir.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(std::fs::read_to_string(&kept[0]).unwrap().contains("m-bad"));
+}
+
+/// A queue that keeps failing makes Lambda retry the input whose flows
+/// could not wait; nothing is emitted twice meanwhile... but nothing is
+/// lost.
+#[tokio::test]
+async fn a_failing_queue_retries_the_input_behind_it() {
+    let store = table().await;
+    let w = owner("eni-w", "i-w", "w-prod-v001", "us-east-1a");
+    store.put_marks(&[(key("10.0.0.7"), Mark::Open { at: UnixTime(1000), owner: w })]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_queue(store, dir.path(), 120, 600);
+    e.queue().unwrap().fail_next(10);
+    let payloads =
+        vec![cloudwatch(&[line("10.0.0.1", "10.0.0.5", 3500)]), cloudwatch(&[line("10.0.0.1", "10.0.0.7", 1500)])];
+    let seq = seqs(2);
+    let out = e.process(&inputs(&payloads, &seq), UnixTime(1600)).await;
+    assert_eq!(out.retry_from.as_deref(), Some(seq[1].as_str()));
+    assert!(out.error.unwrap().contains("retry queue"));
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`kinesis`]: the Kinesis event as the Kinesis-triggered functions read
 //!   it, and the partial-batch response;
+//! - [`sqs`]: the same for an SQS queue (the enricher's second chance);
 //! - [`sdk_error`]: one classification of AWS SDK errors (transient or
 //!   permanent) for every service;
 //! - [`retry`]: the one retry policy (attempts, exponential backoff,
@@ -19,6 +20,7 @@ pub mod entry;
 pub mod kinesis;
 pub mod retry;
 pub mod sdk_error;
+pub mod sqs;
 
 pub use config::{ConfigError, Vars};
 pub use entry::{serve, start, Invocation, Reporter};

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use dredge_core::ownership::{
     AddressKey, Change, EniRecord, EniRef, EniWrite, InstanceNote, InstanceNotes, InstanceRecord, Mark, MemoryStore,
-    Owner, OwnerKind, OwnershipStore, Scope, SnapshotScope, StoreError, StoreResult, TagPolicy, Timeline, UnixTime,
+    Owner, OwnerKind, OwnershipStore, Scope, Sighting, SnapshotScope, StoreError, StoreResult, TagPolicy, Timeline,
+    UnixTime,
 };
 use dredge_lambda::emf::Sink;
 use dredge_lambda::Reporter;
@@ -507,6 +508,18 @@ impl OwnershipStore for FailingStore {
     async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
         self.check("lookup")?;
         self.inner.lookup(queries).await
+    }
+    async fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
+        self.check("put_seen")?;
+        self.inner.put_seen(seen).await
+    }
+    async fn note_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+        self.check("note_reconciled")?;
+        self.inner.note_reconciled(scope, at).await
+    }
+    async fn reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+        self.check("reconciled")?;
+        self.inner.reconciled().await
     }
     async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
         self.check("timeline")?;

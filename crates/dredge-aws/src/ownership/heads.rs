@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dredge_core::ownership::{AddressKey, Mark, Owner, Resolution, StoreError, StoreResult, Timeline, UnixTime};
+use dredge_core::ownership::{
+    AddressKey, Mark, Owner, Resolution, Sighting, StoreError, StoreResult, Timeline, UnixTime,
+};
 
 use super::items::{self, Head, Item};
 use super::requests::{run_all, Written};
@@ -103,8 +105,65 @@ impl DynamoOwnershipStore {
         Ok(keys
             .iter()
             .map(|k| match heads.get(k).cloned() {
-                Some(h) => dredge_core::ownership::Head { timeline: h.marks, complete: h.complete },
-                None => dredge_core::ownership::Head { timeline: Timeline::new(), complete: true },
+                Some(h) => dredge_core::ownership::Head { timeline: h.marks, complete: h.complete, seen: h.seen },
+                None => dredge_core::ownership::Head::default_complete(),
+            })
+            .collect())
+    }
+
+    /// Sightings: one conditional UpdateItem per address, ENI and
+    /// attachment on the address's head (never creating one), keeping the
+    /// latest time. Concurrent and replayed writers converge.
+    pub(super) async fn record_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
+        let mut latest: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (key, s) in seen {
+            let at = latest.entry((items::address_pk(key), items::seen_attribute(s))).or_insert(s.at.0);
+            *at = (*at).max(s.at.0);
+        }
+        let updates: Vec<_> = latest
+            .into_iter()
+            .map(|((pk, attribute), at)| {
+                let me = self.clone();
+                async move {
+                    me.requests
+                        .update_if(
+                            items::key(pk, items::HEAD_SK),
+                            "SET #a = :t",
+                            "attribute_exists(#pk) AND (attribute_not_exists(#a) OR #a < :t)",
+                            &[("#pk", items::PK), ("#a", &attribute)],
+                            vec![(":t", items::n(at))],
+                        )
+                        .await
+                }
+            })
+            .collect();
+        run_all(updates).await.map(drop)
+    }
+
+    /// A scope's reconcile: one conditional UpdateItem that only moves its
+    /// time forward.
+    pub(super) async fn record_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+        let attribute = format!("{}{scope}", items::RECONCILED_PREFIX);
+        self.requests
+            .update_if(
+                items::key(items::RECONCILED_KEY.into(), items::RECONCILED_KEY),
+                "SET #a = :t",
+                "attribute_not_exists(#a) OR #a < :t",
+                &[("#a", &attribute)],
+                vec![(":t", items::n(at.0))],
+            )
+            .await
+    }
+
+    /// Every scope's latest reconcile: one GetItem.
+    pub(super) async fn all_reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+        let item = self.requests.get_item(items::key(items::RECONCILED_KEY.into(), items::RECONCILED_KEY)).await?;
+        Ok(item
+            .iter()
+            .flatten()
+            .filter_map(|(name, value)| {
+                let scope = name.strip_prefix(items::RECONCILED_PREFIX)?;
+                Some((scope.to_owned(), UnixTime(value.as_n().ok()?.parse().ok()?)))
             })
             .collect())
     }
@@ -183,21 +242,33 @@ impl DynamoOwnershipStore {
             if !mark.supersedes(&stored) {
                 return Ok((key, stored));
             }
-            // Replaced only if still the version read.
-            let name = match &mark {
-                Mark::Open { .. } => items::OWNER,
-                Mark::Close { .. } => items::INSTANCE_ID,
+            // Replaced only if still the version read: the attributes that
+            // tell versions apart are as read.
+            let names: &[&str] = match &mark {
+                Mark::Open { .. } => &[items::OWNER],
+                Mark::Close { .. } => &[items::INSTANCE_ID, items::FOUND_GONE],
             };
-            let (condition, values) = match stored_item.get(name) {
-                Some(v) => ("#a = :a", vec![(":a", v.clone())]),
-                None => ("attribute_not_exists(#a)", vec![]),
-            };
+            let placeholders: Vec<(String, String)> =
+                (0..names.len()).map(|i| (format!("#a{i}"), format!(":a{i}"))).collect();
+            let mut conditions = Vec::new();
+            let mut values = Vec::new();
+            for (name, (a, v)) in names.iter().zip(&placeholders) {
+                match stored_item.get(*name) {
+                    Some(value) => {
+                        conditions.push(format!("{a} = {v}"));
+                        values.push((v.as_str(), value.clone()));
+                    }
+                    None => conditions.push(format!("attribute_not_exists({a})")),
+                }
+            }
+            let attribute_names: Vec<(&str, &str)> =
+                placeholders.iter().zip(names).map(|((a, _), name)| (a.as_str(), *name)).collect();
             let mut item = item.clone();
             // A dated mark keeps its expiry.
             if let Some(e) = stored_item.get(items::EXPIRES_AT) {
                 item.insert(items::EXPIRES_AT.into(), e.clone());
             }
-            written = self.requests.put_if(item, condition, &[("#a", name)], values).await?;
+            written = self.requests.put_if(item, &conditions.join(" AND "), &attribute_names, values).await?;
         }
         Err(StoreError::Transient(format!("mark {} of {key} kept changing", mark.sort_key())))
     }
@@ -218,6 +289,9 @@ impl DynamoOwnershipStore {
                 Some(h) => (h.marks.clone(), h.complete, Some(h.version)),
                 None => (Timeline::new(), true, None),
             };
+            // Sightings written since the head was read are lost to this
+            // write: knowing less is safe.
+            let seen = head.as_ref().map(|h| h.seen.clone()).unwrap_or_default();
             let window_start = if complete_before { None } else { ctx.marks().first().cloned() };
             for mark in inputs {
                 ctx.insert(mark.clone());
@@ -230,7 +304,7 @@ impl DynamoOwnershipStore {
                     return Ok((ctx, window_start));
                 }
             }
-            let new = Head { marks, complete, version: version.map_or(1, |v| v + 1), expires_at };
+            let new = Head { marks, complete, version: version.map_or(1, |v| v + 1), expires_at, seen };
             let item = items::head_item(key, &new)?;
             let written = match version {
                 None => self.requests.put_if(item, "attribute_not_exists(#pk)", &[("#pk", items::PK)], vec![]).await?,

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dredge_core::ownership::{
-    AddressKey, Change, EniRecord, EniRef, InstanceNotes, InstanceRecord, Mark, Owner, StoreError, Timeline, UnixTime,
+    AddressKey, Attached, Change, EniRecord, EniRef, InstanceNotes, InstanceRecord, Mark, Owner, Sighting, StoreError,
+    Timeline, UnixTime,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -27,6 +28,10 @@ pub(crate) const ENI_SK: &str = "ENI";
 pub(crate) const ALIAS_SK: &str = "ALIAS";
 pub(crate) const INSTANCE_SK: &str = "INSTANCE";
 pub(crate) const NOTES_SK: &str = "NOTES";
+/// The item of every scope's latest reconcile (partition and sort key).
+pub(crate) const RECONCILED_KEY: &str = "RECONCILED";
+/// Its attributes: `r#<scope label>`, epoch seconds.
+pub(crate) const RECONCILED_PREFIX: &str = "r#";
 
 // Mark items.
 const AT: &str = "at";
@@ -35,9 +40,12 @@ const ENI_ID: &str = "eni_id";
 pub(crate) const OWNER: &str = "owner";
 /// The instance a close is limited to.
 pub(crate) const INSTANCE_ID: &str = "instance_id";
+/// On a reconcile's close: released at or before its time.
+pub(crate) const FOUND_GONE: &str = "found_gone";
 // Head items.
 const MARKS: &str = "marks";
 const COMPLETE: &str = "complete";
+const SEEN_PREFIX: &str = "seen#";
 pub(crate) const VERSION: &str = "version";
 // ENI records.
 const RECORD: &str = "record";
@@ -138,10 +146,13 @@ pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) 
             item.insert(KIND.into(), s("open"));
             item.insert(OWNER.into(), s(json(owner)?));
         }
-        Mark::Close { instance_id, .. } => {
+        Mark::Close { instance_id, found_gone, .. } => {
             item.insert(KIND.into(), s("close"));
             if let Some(i) = instance_id {
                 item.insert(INSTANCE_ID.into(), s(i.as_str()));
+            }
+            if *found_gone {
+                item.insert(FOUND_GONE.into(), AttributeValue::Bool(true));
             }
         }
     }
@@ -158,7 +169,8 @@ pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
         Some("close") => {
             let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
             let instance_id = get_s(item, INSTANCE_ID).map(str::to_owned);
-            Ok(Mark::Close { at, eni_id, instance_id })
+            let found_gone = get_bool(item, FOUND_GONE).unwrap_or(false);
+            Ok(Mark::Close { at, eni_id, instance_id, found_gone })
         }
         _ => Err(corrupt("`kind` is neither `open` nor `close`", item)),
     }
@@ -172,6 +184,31 @@ pub(crate) struct Head {
     pub complete: bool,
     pub version: i64,
     pub expires_at: Option<i64>,
+    /// One `seen#<eni>#<attached>` attribute each (epoch seconds), so a
+    /// heartbeat is one UpdateItem that needs no read.
+    pub seen: Vec<Sighting>,
+}
+
+/// The head attribute that holds the latest sighting of one ENI and
+/// attachment.
+pub(crate) fn seen_attribute(s: &Sighting) -> String {
+    let attached = match &s.attached {
+        Attached::To(instance) => format!("to:{instance}"),
+        Attached::Nothing => "nothing".into(),
+        Attached::Unknown => "unknown".into(),
+    };
+    format!("{SEEN_PREFIX}{}#{attached}", s.eni_id)
+}
+
+fn parse_seen(name: &str, value: &AttributeValue) -> Option<Sighting> {
+    let (eni_id, attached) = name.strip_prefix(SEEN_PREFIX)?.split_once('#')?;
+    let attached = match attached {
+        "nothing" => Attached::Nothing,
+        "unknown" => Attached::Unknown,
+        other => Attached::To(other.strip_prefix("to:")?.to_owned()),
+    };
+    let at = value.as_n().ok()?.parse().ok()?;
+    Some(Sighting { eni_id: eni_id.to_owned(), attached, at: UnixTime(at) })
 }
 
 pub(crate) fn head_item(key: &AddressKey, head: &Head) -> Result<Item, StoreError> {
@@ -182,6 +219,9 @@ pub(crate) fn head_item(key: &AddressKey, head: &Head) -> Result<Item, StoreErro
     if let Some(e) = head.expires_at {
         item.insert(EXPIRES_AT.into(), n(e));
     }
+    for seen in &head.seen {
+        item.insert(seen_attribute(seen), n(seen.at.0));
+    }
     Ok(item)
 }
 
@@ -191,6 +231,10 @@ pub(crate) fn parse_head(item: &Item) -> Result<Head, StoreError> {
         complete: get_bool(item, COMPLETE).ok_or_else(|| corrupt("no `complete`", item))?,
         version: get_n(item, VERSION).ok_or_else(|| corrupt("no `version`", item))?,
         expires_at: get_n(item, EXPIRES_AT),
+        seen: item.iter().filter_map(|(name, value)| parse_seen(name, value)).fold(Vec::new(), |mut all, s| {
+            Sighting::merge(&mut all, s);
+            all
+        }),
     })
 }
 
@@ -343,7 +387,8 @@ mod tests {
         let key = AddressKey::new(Scope::Global, "54.1.2.3".parse().unwrap());
         let open = Mark::Open { at: UnixTime(1_700_000_000), owner: owner() };
         let close = Mark::close(UnixTime(1_700_000_000), "eni-1");
-        for m in [&open, &close] {
+        let gone = Mark::found_gone(UnixTime(1_700_000_000), "eni-1");
+        for m in [&open, &close, &gone] {
             let item = mark_item(&key, m, Some(5)).unwrap();
             assert_eq!(&parse_mark(&item).unwrap(), m);
             assert_eq!(get_n(&item, EXPIRES_AT), Some(5));
@@ -363,6 +408,11 @@ mod tests {
             complete: false,
             version: 7,
             expires_at: None,
+            seen: vec![
+                Sighting { eni_id: "eni-1".into(), attached: Attached::To("i-1".into()), at: UnixTime(9) },
+                Sighting { eni_id: "eni-1".into(), attached: Attached::Unknown, at: UnixTime(8) },
+                Sighting { eni_id: "eni-2".into(), attached: Attached::Nothing, at: UnixTime(7) },
+            ],
         };
         assert_eq!(parse_head(&head_item(&key, &head).unwrap()).unwrap(), head);
 

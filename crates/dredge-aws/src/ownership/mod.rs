@@ -23,7 +23,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use dredge_core::ownership::{
     AddressKey, Change, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, Mark, Owner,
-    OwnershipStore, StoreResult, Timeline, UnixTime,
+    OwnershipStore, Sighting, StoreResult, Timeline, UnixTime,
 };
 use dredge_lambda::RetryPolicy;
 
@@ -128,6 +128,21 @@ impl OwnershipStore for DynamoOwnershipStore {
     /// One BatchGetItem per 100 ENIs (run concurrently).
     async fn enis_by_id(&self, ids: &[String]) -> StoreResult<Vec<Option<EniRecord>>> {
         self.enis_by_ids(ids).await
+    }
+
+    /// One conditional UpdateItem per address, ENI and attachment.
+    async fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
+        self.record_seen(seen).await
+    }
+
+    /// One conditional UpdateItem.
+    async fn note_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+        self.record_reconciled(scope, at).await
+    }
+
+    /// One GetItem.
+    async fn reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+        self.all_reconciled().await
     }
 
     /// One Query of the address's partition (paginated).

@@ -165,10 +165,11 @@ type OwnerKey = (u8, usize);
 fn owner_key(side: &SideOwner<'_>) -> OwnerKey {
     match side {
         SideOwner::Owned(o) => (0, std::ptr::from_ref(*o) as usize),
+        SideOwner::OwnedAfterRetry(o) => (5, std::ptr::from_ref(*o) as usize),
         SideOwner::LoggingEni(o) => (1, std::ptr::from_ref(*o) as usize),
         SideOwner::Aws(r) => (2, std::ptr::from_ref(*r) as usize),
         SideOwner::Internet => (3, 0),
-        SideOwner::Unattributed => (4, 0),
+        SideOwner::Unattributed | SideOwner::NotYet => (4, 0),
     }
 }
 

@@ -14,8 +14,12 @@ use super::schema::{Side, SideField};
 /// How a side was attributed: the `*_attribution` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Attribution {
-    /// An ownership interval covers the flow's start.
+    /// An ownership interval covers the flow's start, and the table's
+    /// knowledge of the address reaches it (`ownership::known_at`).
     Owner,
+    /// As `Owner`, decided on a second chance: the table could not vouch
+    /// for the owner when the flow first came, and could later.
+    OwnerAfterRetry,
     /// The side is the interface that logged the flow: the flow itself is
     /// evidence that the ENI held the address; its details come from what
     /// the table knows of the ENI.
@@ -25,14 +29,16 @@ pub enum Attribution {
     /// A public address outside AWS's ranges.
     Internet,
     /// Nothing certain is known: no interval covers the time, the address
-    /// is private and outside the scope we can see, or the table and the
-    /// flow disagree.
+    /// is private and outside the scope we can see, the table and the flow
+    /// disagree, or the table could not vouch for its owner within the
+    /// second chance's wait.
     Unattributed,
 }
 
 impl Attribution {
-    pub const ALL: [Attribution; 5] = [
+    pub const ALL: [Attribution; 6] = [
         Attribution::Owner,
+        Attribution::OwnerAfterRetry,
         Attribution::LoggingEni,
         Attribution::AwsService,
         Attribution::Internet,
@@ -42,6 +48,7 @@ impl Attribution {
     pub const fn as_str(self) -> &'static str {
         match self {
             Attribution::Owner => "owner",
+            Attribution::OwnerAfterRetry => "owner_after_retry",
             Attribution::LoggingEni => "logging_eni",
             Attribution::AwsService => "aws_service",
             Attribution::Internet => "internet",
@@ -54,20 +61,46 @@ impl Attribution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SideOwner<'a> {
     Owned(&'a Owner),
+    OwnedAfterRetry(&'a Owner),
     LoggingEni(&'a Owner),
     Aws(&'a AwsRange),
     Internet,
     Unattributed,
+    /// The table names an owner it cannot vouch for yet: decided later, or
+    /// written `unattributed` ([`SideOwner::settled`]).
+    NotYet,
 }
 
 impl<'a> SideOwner<'a> {
     pub fn attribution(&self) -> Attribution {
         match self {
             SideOwner::Owned(_) => Attribution::Owner,
+            SideOwner::OwnedAfterRetry(_) => Attribution::OwnerAfterRetry,
             SideOwner::LoggingEni(_) => Attribution::LoggingEni,
             SideOwner::Aws(_) => Attribution::AwsService,
             SideOwner::Internet => Attribution::Internet,
-            SideOwner::Unattributed => Attribution::Unattributed,
+            SideOwner::Unattributed | SideOwner::NotYet => Attribution::Unattributed,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        *self == SideOwner::NotYet
+    }
+
+    /// The side once there is no more waiting: still undecided is
+    /// unattributed.
+    pub fn settled(self) -> SideOwner<'a> {
+        match self {
+            SideOwner::NotYet => SideOwner::Unattributed,
+            other => other,
+        }
+    }
+
+    /// A side decided on a second chance.
+    pub fn retried(self) -> SideOwner<'a> {
+        match self {
+            SideOwner::Owned(o) => SideOwner::OwnedAfterRetry(o),
+            other => other,
         }
     }
 
@@ -77,7 +110,7 @@ impl<'a> SideOwner<'a> {
             return Some(self.attribution().as_str());
         }
         match *self {
-            SideOwner::Owned(o) | SideOwner::LoggingEni(o) => match field {
+            SideOwner::Owned(o) | SideOwner::OwnedAfterRetry(o) | SideOwner::LoggingEni(o) => match field {
                 SideField::App => o.app.as_deref(),
                 SideField::Stack => o.stack.as_deref(),
                 SideField::Detail => o.detail.as_deref(),
@@ -104,7 +137,7 @@ impl<'a> SideOwner<'a> {
                 SideField::Kind => Some("internet"),
                 _ => None,
             },
-            SideOwner::Unattributed => None,
+            SideOwner::Unattributed | SideOwner::NotYet => None,
         }
     }
 }
@@ -115,6 +148,10 @@ pub struct SideFacts<'a> {
     pub address: Option<IpAddr>,
     /// The table's owner of the address at the flow's start.
     pub table_owner: Option<&'a Owner>,
+    /// Whether the table's knowledge of the address reaches the flow's
+    /// start: for its owner (`ownership::known_at`), or for nobody
+    /// (`ownership::known_free_at`).
+    pub table_known: bool,
     /// This side is the interface that logged the flow.
     pub is_logging_side: bool,
     /// The logging interface's id (from the record).
@@ -130,7 +167,7 @@ pub fn decide<'a>(facts: SideFacts<'a>, ranges: Option<&'a IpRanges>) -> SideOwn
     if let Some(owner) = facts.table_owner {
         let contradicts = facts.is_logging_side && facts.interface_id.is_some_and(|eni| eni != owner.eni_id);
         if !contradicts {
-            return SideOwner::Owned(owner);
+            return if facts.table_known { SideOwner::Owned(owner) } else { SideOwner::NotYet };
         }
     }
     if facts.is_logging_side {
@@ -138,6 +175,11 @@ pub fn decide<'a>(facts: SideFacts<'a>, ranges: Option<&'a IpRanges>) -> SideOwn
             return SideOwner::LoggingEni(owner);
         }
         return SideOwner::Unattributed;
+    }
+    // Nobody held it, as far as the table knows; but the fleet did before,
+    // and who took it next may not have reached the table yet.
+    if facts.table_owner.is_none() && !facts.table_known {
+        return SideOwner::NotYet;
     }
     if is_private(address) {
         return SideOwner::Unattributed;
@@ -173,9 +215,12 @@ pub struct FlowFacts<'a> {
     pub direction: Option<FlowDirection>,
     /// What the table knows of `interface_id`, if anything.
     pub logging_eni: Option<LoggingEni<'a>>,
-    /// The table's owner of each address at the flow's start.
+    /// The table's owner of each address at the flow's start, and whether
+    /// the table vouches for it then.
     pub src_owner: Option<&'a Owner>,
     pub dst_owner: Option<&'a Owner>,
+    pub src_known: bool,
+    pub dst_known: bool,
 }
 
 /// Decides both sides of a flow at its start. The logging ENI's record is
@@ -191,12 +236,13 @@ pub fn attribute<'a>(flow: &FlowFacts<'a>, ranges: Option<&'a IpRanges>) -> Side
         _ => true,
     });
     let logging = logging_side(flow, eni);
-    let side = |which: Side, address, table_owner| {
+    let side = |which: Side, address, table_owner, table_known| {
         let is_logging_side = logging == Some(which);
         decide(
             SideFacts {
                 address,
                 table_owner,
+                table_known,
                 is_logging_side,
                 interface_id: flow.interface_id,
                 logging_eni: if is_logging_side { eni.map(|e| e.owner) } else { None },
@@ -204,12 +250,15 @@ pub fn attribute<'a>(flow: &FlowFacts<'a>, ranges: Option<&'a IpRanges>) -> Side
             ranges,
         )
     };
-    Sides { src: side(Side::Src, flow.src, flow.src_owner), dst: side(Side::Dst, flow.dst, flow.dst_owner) }
+    Sides {
+        src: side(Side::Src, flow.src, flow.src_owner, flow.src_known),
+        dst: side(Side::Dst, flow.dst, flow.dst_owner, flow.dst_known),
+    }
 }
 
 /// Which side is the interface that logged the flow: by the ENI's known
 /// addresses, then by the table, then by `flow-direction`.
-fn logging_side(flow: &FlowFacts<'_>, eni: Option<LoggingEni<'_>>) -> Option<Side> {
+pub fn logging_side(flow: &FlowFacts<'_>, eni: Option<LoggingEni<'_>>) -> Option<Side> {
     if let Some(eni) = eni {
         if flow.src.is_some_and(|a| eni.addresses.contains(&a)) {
             return Some(Side::Src);
@@ -248,6 +297,8 @@ mod tests {
             logging_eni: None,
             src_owner: None,
             dst_owner: None,
+            src_known: true,
+            dst_known: true,
         }
     }
 
@@ -291,6 +342,7 @@ mod tests {
         SideFacts {
             address: Some(addr.parse().unwrap()),
             table_owner: table,
+            table_known: true,
             is_logging_side: logging,
             interface_id: Some("eni-log"),
             logging_eni: eni,
@@ -307,6 +359,28 @@ mod tests {
         assert_eq!(decide(facts("10.0.0.1", Some(&other), true, Some(&log)), None), SideOwner::LoggingEni(&log));
         assert_eq!(decide(facts("10.0.0.1", Some(&other), true, None), None), SideOwner::Unattributed);
         assert_eq!(decide(facts("10.0.0.1", None, true, Some(&log)), None), SideOwner::LoggingEni(&log));
+    }
+
+    #[test]
+    fn an_owner_the_table_cannot_vouch_for_waits_then_is_unattributed() {
+        let other = Owner::new("eni-other", OwnerKind::Instance);
+        let doc =
+            r#"{"prefixes":[{"ip_prefix":"54.0.0.0/8","region":"us-east-1","service":"EC2"}],"ipv6_prefixes":[]}"#;
+        let ranges = IpRanges::from_json(doc.as_bytes()).unwrap();
+        for addr in ["10.0.0.1", "54.1.1.1"] {
+            let f = SideFacts { table_known: false, ..facts(addr, Some(&other), false, None) };
+            // Not a public range's service either: the fleet held it then.
+            assert_eq!(decide(f, Some(&ranges)), SideOwner::NotYet);
+            assert_eq!(SideOwner::NotYet.settled(), SideOwner::Unattributed);
+            assert_eq!(SideOwner::NotYet.value(SideField::Attribution), Some("unattributed"));
+        }
+        // Nobody, after the fleet held it: who took it next is not known yet.
+        let f = SideFacts { table_known: false, ..facts("54.1.1.1", None, false, None) };
+        assert_eq!(decide(f, Some(&ranges)), SideOwner::NotYet);
+        let later = decide(facts("10.0.0.1", Some(&other), false, None), None).retried();
+        assert_eq!(later, SideOwner::OwnedAfterRetry(&other));
+        assert_eq!(later.value(SideField::Attribution), Some("owner_after_retry"));
+        assert_eq!(later.value(SideField::EniId), Some("eni-other"));
     }
 
     #[test]

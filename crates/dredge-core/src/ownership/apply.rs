@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::change::Change;
 use super::eni::{merge_tags, push_unique, Eni};
+use super::evidence::{scope_label, Attached, Sighting};
 use super::owner::{TagPolicy, ASG_TAG};
 use super::scope::Scope;
 use super::store::{
@@ -88,6 +89,11 @@ pub struct SnapshotScope {
 }
 
 impl SnapshotScope {
+    /// What the reconcile horizon notes this scope under ([`scope_label`]).
+    pub fn label(&self) -> String {
+        scope_label(self.account_id.as_deref(), self.region.as_deref())
+    }
+
     fn covers(&self, account: Option<&str>, region: Option<&str>) -> bool {
         let matches = |want: &Option<String>, have: Option<&str>| match (want, have) {
             (Some(w), Some(h)) => w == h,
@@ -159,7 +165,7 @@ impl Marks {
         for address in addresses {
             if let Some(key) = self.key(eni, address) {
                 let instance_id = instance.map(str::to_owned);
-                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id }));
+                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false }));
                 self.closed += 1;
             }
         }
@@ -800,7 +806,12 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
         }
         let current = self.store.lookup(&queries).await?;
+        // Every holding the snapshot shows is also evidence that it lasted
+        // until the snapshot (see `evidence`).
+        let mut sightings = Vec::with_capacity(wanted.len());
         for ((key, owner), have) in wanted.into_iter().zip(current) {
+            let attached = owner.instance_id.clone().map_or(Attached::Nothing, Attached::To);
+            sightings.push((key.clone(), Sighting { eni_id: owner.eni_id.clone(), attached, at }));
             if have.as_ref() == Some(&owner) {
                 stats.unchanged += 1;
             } else {
@@ -814,7 +825,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
             if let Some(owner) = timeline.owner_at(at) {
                 if scope.covers(owner.account_id.as_deref(), owner.region.as_deref()) {
-                    m.marks.push((key, Mark::close(at, owner.eni_id.clone())));
+                    m.marks.push((key.clone(), Mark::found_gone(at, owner.eni_id.clone())));
                     m.closed += 1;
                 }
             }
@@ -825,9 +836,12 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         if !m.marks.is_empty() {
             self.store.put_marks(&m.marks).await?;
         }
+        self.store.put_seen(&sightings).await?;
         for eni in enis {
             self.store_described(eni, at).await?;
         }
+        // Last: the horizon moves only once everything above is stored.
+        self.store.note_reconciled(&scope.label(), at).await?;
         Ok(stats)
     }
 

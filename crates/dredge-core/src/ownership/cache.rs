@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::FastHashMap;
 
+use super::evidence::{known_at, known_free_at, Sighting};
 use super::owner::Owner;
 use super::store::{OwnershipStore, StoreResult};
 use super::time::UnixTime;
@@ -43,14 +44,26 @@ pub struct CacheStats {
     /// ([`OwnershipStore::calls`]; requests others make on the same store
     /// meanwhile are counted too).
     pub store_calls: u64,
+    /// Cached heads read again because they could not vouch for an answer
+    /// (what the knowledge horizon costs in reads).
+    pub rereads: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     timeline: Arc<Timeline>,
     complete: bool,
+    /// The store's sightings and this container's heartbeats since.
+    seen: Vec<Sighting>,
+    /// The reconcile horizon read before the entry was: the marks of every
+    /// reconcile up to it are in `timeline`.
+    horizon: Option<UnixTime>,
     fetched_at: UnixTime,
 }
+
+/// Heartbeats are stored once per address, ENI and this many seconds: the
+/// store's evidence lags a container's by less than this.
+pub const HEARTBEAT_SECONDS: i64 = 60;
 
 /// Where a query's owner was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +77,17 @@ enum Found {
 }
 
 /// What [`OwnerCache::lookup`] found: each query's owner, borrowed from
-/// shared timelines.
+/// shared timelines, and whether the table's knowledge reaches the query's
+/// time ([`known_at`], [`known_free_at`]).
 #[derive(Debug)]
 pub struct Owners {
     timelines: Vec<Option<Arc<Timeline>>>,
     found: Vec<Found>,
+    known: Vec<bool>,
     owned: Vec<Owner>,
+    /// Heartbeats worth storing: the first of each address, ENI and
+    /// [`HEARTBEAT_SECONDS`] bucket this container has seen.
+    pub evidence: Vec<(AddressKey, Sighting)>,
 }
 
 impl Owners {
@@ -88,11 +106,20 @@ impl Owners {
         }
     }
 
-    /// Every query's owner, in order: one pass that reads the timelines
-    /// while nothing else competes for the cache, so that later per-query
-    /// reads are one load each.
-    pub fn all(&self) -> Vec<Option<&Owner>> {
-        (0..self.found.len()).map(|i| self.get(i)).collect()
+    /// Whether query `i`'s answer is vouched for at the query's time: its
+    /// owner known to hold the address then ([`known_at`]), or, for no
+    /// owner, nobody known to ([`known_free_at`]). An answer from the
+    /// store's history counts as known: later marks exist, the time is long
+    /// past.
+    pub fn known(&self, i: usize) -> bool {
+        self.known[i]
+    }
+
+    /// Every query's owner, in order, with whether it is known: one pass
+    /// that reads the timelines while nothing else competes for the cache,
+    /// so that later per-query reads are one load each.
+    pub fn all(&self) -> Vec<(Option<&Owner>, bool)> {
+        (0..self.found.len()).map(|i| (self.get(i), self.known[i])).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -136,59 +163,134 @@ impl OwnerCache {
     /// the wall clock (passed in so tests control it). Each key is looked
     /// up once however many queries name it; owners are borrowed from the
     /// cached timelines, never copied.
+    ///
+    /// `heartbeats` (a key and a sighting) join the evidence before
+    /// anything is decided, so a batch's flows confirm each other; nobody is
+    /// believed up to `horizon` ([`known_free_at`]), read before this call
+    /// (an entry read earlier is held to the horizon of its time). A cached entry that
+    /// cannot vouch for its answer at a query's time is read again when
+    /// that could help: the store may have learned more since.
     pub async fn lookup<S: OwnershipStore>(
         &self,
         store: &S,
         keys: &[AddressKey],
         queries: &[(u32, UnixTime)],
+        heartbeats: &[(u32, Sighting)],
+        horizon: Option<UnixTime>,
         now: UnixTime,
     ) -> StoreResult<Owners> {
-        // A cached entry answers a key only if it answers the key's latest
-        // query: then it answers all of them.
         let calls_before = store.calls();
         let mut latest: Vec<Option<UnixTime>> = vec![None; keys.len()];
         for &(k, at) in queries {
             let l = &mut latest[k as usize];
             *l = Some(l.map_or(at, |l| l.max(at)));
         }
-        let mut timelines: Vec<Option<(Arc<Timeline>, bool)>> = vec![None; keys.len()];
+        let mut beats: Vec<Vec<&Sighting>> = vec![Vec::new(); keys.len()];
+        for (k, s) in heartbeats {
+            beats[*k as usize].push(s);
+        }
+        // Per key: its timeline, completeness and evidence (the batch's
+        // heartbeats not yet merged), and whether it was read just now.
+        let mut slots: Vec<Option<Slot>> = vec![None; keys.len()];
         let mut missing: Vec<usize> = Vec::new();
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             for (k, key) in keys.iter().enumerate() {
                 let Some(at) = latest[k] else { continue };
                 match entries.get(key).filter(|e| self.usable(e, at, now)) {
-                    Some(e) => timelines[k] = Some((e.timeline.clone(), e.complete)),
+                    Some(e) => slots[k] = Some(Slot::cached(e)),
                     None => missing.push(k),
                 }
             }
         }
-        let mut fetched = vec![false; keys.len()];
+        // A cached entry that cannot vouch for an owner it gives is read
+        // again: the store may have learned more since.
+        let mut doubtful = vec![false; keys.len()];
+        for &(k, at) in queries {
+            let k = k as usize;
+            let Some(slot) = &slots[k] else { continue };
+            if doubtful[k] {
+                continue;
+            }
+            let mut seen = slot.seen.clone();
+            for s in &beats[k] {
+                Sighting::merge(&mut seen, (*s).clone());
+            }
+            let located = slot.timeline.locate(at, slot.complete);
+            // Nobody past the horizon stays unknown whatever is read.
+            let could_help = !matches!(located, Located::Free) || horizon.is_some_and(|h| h >= at);
+            if could_help && !vouched(&slot.timeline, located, &seen, at, slot.horizon) {
+                doubtful[k] = true;
+                missing.push(k);
+            }
+        }
         if !missing.is_empty() {
             // One call: the store splits it into batches and may run them
             // concurrently.
             let asked: Vec<AddressKey> = missing.iter().map(|&k| keys[k].clone()).collect();
             let heads = store.heads(&asked).await?;
+            for (&k, head) in missing.iter().zip(heads) {
+                // Evidence this container had and the store may not yet.
+                let mut seen = head.seen;
+                if let Some(old) = &slots[k] {
+                    for s in &old.seen {
+                        Sighting::merge(&mut seen, s.clone());
+                    }
+                }
+                slots[k] = Some(Slot {
+                    timeline: Arc::new(head.timeline),
+                    complete: head.complete,
+                    seen,
+                    horizon,
+                    fetched: true,
+                });
+            }
+        }
+        // The batch's heartbeats join the evidence; the first of each
+        // bucket is worth storing.
+        let mut evidence = Vec::new();
+        for (k, slot) in slots.iter_mut().enumerate() {
+            let Some(slot) = slot else { continue };
+            for s in &beats[k] {
+                let bucket = |at: UnixTime| at.0.div_euclid(HEARTBEAT_SECONDS);
+                let stored = slot.seen.iter().find(|o| o.eni_id == s.eni_id && o.attached == s.attached);
+                if stored.is_none_or(|o| bucket(o.at) < bucket(s.at)) {
+                    evidence.push((keys[k].clone(), (*s).clone()));
+                }
+                Sighting::merge(&mut slot.seen, (*s).clone());
+            }
+        }
+        {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            for ((k, key), head) in missing.into_iter().zip(asked).zip(heads) {
-                // Freshly fetched: authoritative as of now, whatever the flow time.
-                let timeline = Arc::new(head.timeline);
-                timelines[k] = Some((timeline.clone(), head.complete));
-                fetched[k] = true;
-                entries.insert(key, Entry { timeline, complete: head.complete, fetched_at: now });
+            for (k, slot) in slots.iter().enumerate() {
+                let Some(slot) = slot else { continue };
+                if slot.fetched {
+                    let entry = Entry {
+                        timeline: slot.timeline.clone(),
+                        complete: slot.complete,
+                        seen: slot.seen.clone(),
+                        horizon,
+                        fetched_at: now,
+                    };
+                    entries.insert(keys[k].clone(), entry);
+                } else if let Some(e) = entries.get_mut(&keys[k]) {
+                    e.seen.clone_from(&slot.seen);
+                }
             }
             make_room(&mut entries, 0, self.config.capacity, self.config.ttl_seconds, now, |e| e.fetched_at);
         }
         let mut found = Vec::with_capacity(queries.len());
+        let mut known = Vec::with_capacity(queries.len());
         let mut history: Vec<usize> = Vec::new();
         let mut hits = 0u64;
         for (i, &(k, at)) in queries.iter().enumerate() {
-            let (timeline, complete) = timelines[k as usize].as_ref().expect("every queried key has a timeline");
-            let located = timeline.locate(at, *complete);
+            let slot = slots[k as usize].as_ref().expect("every queried key has a slot");
+            let located = slot.timeline.locate(at, slot.complete);
             // A hit: answered by what was cached before this lookup.
-            if !fetched[k as usize] && located != Located::Unknown {
+            if !slot.fetched && located != Located::Unknown {
                 hits += 1;
             }
+            known.push(vouched(&slot.timeline, located, &slot.seen, at, slot.horizon));
             found.push(match located {
                 Located::Open(mark) => Found::Mark { key: k, mark: mark as u32 },
                 Located::Free => Found::Free,
@@ -214,8 +316,43 @@ impl OwnerCache {
         stats.hits += hits;
         stats.misses += queries.len() as u64 - hits;
         stats.store_calls += store.calls().saturating_sub(calls_before);
-        let timelines = timelines.into_iter().map(|t| t.map(|(t, _)| t)).collect();
-        Ok(Owners { timelines, found, owned })
+        stats.rereads += doubtful.iter().filter(|d| **d).count() as u64;
+        let timelines = slots.into_iter().map(|s| s.map(|s| s.timeline)).collect();
+        Ok(Owners { timelines, found, known, owned, evidence })
+    }
+}
+
+/// Whether the timeline's answer for `at` is vouched for by the evidence.
+/// An answer older than the timeline (the store's history) counts as
+/// known: later marks exist, the time is long past.
+fn vouched(timeline: &Timeline, located: Located, seen: &[Sighting], at: UnixTime, horizon: Option<UnixTime>) -> bool {
+    match located {
+        Located::Open(mark) => known_at(timeline, mark, seen, at),
+        Located::Free => known_free_at(timeline, at, horizon),
+        Located::Unknown => true,
+    }
+}
+
+/// One key's state during a lookup.
+#[derive(Debug, Clone)]
+struct Slot {
+    timeline: Arc<Timeline>,
+    complete: bool,
+    seen: Vec<Sighting>,
+    horizon: Option<UnixTime>,
+    /// Read from the store during this lookup.
+    fetched: bool,
+}
+
+impl Slot {
+    fn cached(e: &Entry) -> Slot {
+        Slot {
+            timeline: e.timeline.clone(),
+            complete: e.complete,
+            seen: e.seen.clone(),
+            horizon: e.horizon,
+            fetched: false,
+        }
     }
 }
 
@@ -251,7 +388,7 @@ pub fn make_room<K, V, S>(
 mod tests {
     use super::*;
     use crate::ownership::testing::ready;
-    use crate::ownership::{Mark, MemoryStore, OwnerKind, Scope};
+    use crate::ownership::{Mark, MemoryStore, OwnerKind, Scope, Sighting};
 
     fn key(i: u8) -> AddressKey {
         AddressKey::new(Scope::Vpc("vpc-1".into()), format!("10.0.0.{i}").parse().unwrap())
@@ -265,7 +402,52 @@ mod tests {
             })
             .collect();
         ready(crate::ownership::OwnershipStore::put_marks(&store, &marks)).unwrap();
+        // Seen holding them long after any time asked: known.
+        let seen: Vec<_> = (0..n).map(|i| (key(i), seen(&format!("eni-{i}"), 100_000))).collect();
+        ready(crate::ownership::OwnershipStore::put_seen(&store, &seen)).unwrap();
         store
+    }
+
+    fn seen(eni: &str, at: i64) -> Sighting {
+        Sighting { eni_id: eni.into(), attached: crate::ownership::Attached::Unknown, at: UnixTime(at) }
+    }
+
+    fn beat(
+        cache: &OwnerCache,
+        store: &impl OwnershipStore,
+        at: i64,
+        heartbeat: Option<i64>,
+        now: i64,
+    ) -> (Option<String>, bool, Vec<i64>) {
+        let beats: Vec<(u32, Sighting)> = heartbeat.map(|h| (0, seen("eni-0", h))).into_iter().collect();
+        let owners = ready(cache.lookup(store, &[key(0)], &[(0, UnixTime(at))], &beats, None, UnixTime(now))).unwrap();
+        let stored = owners.evidence.iter().map(|(_, s)| s.at.0).collect();
+        (owners.get(0).map(|o| o.eni_id.clone()), owners.known(0), stored)
+    }
+
+    #[test]
+    fn owners_are_vouched_for_by_evidence_and_doubtful_entries_read_again() {
+        let store = MemoryStore::new();
+        let open = Mark::Open { at: UnixTime(100), owner: Owner::new("eni-0", OwnerKind::Instance) };
+        ready(crate::ownership::OwnershipStore::put_marks(&store, &[(key(0), open)])).unwrap();
+        let cache = OwnerCache::new(CacheConfig::default());
+        // An open alone: the owner, not vouched for.
+        assert_eq!(beat(&cache, &store, 500, None, 1000), (Some("eni-0".into()), false, vec![]));
+        assert_eq!(cache.stats().store_calls, 1);
+        // The cached entry cannot vouch: read again.
+        beat(&cache, &store, 500, None, 1001);
+        assert_eq!(cache.stats().store_calls, 2);
+        // The batch's own heartbeat vouches, and is worth storing.
+        assert_eq!(beat(&cache, &store, 500, Some(600), 1002), (Some("eni-0".into()), true, vec![600]));
+        // The same bucket again: known from the cache, nothing to store.
+        assert_eq!(beat(&cache, &store, 590, Some(620), 1003), (Some("eni-0".into()), true, vec![]));
+        assert_eq!(cache.stats().store_calls, 2, "vouched for: no read");
+        // The next bucket is stored; the store then vouches to a new cache.
+        assert_eq!(beat(&cache, &store, 590, Some(660), 1004).2, vec![660]);
+        ready(crate::ownership::OwnershipStore::put_seen(&store, &[(key(0), seen("eni-0", 660))])).unwrap();
+        let fresh = OwnerCache::new(CacheConfig::default());
+        assert_eq!(beat(&fresh, &store, 650, None, 1005), (Some("eni-0".into()), true, vec![]));
+        assert!(!beat(&fresh, &store, 661, None, 1006).1, "past the evidence");
     }
 
     /// Looks up (key, time) pairs, each distinct key once.
@@ -281,7 +463,7 @@ mod tests {
                 (k as u32, *at)
             })
             .collect();
-        ready(cache.lookup(store, &keys, &queries, UnixTime(now))).unwrap()
+        ready(cache.lookup(store, &keys, &queries, &[], Some(UnixTime(i64::MAX)), UnixTime(now))).unwrap()
     }
 
     fn enis(owners: &Owners) -> Vec<Option<String>> {
@@ -349,8 +531,21 @@ mod tests {
             let full = self.0.heads(keys).await?;
             Ok(full
                 .into_iter()
-                .map(|h| super::super::Head { complete: h.timeline.marks().len() <= 1, timeline: h.timeline.latest(1) })
+                .map(|h| super::super::Head {
+                    complete: h.timeline.marks().len() <= 1,
+                    timeline: h.timeline.latest(1),
+                    seen: h.seen,
+                })
                 .collect())
+        }
+        async fn put_seen(&self, seen: &[(AddressKey, super::super::Sighting)]) -> StoreResult<()> {
+            self.0.put_seen(seen).await
+        }
+        async fn note_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+            self.0.note_reconciled(scope, at).await
+        }
+        async fn reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+            self.0.reconciled().await
         }
         async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {
             self.0.timeline(key).await
@@ -419,6 +614,7 @@ mod tests {
         .map(|m| (key(0), m))
         .collect();
         ready(crate::ownership::OwnershipStore::put_marks(&store, &marks)).unwrap();
+        ready(crate::ownership::OwnershipStore::put_seen(&store, &[(key(0), seen("eni-new", 10_000))])).unwrap();
         let store = ShortHeads(store);
         let cache = OwnerCache::new(CacheConfig::default());
         let queries: Vec<_> = [150, 250, 350].map(|t| (key(0), UnixTime(t))).into();

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::change::Change;
+use super::evidence::Sighting;
 use super::owner::Owner;
 use super::store::{
     EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore, StoreResult,
@@ -27,6 +28,12 @@ struct State {
     pending: Vec<(EniRef, Vec<Change>)>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     notes: BTreeMap<String, InstanceNotes>,
+    /// Sightings by address (the same key as `addresses`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    seen: BTreeMap<String, Vec<Sighting>>,
+    /// Each scope's latest reconcile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    reconciled: BTreeMap<String, UnixTime>,
 }
 
 impl State {
@@ -126,11 +133,38 @@ impl OwnershipStore for MemoryStore {
         let state = self.call();
         Ok(keys
             .iter()
-            .map(|key| Head {
-                timeline: state.addresses.get(&key_string(key)).map(|(_, t)| t.clone()).unwrap_or_default(),
-                complete: true,
+            .map(|key| {
+                let key = key_string(key);
+                Head {
+                    timeline: state.addresses.get(&key).map(|(_, t)| t.clone()).unwrap_or_default(),
+                    complete: true,
+                    seen: state.seen.get(&key).cloned().unwrap_or_default(),
+                }
             })
             .collect())
+    }
+
+    async fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
+        let mut state = self.call();
+        let state = &mut *state;
+        for (key, sighting) in seen {
+            let key = key_string(key);
+            if state.addresses.contains_key(&key) {
+                Sighting::merge(state.seen.entry(key).or_default(), sighting.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn note_reconciled(&self, scope: &str, at: UnixTime) -> StoreResult<()> {
+        let mut state = self.call();
+        let t = state.reconciled.entry(scope.to_owned()).or_insert(at);
+        *t = (*t).max(at);
+        Ok(())
+    }
+
+    async fn reconciled(&self) -> StoreResult<Vec<(String, UnixTime)>> {
+        Ok(self.call().reconciled.iter().map(|(s, t)| (s.clone(), *t)).collect())
     }
 
     async fn timeline(&self, key: &AddressKey) -> StoreResult<Timeline> {

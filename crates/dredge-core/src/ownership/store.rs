@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::change::Change;
 use super::eni::Eni;
+use super::evidence::Sighting;
+#[allow(unused_imports)] // doc links
+use super::evidence::{horizon, scope_label};
 use super::owner::Owner;
 use super::time::UnixTime;
 use super::timeline::{AddressKey, Mark, Timeline};
@@ -255,6 +258,15 @@ pub struct Head {
     pub timeline: Timeline,
     /// Whether `timeline` is the whole history (nothing older exists).
     pub complete: bool,
+    /// Evidence of how long its holders kept the address ([`Sighting`]).
+    pub seen: Vec<Sighting>,
+}
+
+impl Head {
+    /// The head of an address the store knows nothing of.
+    pub fn default_complete() -> Head {
+        Head { timeline: Timeline::new(), complete: true, seen: Vec::new() }
+    }
 }
 
 /// How an ENI is found.
@@ -300,11 +312,24 @@ pub trait OwnershipStore: Send + Sync {
         async move {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                out.push(Head { timeline: self.timeline(key).await?, complete: true });
+                out.push(Head { timeline: self.timeline(key).await?, complete: true, seen: Vec::new() });
             }
             Ok(out)
         }
     }
+
+    /// Records evidence that ENIs held addresses ([`Sighting`]), kept with
+    /// the address's head: the latest per ENI and attachment. Evidence may
+    /// be lost to a concurrent write (knowing less is safe), never invented;
+    /// sightings of addresses the table has no history for are dropped.
+    fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Notes that a reconcile described `scope` ([`scope_label`]) as of
+    /// `at`; a scope's time only moves forward.
+    fn note_reconciled(&self, scope: &str, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every scope's latest reconcile: what [`horizon`] is computed from.
+    fn reconciled(&self) -> impl Future<Output = StoreResult<Vec<(String, UnixTime)>>> + Send;
 
     /// The full timeline of one address.
     fn timeline(&self, key: &AddressKey) -> impl Future<Output = StoreResult<Timeline>> + Send;
@@ -385,6 +410,15 @@ impl<S: OwnershipStore> OwnershipStore for &S {
     }
     fn heads(&self, keys: &[AddressKey]) -> impl Future<Output = StoreResult<Vec<Head>>> + Send {
         (**self).heads(keys)
+    }
+    fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).put_seen(seen)
+    }
+    fn note_reconciled(&self, scope: &str, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send {
+        (**self).note_reconciled(scope, at)
+    }
+    fn reconciled(&self) -> impl Future<Output = StoreResult<Vec<(String, UnixTime)>>> + Send {
+        (**self).reconciled()
     }
     fn timeline(&self, key: &AddressKey) -> impl Future<Output = StoreResult<Timeline>> + Send {
         (**self).timeline(key)

@@ -54,6 +54,11 @@ pub enum Mark {
         eni_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instance_id: Option<String>,
+        /// A reconcile found the address gone: released at or before `at`,
+        /// when exactly unknown. Ends the interval, but is no evidence that
+        /// the holding lasted until `at` (`ownership::known_at`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        found_gone: bool,
     },
 }
 
@@ -77,7 +82,18 @@ impl Mark {
 
     /// A close of `eni_id` at `at`, whatever it is attached to.
     pub fn close(at: UnixTime, eni_id: impl Into<String>) -> Mark {
-        Mark::Close { at, eni_id: eni_id.into(), instance_id: None }
+        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: false }
+    }
+
+    /// What a reconcile writes for an address it found gone.
+    pub fn found_gone(at: UnixTime, eni_id: impl Into<String>) -> Mark {
+        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: true }
+    }
+
+    /// A close at the release's own time (from an event), not a reconcile's
+    /// upper bound.
+    pub fn is_exact_close(&self) -> bool {
+        matches!(self, Mark::Close { found_gone: false, .. })
     }
 
     /// Whether this is a close that ends `owner`'s interval.
@@ -92,16 +108,19 @@ impl Mark {
 
     /// Whether this version of a fact (same [`Mark::key`]) replaces
     /// `stored`: an open whose owner tells more ([`Owner::supersedes`]); a
-    /// close of the ENI whatever it is attached to over one for a single
-    /// instance. A total order, so any arrival order keeps the same one.
+    /// close from an event over a reconcile's, then a close of the ENI
+    /// whatever it is attached to over one for a single instance. A total
+    /// order, so any arrival order keeps the same one.
     pub fn supersedes(&self, stored: &Mark) -> bool {
         match (self, stored) {
             (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
-            (Mark::Close { instance_id: new, .. }, Mark::Close { instance_id: old, .. }) => match (new, old) {
-                (None, Some(_)) => true,
-                (Some(n), Some(o)) => n > o,
-                _ => false,
-            },
+            (
+                Mark::Close { instance_id: new, found_gone: new_gone, .. },
+                Mark::Close { instance_id: old, found_gone: old_gone, .. },
+            ) => {
+                let rank = |gone: bool, instance: &Option<String>| (!gone, instance.is_none(), instance.clone());
+                rank(*new_gone, new) > rank(*old_gone, old)
+            }
             _ => false,
         }
     }
@@ -327,7 +346,12 @@ mod tests {
         let mut attached = owner("eni-a", "x");
         attached.instance_id = Some("i-1".into());
         let bare = owner("eni-a", "bare");
-        let scoped = |at| Mark::Close { at: UnixTime(at), eni_id: "eni-a".into(), instance_id: Some("i-1".into()) };
+        let scoped = |at| Mark::Close {
+            at: UnixTime(at),
+            eni_id: "eni-a".into(),
+            instance_id: Some("i-1".into()),
+            found_gone: false,
+        };
         let t = Timeline::from_marks([
             Mark::Open { at: UnixTime(100), owner: attached.clone() },
             Mark::Open { at: UnixTime(200), owner: bare },

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use base64::Engine;
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::{ObjectError, ObjectStore};
-use dredge_core::ownership::{Applier, Change, Eni, MemoryStore, TagPolicy, UnixTime, ASG_TAG};
+use dredge_core::ownership::{
+    AddressKey, Applier, Attached, Change, Eni, MemoryStore, OwnershipStore, Scope, Sighting, TagPolicy, UnixTime,
+    ASG_TAG,
+};
 use dredge_core::sink::{EntryError, OutRecord, RecordSink, SinkError};
 use dredge_enricher::{Enricher, EnricherConfig};
 use serde_json::json;
@@ -284,9 +287,19 @@ pub async fn build(records: usize, log_events: usize) -> Fixture {
     let applier = Applier::new(&store, TagPolicy::default());
     let month_ago = UnixTime(NOW.0 - 30 * 86_400);
     let mut logging: Vec<(String, IpAddr)> = Vec::with_capacity(LOGGING_ENIS);
+    // What a reconcile a minute ago saw: every holder (so every flow's
+    // owner is vouched for: the decided path, not the second chance).
+    let seen_at = UnixTime(NOW.0 - 60);
+    let mut sightings: Vec<(AddressKey, Sighting)> = Vec::new();
+    let mut sight = |eni: &Eni, addr: IpAddr| {
+        let attached = eni.instance_id.clone().map_or(Attached::Nothing, Attached::To);
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), addr);
+        sightings.push((key, Sighting { eni_id: eni.eni_id.clone(), attached, at: seen_at }));
+    };
     for i in 0..LOGGING_ENIS {
         let addr = IpAddr::V4(Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200 + 10) as u8));
         let eni = instance_eni(&mut rng, addr);
+        sight(&eni, addr);
         logging.push((eni.eni_id.clone(), addr));
         applier.apply(&Change::EniUp { at: month_ago, eni: Box::new(eni) }).await.expect("apply");
     }
@@ -299,13 +312,17 @@ pub async fn build(records: usize, log_events: usize) -> Fixture {
             applier.apply(&Change::EniUp { at: UnixTime(NOW.0 - 40 * 86_400), eni: Box::new(old) }).await.unwrap();
             applier.apply(&Change::EniDeleted { at: UnixTime(NOW.0 - 20 * 86_400), eni_id: old_id }).await.unwrap();
             let new = peer_eni(&mut rng, addr);
+            sight(&new, addr);
             applier.apply(&Change::EniUp { at: UnixTime(NOW.0 - 10 * 86_400), eni: Box::new(new) }).await.unwrap();
         } else {
             let eni = peer_eni(&mut rng, addr);
+            sight(&eni, addr);
             applier.apply(&Change::EniUp { at: month_ago, eni: Box::new(eni) }).await.unwrap();
         }
         peers.push(addr);
     }
+    store.put_seen(&sightings).await.expect("put_seen");
+    store.note_reconciled("*#*", seen_at).await.expect("note_reconciled");
     let vpc_peers = peers.len();
     for _ in 0..AWS_PEERS {
         let (base, len) = service_prefixes[rng.index(service_prefixes.len())];
