@@ -41,7 +41,9 @@ fn bench(c: &mut Criterion) {
     assert_eq!(cold.retry_from, None, "{:?}", cold.error);
     let (_, warm) = rt.block_on(handle(&enricher, &parsed, batch::NOW));
     let s = warm.stats;
-    assert_eq!((s.store_calls, s.eni_lookups, s.cache_misses), (0, 0, 0), "warm cache: {s:?}");
+    // Warm: only the reconcile horizon is read (one GetItem per batch).
+    assert_eq!((s.store_calls, s.eni_lookups, s.cache_misses), (1, 0, 0), "warm cache: {s:?}");
+    assert_eq!(s.not_yet_known, 0, "every side vouched for: {s:?}");
     assert_eq!(s.flows, fixture.lines);
     let flows = s.flows;
     eprintln!(

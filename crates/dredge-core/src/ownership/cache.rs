@@ -203,6 +203,14 @@ impl OwnerCache {
                 }
             }
         }
+        // The batch's heartbeats join the evidence (the first of each bucket
+        // is worth storing): cached keys' now, the others' once read.
+        let mut evidence = Vec::new();
+        for (k, slot) in slots.iter_mut().enumerate() {
+            if let Some(slot) = slot {
+                absorb(&mut slot.seen, &beats[k], &keys[k], &mut evidence);
+            }
+        }
         // A cached entry that cannot vouch for an owner it gives is read
         // again: the store may have learned more since.
         let mut doubtful = vec![false; keys.len()];
@@ -212,14 +220,10 @@ impl OwnerCache {
             if doubtful[k] {
                 continue;
             }
-            let mut seen = slot.seen.clone();
-            for s in &beats[k] {
-                Sighting::merge(&mut seen, (*s).clone());
-            }
             let located = slot.timeline.locate(at, slot.complete);
             // Nobody past the horizon stays unknown whatever is read.
             let could_help = !matches!(located, Located::Free) || horizon.is_some_and(|h| h >= at);
-            if could_help && !vouched(&slot.timeline, located, &seen, at, slot.horizon) {
+            if could_help && !vouched(&slot.timeline, located, &slot.seen, at, slot.horizon) {
                 doubtful[k] = true;
                 missing.push(k);
             }
@@ -230,12 +234,16 @@ impl OwnerCache {
             let asked: Vec<AddressKey> = missing.iter().map(|&k| keys[k].clone()).collect();
             let heads = store.heads(&asked).await?;
             for (&k, head) in missing.iter().zip(heads) {
-                // Evidence this container had and the store may not yet.
+                // Evidence this container had (the batch's heartbeats
+                // included) and the store may not have yet.
                 let mut seen = head.seen;
-                if let Some(old) = &slots[k] {
-                    for s in &old.seen {
-                        Sighting::merge(&mut seen, s.clone());
+                match &slots[k] {
+                    Some(old) => {
+                        for s in &old.seen {
+                            Sighting::merge(&mut seen, s.clone());
+                        }
                     }
+                    None => absorb(&mut seen, &beats[k], &keys[k], &mut evidence),
                 }
                 slots[k] = Some(Slot {
                     timeline: Arc::new(head.timeline),
@@ -244,20 +252,6 @@ impl OwnerCache {
                     horizon,
                     fetched: true,
                 });
-            }
-        }
-        // The batch's heartbeats join the evidence; the first of each
-        // bucket is worth storing.
-        let mut evidence = Vec::new();
-        for (k, slot) in slots.iter_mut().enumerate() {
-            let Some(slot) = slot else { continue };
-            for s in &beats[k] {
-                let bucket = |at: UnixTime| at.0.div_euclid(HEARTBEAT_SECONDS);
-                let stored = slot.seen.iter().find(|o| o.eni_id == s.eni_id && o.attached == s.attached);
-                if stored.is_none_or(|o| bucket(o.at) < bucket(s.at)) {
-                    evidence.push((keys[k].clone(), (*s).clone()));
-                }
-                Sighting::merge(&mut slot.seen, (*s).clone());
             }
         }
         {
@@ -273,6 +267,8 @@ impl OwnerCache {
                         fetched_at: now,
                     };
                     entries.insert(keys[k].clone(), entry);
+                } else if beats[k].is_empty() {
+                    // Nothing new to keep.
                 } else if let Some(e) = entries.get_mut(&keys[k]) {
                     e.seen.clone_from(&slot.seen);
                 }
@@ -319,6 +315,19 @@ impl OwnerCache {
         stats.rereads += doubtful.iter().filter(|d| **d).count() as u64;
         let timelines = slots.into_iter().map(|s| s.map(|s| s.timeline)).collect();
         Ok(Owners { timelines, found, known, owned, evidence })
+    }
+}
+
+/// Merges a key's heartbeats into its evidence, noting in `evidence` the
+/// ones worth storing: the first of their [`HEARTBEAT_SECONDS`] bucket.
+fn absorb(seen: &mut Vec<Sighting>, beats: &[&Sighting], key: &AddressKey, evidence: &mut Vec<(AddressKey, Sighting)>) {
+    let bucket = |at: UnixTime| at.0.div_euclid(HEARTBEAT_SECONDS);
+    for s in beats {
+        let stored = seen.iter().find(|o| o.eni_id == s.eni_id && o.attached == s.attached);
+        if stored.is_none_or(|o| bucket(o.at) < bucket(s.at)) {
+            evidence.push((key.clone(), (*s).clone()));
+        }
+        Sighting::merge(seen, (*s).clone());
     }
 }
 
