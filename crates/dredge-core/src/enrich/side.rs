@@ -260,11 +260,13 @@ pub fn attribute<'a>(flow: &FlowFacts<'a>, ranges: Option<&'a IpRanges>) -> Side
 /// addresses, then by the table, then by `flow-direction`.
 pub fn logging_side(flow: &FlowFacts<'_>, eni: Option<LoggingEni<'_>>) -> Option<Side> {
     if let Some(eni) = eni {
-        if flow.src.is_some_and(|a| eni.addresses.contains(&a)) {
-            return Some(Side::Src);
-        }
-        if flow.dst.is_some_and(|a| eni.addresses.contains(&a)) {
-            return Some(Side::Dst);
+        // Both listed: the record is stale (an address it released talks to
+        // it), so it says nothing.
+        let holds = |a: Option<IpAddr>| a.is_some_and(|a| eni.addresses.contains(&a));
+        match (holds(flow.src), holds(flow.dst)) {
+            (true, false) => return Some(Side::Src),
+            (false, true) => return Some(Side::Dst),
+            _ => {}
         }
     }
     if let Some(id) = flow.interface_id {
@@ -312,6 +314,12 @@ mod tests {
         assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Dst));
         let s = attribute(&f, None);
         assert_eq!((s.src, s.dst), (SideOwner::Unattributed, SideOwner::LoggingEni(&log)));
+        // The ENI's record lists both (one of them released): the table
+        // tells.
+        let both = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let stale = LoggingEni { owner: &log, addresses: &both, deleted_at: None };
+        let f = FlowFacts { logging_eni: Some(stale), dst_owner: Some(&log), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Dst));
         // The table gives the source to the logging ENI.
         let f = FlowFacts { src_owner: Some(&log), ..flow("10.0.0.1", "10.0.0.2") };
         assert_eq!(logging_side(&f, None), Some(Side::Src));
