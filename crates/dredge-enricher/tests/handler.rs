@@ -104,8 +104,8 @@ fn key(addr: &str) -> AddressKey {
 }
 
 /// The table: 10.0.0.5 held by app x [1000, 2000), then by app y from
-/// 3000 (a reconcile saw y hold it at 4000); the logging ENI eni-log (app
-/// api) holds 10.0.0.1 throughout.
+/// 3000 (a reconcile of everything saw y hold it at 4000); the logging ENI
+/// eni-log (app api) holds 10.0.0.1 throughout.
 async fn table() -> MemoryStore {
     let store = MemoryStore::new();
     let x = owner("eni-x", "i-x", "x-prod-v001", "us-east-1b");
@@ -119,6 +119,9 @@ async fn table() -> MemoryStore {
         .await
         .unwrap();
     store.put_seen(&[(key("10.0.0.5"), seen("eni-y", Attached::To("i-y".into()), 4000))]).await.unwrap();
+    // The reconcile horizon: nobody else held anything the table does not
+    // show, up to 4000.
+    store.note_reconciled("*#*", UnixTime(4000)).await.unwrap();
     let mut log = Eni::new("eni-log");
     log.vpc_id = Some(VPC.into());
     log.account_id = Some("123456789012".into());
@@ -431,8 +434,8 @@ async fn a_failing_dead_letter_store_retries_from_the_first_bad_record() {
     assert!(out.error.unwrap().contains("dead-letter"));
 }
 
-/// The store is asked once per kind of read on a cold batch (heads, ENI
-/// records), and not at all on a warm one.
+/// The store is asked once per kind of read on a cold batch (horizon, heads,
+/// ENI records), and only for the horizon on a warm one.
 #[tokio::test]
 async fn a_warm_cache_asks_the_store_nothing() {
     let store = table().await;
@@ -454,14 +457,15 @@ async fn a_warm_cache_asks_the_store_nothing() {
     let payloads = vec![lines.join("\n").into_bytes()];
     let seq = seqs(1);
     let cold = e.process(&inputs(&payloads, &seq), NOW).await;
-    // 251 distinct addresses (250 remote + the logging one): one `heads`
-    // call, one `enis_by_id` call for the logging ENI, one `put_seen` for
-    // its heartbeat; the embedded store counts one per call (DynamoDB would
-    // count its 3 + 1 batches and 1 UpdateItem).
-    assert_eq!(cold.stats.store_calls, 3);
+    // 251 distinct addresses (250 remote + the logging one): the horizon,
+    // one `heads` call, one `enis_by_id` call for the logging ENI, one
+    // `put_seen` for its heartbeat; the embedded store counts one per call
+    // (DynamoDB would count 1 GetItem, its 3 + 1 batches and 1 UpdateItem).
+    assert_eq!(cold.stats.store_calls, 4);
     assert_eq!(cold.stats.heartbeats_written, 1);
     let warm = e.process(&inputs(&payloads, &seq), UnixTime(NOW.0 + 10)).await;
-    assert_eq!((warm.stats.store_calls, warm.stats.eni_lookups), (0, 0));
+    // Warm: only the horizon is read.
+    assert_eq!((warm.stats.store_calls, warm.stats.eni_lookups), (1, 0));
     // Both sides of every flow answered from the cache.
     assert_eq!((warm.stats.cache_hits, warm.stats.cache_misses), (500, 0));
     assert!(e.sink().lines().iter().all(|l| l["dst_app"] == "z"));
