@@ -1,12 +1,15 @@
 //! `dredge parse`: one JSON object per record on stdout, rejected lines on
-//! stderr as `SOURCE:LINE: reason`.
+//! stderr as `SOURCE:LINE: reason`. Raw text (gzip'd or not) streams a line
+//! at a time, so memory stays flat on a file of any size; a CloudWatch Logs
+//! document is one JSON value and is read whole, up to the decompression cap.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dredge_core::flowlog::{DecodeOptions, Decoder, Format, Item, DEFAULT_MAX_DECOMPRESSED};
+use dredge_core::flowlog::{is_gzip, DecodeOptions, Decoder, Format, Item, TextLines, DEFAULT_MAX_DECOMPRESSED};
+use flate2::bufread::MultiGzDecoder;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,7 +18,8 @@ pub struct Args {
     /// Default: the version 2 default format.
     #[arg(long, short = 'f')]
     format: Option<String>,
-    /// Refuse inputs that decompress to more than this many bytes.
+    /// Refuse CloudWatch Logs documents that decompress to more than this
+    /// many bytes (raw text streams, whatever its size).
     #[arg(long, default_value_t = DEFAULT_MAX_DECOMPRESSED)]
     max_decompressed: usize,
     /// Input files (`-` or none: standard input).
@@ -25,6 +29,13 @@ pub struct Args {
 /// Exit code when some line or input was rejected.
 const REJECTED: u8 = 1;
 
+/// The longest line held: a valid flow-log line is a few kilobytes at most
+/// (every field is bounded), so a longer one is rejected unread.
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Read buffer size.
+const READ_BUFFER: usize = 256 * 1024;
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = match &args.format {
         Some(spec) => Format::parse(spec).with_context(|| format!("--format `{spec}`"))?,
@@ -32,7 +43,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let decoder = Decoder::new(DecodeOptions { format, max_decompressed: args.max_decompressed });
     let stdout = io::stdout().lock();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout);
+    let mut out =
+        Output { out: BufWriter::with_capacity(1 << 16, stdout), line: Vec::with_capacity(1024), error: None };
     let mut err = io::stderr().lock();
     let inputs: Vec<Option<PathBuf>> = if args.files.is_empty() {
         vec![None]
@@ -41,55 +53,139 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let mut rejected = false;
-    let mut line_buf = Vec::with_capacity(1024);
     for input in inputs {
         let source = input.as_ref().map_or_else(|| "-".to_owned(), |p| p.display().to_string());
-        let bytes = match read_input(input.as_ref()) {
-            Ok(b) => b,
-            Err(e) => {
-                writeln!(err, "{source}:0: {e}")?;
+        let reader: Box<dyn Read> = match &input {
+            Some(p) => match std::fs::File::open(p) {
+                Ok(f) => Box::new(f),
+                Err(e) => {
+                    writeln!(err, "{source}:0: {e}")?;
+                    rejected = true;
+                    continue;
+                }
+            },
+            None => Box::new(io::stdin().lock()),
+        };
+        let mut visit = |item: Item<'_, '_>| match item {
+            Item::Record { record, .. } => out.record(&record),
+            Item::Rejected { line, error, .. } => {
                 rejected = true;
-                continue;
+                let _ = writeln!(io::stderr(), "{source}:{line}: {error}");
             }
         };
-        let mut write_error = None;
-        let outcome = decoder.decode(&bytes, &mut |item| match item {
-            Item::Record { record, .. } => {
-                line_buf.clear();
-                record.write_json(&mut line_buf);
-                line_buf.push(b'\n');
-                if let Err(e) = out.write_all(&line_buf) {
-                    write_error.get_or_insert(e);
-                }
-            }
-            Item::Rejected { line, error } => {
-                rejected = true;
-                let _ = writeln!(err, "{source}:{line}: {error}");
-            }
-        });
-        if let Some(e) = write_error {
-            return broken_pipe_ok(e);
-        }
-        if let Err(e) = outcome {
+        if let Err(e) = parse_one(reader, &decoder, &mut visit) {
             writeln!(err, "{source}:0: {e}")?;
             rejected = true;
         }
+        if let Some(e) = out.error.take() {
+            return broken_pipe_ok(e);
+        }
     }
-    if let Err(e) = out.flush() {
+    if let Err(e) = out.out.flush() {
         return broken_pipe_ok(e);
     }
     Ok(if rejected { ExitCode::from(REJECTED) } else { ExitCode::SUCCESS })
 }
 
-fn read_input(path: Option<&PathBuf>) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    match path {
-        Some(p) => bytes = std::fs::read(p)?,
-        None => {
-            io::stdin().lock().read_to_end(&mut bytes)?;
+/// Where records go, and the first write error.
+struct Output<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    fn record(&mut self, record: &dredge_core::flowlog::Record<'_, '_>) {
+        self.line.clear();
+        record.write_json(&mut self.line);
+        self.line.push(b'\n');
+        if let Err(e) = self.out.write_all(&self.line) {
+            self.error.get_or_insert(e);
         }
     }
-    Ok(bytes)
+}
+
+/// Decodes one input: gzip'd or not, a CloudWatch Logs document or text.
+fn parse_one(reader: Box<dyn Read>, decoder: &Decoder, visit: &mut dyn FnMut(Item<'_, '_>)) -> anyhow::Result<()> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let mut text: Box<dyn BufRead> = if is_gzip(reader.fill_buf()?) {
+        Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(reader)))
+    } else {
+        Box::new(reader)
+    };
+    if starts_with_brace(&mut text)? {
+        // One JSON document: read whole, within the cap.
+        let max = decoder.options().max_decompressed;
+        let mut doc = Vec::new();
+        text.take(max as u64 + 1).read_to_end(&mut doc)?;
+        anyhow::ensure!(doc.len() <= max, "decompresses to more than {max} bytes");
+        decoder.decode(&doc, visit)?;
+        return Ok(());
+    }
+    let mut lines = TextLines::new(&decoder.options().format);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        match read_line(&mut text, &mut line)? {
+            Line::End => return Ok(()),
+            Line::Read => lines.line(&line, visit),
+            Line::TooLong(len) => lines.too_long(len, MAX_LINE, visit),
+        }
+    }
+}
+
+fn starts_with_brace(text: &mut dyn BufRead) -> io::Result<bool> {
+    loop {
+        let buf = text.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => return Ok(buf[i] == b'{'),
+            // Only whitespace so far: it is not a line's worth, drop it.
+            None => {
+                let n = buf.len();
+                text.consume(n);
+            }
+        }
+    }
+}
+
+/// What reading a line gave.
+enum Line {
+    End,
+    Read,
+    /// A line longer than [`MAX_LINE`], skipped: its length.
+    TooLong(u64),
+}
+
+/// Reads one line (without its newline) into `line`, holding at most
+/// [`MAX_LINE`] bytes of it.
+fn read_line(text: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<Line> {
+    let mut len: u64 = 0;
+    loop {
+        let buf = text.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(match len {
+                0 => Line::End,
+                n if n > MAX_LINE as u64 => Line::TooLong(n),
+                _ => Line::Read,
+            });
+        }
+        let (chunk, newline) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (&buf[..i], true),
+            None => (buf, false),
+        };
+        len += chunk.len() as u64;
+        if len <= MAX_LINE as u64 {
+            line.extend_from_slice(chunk);
+        }
+        let used = chunk.len() + usize::from(newline);
+        text.consume(used);
+        if newline {
+            return Ok(if len > MAX_LINE as u64 { Line::TooLong(len) } else { Line::Read });
+        }
+    }
 }
 
 /// `dredge parse ... | head` closes the pipe early: that is not an error.

@@ -11,10 +11,16 @@ pub enum Failure {
     /// 5xx, write conflicts. Worth retrying.
     #[error("transient: {0}")]
     Transient(String),
-    /// Retrying changes nothing: validation, access denied, a missing
-    /// table or bucket, corrupt data.
+    /// Retrying changes nothing: access denied, a missing table or bucket,
+    /// corrupt data.
     #[error("{0}")]
     Permanent(String),
+    /// The request was refused for what it carries (a validation error: a
+    /// key or record over the service's limits). The same request fails
+    /// again; the rest of a batch need not: the caller may set aside the
+    /// input behind it and go on.
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
 
 impl Failure {
@@ -22,10 +28,15 @@ impl Failure {
         matches!(self, Failure::Transient(_))
     }
 
+    /// Whether the request's content, not the service, is at fault.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Failure::Invalid(_))
+    }
+
     /// The message without the class.
     pub fn message(&self) -> &str {
         match self {
-            Failure::Transient(m) | Failure::Permanent(m) => m,
+            Failure::Transient(m) | Failure::Permanent(m) | Failure::Invalid(m) => m,
         }
     }
 }

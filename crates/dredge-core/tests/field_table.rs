@@ -173,7 +173,15 @@ fn representative_kinds() {
         ("flow-direction", Kind::Direction),
         ("type", Kind::AddrType),
         ("account-id", Kind::Text),
-        ("interface-id", Kind::Text),
+        ("interface-id", Kind::Id { prefix: "eni-" }),
+        ("vpc-id", Kind::Id { prefix: "vpc-" }),
+        ("subnet-id", Kind::Id { prefix: "subnet-" }),
+        ("instance-id", Kind::Id { prefix: "i-" }),
+        ("tgw-id", Kind::Id { prefix: "tgw-" }),
+        ("tgw-attachment-id", Kind::Id { prefix: "tgw-attach-" }),
+        ("tgw-pair-attachment-id", Kind::Id { prefix: "tgw-attach-" }),
+        ("tgw-src-eni", Kind::Id { prefix: "eni-" }),
+        ("tgw-dst-subnet-id", Kind::Id { prefix: "subnet-" }),
         ("region", Kind::Text),
         ("pkt-src-aws-service", Kind::Text),
         ("resource-type", Kind::Text),
@@ -196,7 +204,7 @@ fn every_field_has_a_kind_consistent_with_its_name() {
         } else if name.ends_with("port") {
             assert_eq!(kind, Kind::UInt { max: 65_535 }, "{name}");
         } else if name.ends_with("-id") || name.ends_with("-arn") || name.ends_with("-eni") || name.ends_with("-name") {
-            assert_eq!(kind, Kind::Text, "{name}");
+            assert!(matches!(kind, Kind::Text | Kind::Id { .. }), "{name}");
         } else if name.starts_with("packets") || name == "bytes" || name == "start" || name == "end" {
             assert_eq!(kind, Kind::UInt { max: u64::MAX }, "{name}");
         }
@@ -204,7 +212,7 @@ fn every_field_has_a_kind_consistent_with_its_name() {
     // Only these fields are not free text or integers.
     let keywords: Vec<&str> = Field::ALL
         .iter()
-        .filter(|f| !matches!(f.kind(), Kind::Text | Kind::UInt { .. } | Kind::Addr))
+        .filter(|f| !matches!(f.kind(), Kind::Text | Kind::Id { .. } | Kind::UInt { .. } | Kind::Addr))
         .map(|f| f.name())
         .collect();
     assert_eq!(keywords, ["action", "log-status", "type", "flow-direction"]);

@@ -28,7 +28,7 @@ fn decode_with(decoder: &Decoder, payload: &[u8]) -> Result<(PayloadKind, Decode
         Item::Record { line, record } => {
             items.push((line, Ok(record.iter().map(|(_, v)| v.to_string()).collect::<Vec<_>>().join(" "))))
         }
-        Item::Rejected { line, error } => items.push((line, Err(error))),
+        Item::Rejected { line, error, .. } => items.push((line, Err(error))),
     })?;
     Ok((kind, stats, items))
 }
@@ -464,6 +464,39 @@ fn invalid_json() {
     }
 }
 
+/// A data message without a field every real one has is refused, not read
+/// as empty (issue 13: one without `logEvents` was accepted as zero records).
+#[test]
+fn a_document_missing_a_field_every_real_one_has_is_refused() {
+    let decoder = Decoder::default();
+    let full = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "vpc-flow-logs",
+        "logStream": "eni-0a1b2c3d-all",
+        "subscriptionFilters": ["to-kinesis"],
+        "policyLevel": "ACCOUNT_LEVEL_POLICY",
+        "logEvents": [{"id": "1", "timestamp": 1, "message": GOOD_1}],
+    });
+    assert_eq!(decode(&serde_json::to_vec(&full).unwrap()).1.records, 1);
+    for field in ["owner", "logGroup", "logStream", "subscriptionFilters", "logEvents"] {
+        let mut doc = full.clone();
+        doc.as_object_mut().unwrap().remove(field);
+        for bytes in [serde_json::to_vec(&doc).unwrap(), gz(&serde_json::to_vec(&doc).unwrap())] {
+            match refused(&decoder, &bytes) {
+                PayloadError::MissingField(f) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+    // A log event without its id or timestamp is not a real one either.
+    for field in ["id", "timestamp"] {
+        let mut doc = full.clone();
+        doc["logEvents"][0].as_object_mut().unwrap().remove(field);
+        assert!(matches!(refused(&decoder, &serde_json::to_vec(&doc).unwrap()), PayloadError::NotCloudWatchLogs(_)));
+    }
+}
+
 #[test]
 fn unknown_message_type() {
     let decoder = Decoder::default();
@@ -551,7 +584,8 @@ fn blank_lines_are_ignored_but_keep_line_numbers() {
     assert_eq!(stats, DecodeStats { payloads: 1, text_bytes: 6, ..DecodeStats::default() });
     // So does an empty payload, and blank log events.
     assert_eq!(decode(b"").1.records, 0);
-    let doc = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"message":""},{"message":"  "}]}"#;
+    let doc = br#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"g","logStream":"s",
+        "subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1,"message":""},{"id":"2","timestamp":1,"message":"  "}]}"#;
     let (kind, stats, items) = decode(doc);
     assert_eq!(kind, PayloadKind::CloudWatchData);
     assert!(items.is_empty());
@@ -597,10 +631,14 @@ fn header_switches_the_format_mid_payload() {
 fn header_inside_a_cloudwatch_document_switches_the_format() {
     let doc = serde_json::json!({
         "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "vpc-flow-logs",
+        "logStream": "eni-0a1b2c3d-all",
+        "subscriptionFilters": ["to-kinesis"],
         "logEvents": [
-            {"message": "${srcaddr} ${dstaddr}"},
-            {"message": "10.0.0.1 10.0.0.2"},
-            {"message": GOOD_1},
+            {"id": "1", "timestamp": 1, "message": "${srcaddr} ${dstaddr}"},
+            {"id": "2", "timestamp": 1, "message": "10.0.0.1 10.0.0.2"},
+            {"id": "3", "timestamp": 1, "message": GOOD_1},
         ],
     });
     let (_, stats, items) = decode(&serde_json::to_vec(&doc).unwrap());

@@ -98,6 +98,9 @@ fn value(field: Field) -> BoxedStrategy<Gen> {
         Kind::Direction => select(FlowDirection::ALL).prop_map(Gen::Direction).boxed(),
         Kind::AddrType => select(AddrType::ALL).prop_map(Gen::AddrType).boxed(),
         Kind::Text => text().prop_map(Gen::Text).boxed(),
+        Kind::Id { prefix } => {
+            "[0-9a-f]{8}|[0-9a-f]{17}".prop_map(move |hex| Gen::Text(format!("{prefix}{hex}"))).boxed()
+        }
     };
     prop_oneof![1 => Just(Gen::Null), 5 => present].boxed()
 }
@@ -182,7 +185,7 @@ fn run(decoder: &Decoder, payload: &[u8]) -> (PayloadKind, dredge_core::flowlog:
             Item::Record { line, record } => {
                 items.push((line, Ok(record.iter().map(|(_, v)| Gen::of(&v)).collect())));
             }
-            Item::Rejected { line, error } => items.push((line, Err(error.to_string()))),
+            Item::Rejected { line, error, .. } => items.push((line, Err(error.to_string()))),
         })
         .expect("payload refused");
     (kind, stats, items)

@@ -90,6 +90,15 @@ impl<'p> Chunks<'p> {
         Span { chunk: chunk as u32, start: start as u32, end: buffer.len() as u32 }
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Vec::is_empty)
+    }
+
     pub fn get(&self, span: Span) -> &[u8] {
         &self.chunks[span.chunk as usize][span.start as usize..span.end as usize]
     }

@@ -97,12 +97,36 @@ impl FunctionConfig {
     }
 }
 
+/// The most flow-log text one batch decodes. A full Lambda batch of real
+/// flow logs (6 MB of gzip, 10-20x smaller than its text) is about 100 MB
+/// and 1 Mi lines: the defaults leave four times that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchBudget {
+    /// Decompressed bytes, over all input records.
+    pub text_bytes: u64,
+    /// Lines (or log events), blank and rejected ones included.
+    pub lines: u64,
+}
+
+impl Default for BatchBudget {
+    fn default() -> Self {
+        BatchBudget { text_bytes: 512 * 1024 * 1024, lines: 4 * 1024 * 1024 }
+    }
+}
+
 /// Everything the handler needs to know.
 #[derive(Debug, Clone)]
 pub struct EnricherConfig {
     /// Format of flow-log lines that no header line precedes.
     pub format: Format,
+    /// Largest decompressed size of one input record
+    /// (`MAX_DECOMPRESSED_BYTES`); larger ones are refused whole.
     pub max_decompressed: usize,
+    /// What one batch may decode at most (`MAX_BATCH_TEXT_BYTES`,
+    /// `MAX_BATCH_LINES`): input records past it are kept whole in the
+    /// dead-letter store, so no batch of tiny compressed records can keep
+    /// a shard busy for longer than the budget takes.
+    pub budget: BatchBudget,
     /// Forward NODATA/SKIPDATA records (default: count them only).
     pub forward_status_records: bool,
     pub cache: CacheConfig,
@@ -126,6 +150,7 @@ impl Default for EnricherConfig {
         EnricherConfig {
             format: Format::default_v2(),
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            budget: BatchBudget::default(),
             forward_status_records: false,
             cache: CacheConfig::default(),
             put_retry: RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(5)),
@@ -149,6 +174,10 @@ impl EnricherConfig {
         Ok(EnricherConfig {
             format,
             max_decompressed: vars.parsed("MAX_DECOMPRESSED_BYTES", d.max_decompressed)?,
+            budget: BatchBudget {
+                text_bytes: vars.parsed("MAX_BATCH_TEXT_BYTES", d.budget.text_bytes)?,
+                lines: vars.parsed("MAX_BATCH_LINES", d.budget.lines)?,
+            },
             forward_status_records: vars.parsed("FORWARD_STATUS_RECORDS", d.forward_status_records)?,
             cache: CacheConfig {
                 capacity: vars.parsed("CACHE_CAPACITY", d.cache.capacity)?,

@@ -25,7 +25,7 @@ use base64::Engine;
 use dredge_core::enrich::{
     attribute, DeferredBatch, DeferredFlow, FlowFacts, FlowId, FlowWriter, LoggingEni, SideOwner, SideWriter, Sides,
 };
-use dredge_core::flowlog::{DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
+use dredge_core::flowlog::{is_id, DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
@@ -40,7 +40,7 @@ use dredge_lambda::kinesis::Input;
 use serde::Serialize;
 
 use crate::buffers::{BufferPool, Chunks, Span};
-use crate::config::EnricherConfig;
+use crate::config::{BatchBudget, EnricherConfig};
 use crate::output::{deliver, Delivery, Packer, RECORD_BUFFER, STAGING_BUFFER};
 use crate::second_chance::{Deferrals, NoQueue, MAX_DEFERRED_HALF};
 
@@ -78,6 +78,15 @@ pub struct BatchStats {
     /// Cached heads read again because they could not vouch for a side.
     pub rereads: u64,
     pub heartbeat_errors: u64,
+    /// Input records not decoded because the batch's budget was spent
+    /// (kept whole in the dead-letter store).
+    pub over_budget: u64,
+    /// Flows whose enriched line would not fit a Kinesis record (their
+    /// input is kept whole in the dead-letter store).
+    pub oversized_lines: u64,
+    /// Output records the stream refused for their content (kept whole in
+    /// the dead-letter store).
+    pub refused_records: u64,
     /// Retry-queue messages that were not deferred batches (kept in the
     /// dead-letter store).
     pub bad_messages: u64,
@@ -92,7 +101,10 @@ pub struct BatchStats {
     pub output_bytes: u64,
     pub put_calls: u64,
     pub put_retried: u64,
+    /// Rejected lines (and inputs refused whole) in the dead-letter store,
+    /// and the records kept there (inputs and refused output records).
     pub dead_letter_lines: u64,
+    pub dead_letter_records: u64,
     /// Wall time of each pass: decoding (with inflating and the flow
     /// fields' output), lookups (cache and store), writing (deciding,
     /// completing and delivering output).
@@ -116,9 +128,19 @@ pub struct BatchOutcome {
 /// held at once.
 const DELIVER_EVERY: usize = 10;
 
-/// 1 MiB buffers kept between batches: enough for the flow halves of a
-/// batch of a full 6 MB event and the output records in flight.
-const KEEP_BUFFERS: usize = 64;
+/// 1 MiB buffers kept between batches: enough for one chunk's flow halves
+/// and the output records in flight.
+const KEEP_BUFFERS: usize = 32;
+
+/// Flows decoded before they are looked up, attributed and delivered: a
+/// batch holds one chunk at a time, whatever the batch holds.
+const CHUNK_FLOWS: usize = 32 * 1024;
+
+/// ... or this many bytes of their output's first halves.
+const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Lines decoded between two checks of the chunk's size.
+const DECODE_STEP: usize = 256;
 
 /// What the table knows of one logging ENI.
 #[derive(Debug)]
@@ -329,18 +351,225 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         Ok(out.into_iter().map(Option::flatten).collect())
     }
 
-    /// Processes one batch: decode → look up → attribute, encode and
-    /// deliver → keep what was rejected. `now` is the wall clock (a
-    /// parameter so tests control cache ages).
+    /// Processes one batch, a chunk of flows at a time: decode → look up →
+    /// attribute, encode and deliver → the next chunk; then keep what was
+    /// rejected. `now` is the wall clock (a parameter so tests control
+    /// cache ages).
     pub async fn process(&self, inputs: &[Input<'_>], now: UnixTime) -> BatchOutcome {
         let mut stats = BatchStats { records_in: inputs.len() as u64, ..BatchStats::default() };
-        let mut pass = Instant::now();
-        let decoded = self.decode(inputs, &mut stats);
-        stats.decode_ms = lap(&mut pass);
-        match self.finish(decoded, inputs, now, pass, &mut stats).await {
+        let mut encoder = self.take_encoder();
+        let failed = self.run_batch(inputs, now, &mut encoder, &mut stats).await;
+        self.keep_encoder(encoder);
+        match failed {
             Some((index, error)) => BatchOutcome::retry(stats, inputs, index, error),
             None => BatchOutcome { stats, retry_from: None, error: None },
         }
+    }
+
+    async fn run_batch(
+        &self,
+        inputs: &[Input<'_>],
+        now: UnixTime,
+        encoder: &mut RecordEncoder,
+        stats: &mut BatchStats,
+    ) -> Option<(usize, String)> {
+        let seed = inputs.first().map_or("", |i| i.sequence_number);
+        let horizon = match self.horizon(stats).await {
+            Ok(h) => h,
+            Err(e) => return Some((0, format!("ownership store: {e}"))),
+        };
+        let mut out = Output::new(Packer::new(seed, &self.buffers, &self.staging, encoder), horizon, now);
+        let mut rejects = Rejects::default();
+        let mut budget = Budget::new(self.config.budget);
+        let mut inflater = Inflater::new();
+        let mut chunk = Decoded::new(&self.buffers);
+        let mut flow_writer = FlowWriter::new();
+        let mut pass = Instant::now();
+        'inputs: for (index, input) in inputs.iter().enumerate() {
+            if let Some(spent) = budget.spent() {
+                stats.over_budget += 1;
+                rejects.whole(index, "over_budget", &spent);
+                continue;
+            }
+            let mut payload = match self.decoder.open(input.data, &mut inflater) {
+                Ok(p) => p,
+                Err(e) => {
+                    stats.payload_errors += 1;
+                    rejects.whole(index, e.kind(), &e);
+                    continue;
+                }
+            };
+            let payload_stats = payload.stats();
+            if let Err(spent) = budget.spend(payload_stats.text_bytes, payload.line_count() as u64) {
+                stats.over_budget += 1;
+                rejects.whole(index, "over_budget", &spent);
+                continue;
+            }
+            stats.control_messages += payload_stats.control_messages;
+            stats.flow_log_bytes += payload_stats.text_bytes;
+            loop {
+                let done = payload.decode_lines(DECODE_STEP, &mut |item| {
+                    self.take(item, index, input, &mut chunk, &mut flow_writer, &mut rejects, stats)
+                });
+                if chunk.is_full() {
+                    stats.decode_ms += lap(&mut pass);
+                    let full = std::mem::replace(&mut chunk, Decoded::new(&self.buffers));
+                    if let Some(failed) = self.run_chunk(full, inputs, &mut out, &mut rejects, stats).await {
+                        out.fail(failed);
+                        break 'inputs;
+                    }
+                    pass = Instant::now();
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        if out.failed.is_none() && !chunk.flows.is_empty() {
+            stats.decode_ms += lap(&mut pass);
+            if let Some(failed) = self.run_chunk(chunk, inputs, &mut out, &mut rejects, stats).await {
+                out.fail(failed);
+            }
+        } else {
+            drop(chunk);
+        }
+        let mut pass = Instant::now();
+        let mut failed = self.finish_output(out, &mut rejects, stats).await;
+        stats.write_ms += lap(&mut pass);
+        // Rejected input goes to the dead-letter store before anything is
+        // reported done: it is never dropped. Inputs Lambda will hand back
+        // are kept by the try that finishes them.
+        if let Some((from, _)) = &failed {
+            rejects.forget_from(*from);
+        }
+        if let Some(f) = self.keep_rejects(&rejects, inputs, now, seed, stats).await {
+            if failed.as_ref().is_none_or(|(r, _)| f.0 < *r) {
+                failed = Some(f);
+            }
+        }
+        failed
+    }
+
+    /// Delivers what the packer still holds; the input to retry from.
+    async fn finish_output(
+        &self,
+        out: Output<Packer<'_, '_>>,
+        rejects: &mut Rejects,
+        stats: &mut BatchStats,
+    ) -> Option<(usize, String)> {
+        let Output { packer, delivery, failed, horizon, now } = out;
+        let mut out = Output { packer: (), delivery, failed, horizon, now };
+        // What is packed was decided: delivered even after a failure, so
+        // that Lambda's retry repeats as little as it can.
+        let delivery = deliver(&self.sink, packer.finish(), &self.config.put_retry, &self.buffers).await;
+        out.delivered(delivery, rejects);
+        stats.output_records = out.delivery.records;
+        stats.output_bytes = out.delivery.bytes;
+        stats.put_calls = out.delivery.calls;
+        stats.put_retried = out.delivery.retried;
+        stats.refused_records = out.delivery.refused.len() as u64;
+        out.failed
+    }
+
+    /// Takes one decoded item into the chunk: a flow's first half of output
+    /// and what to look up, or a rejected line.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &self,
+        item: Item<'_, '_>,
+        index: usize,
+        input: &Input<'_>,
+        d: &mut Decoded<'_>,
+        flow_writer: &mut FlowWriter,
+        rejects: &mut Rejects,
+        stats: &mut BatchStats,
+    ) {
+        match item {
+            Item::Record { record, line } => {
+                if record.is_status_only() {
+                    stats.status_records += 1;
+                } else {
+                    stats.flows += 1;
+                }
+                if !self.keep(&record) {
+                    return;
+                }
+                let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
+                // Flows without a start are timestamped on arrival.
+                let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
+                let id = FlowId { shard: input.shard, sequence_number: input.sequence_number, line };
+                let half = d.halves.write(|out| flow_writer.write(&record, timestamp, &id, out));
+                d.flows.push(Flow {
+                    src: record.addr(Field::Srcaddr),
+                    dst: record.addr(Field::Dstaddr),
+                    start,
+                    eni: record.text(Field::InterfaceId).map(|e| d.enis.id(e)),
+                    vpc: record.text(Field::VpcId).map(|v| d.vpcs.id(v)),
+                    direction: record.flow_direction(),
+                    seen_as: match record.get(Field::InstanceId) {
+                        None => SeenAs::Unknown,
+                        Some(_) => {
+                            record.text(Field::InstanceId).map_or(SeenAs::Nothing, |i| SeenAs::To(d.instances.id(i)))
+                        }
+                    },
+                    retry: None,
+                    src_query: None,
+                    dst_query: None,
+                    input: index as u32,
+                    half,
+                });
+            }
+            Item::Rejected { line, error, text } => {
+                stats.rejected_lines += 1;
+                rejects.line(index, line, error.kind(), &error, text);
+            }
+        }
+    }
+
+    /// Looks a chunk up, decides, delivers and defers its flows. The input
+    /// to retry from, and why, if something failed for good.
+    async fn run_chunk(
+        &self,
+        mut chunk: Decoded<'_>,
+        inputs: &[Input<'_>],
+        out: &mut Output<Packer<'_, '_>>,
+        rejects: &mut Rejects,
+        stats: &mut BatchStats,
+    ) -> Option<(usize, String)> {
+        let mut pass = Instant::now();
+        let lookups = match self.look_up(&mut chunk, out.horizon, out.now, stats).await {
+            Ok(l) => l,
+            Err(e) if e.is_invalid() && chunk.inputs() > 1 => {
+                // Something in one input's flows made the store refuse the
+                // request: each input alone, so only that one is kept aside.
+                stats.lookup_ms += lap(&mut pass);
+                for part in chunk.split_by_input(&self.buffers) {
+                    if let Some(failed) = Box::pin(self.run_chunk(part, inputs, out, rejects, stats)).await {
+                        return Some(failed);
+                    }
+                }
+                return None;
+            }
+            Err(e) if e.is_invalid() => {
+                let index = chunk.flows[0].input as usize;
+                rejects.whole(index, "store_refused", &e);
+                return None;
+            }
+            Err(e) => return Some((chunk.first_input(), format!("ownership store: {e}"))),
+        };
+        stats.lookup_ms += lap(&mut pass);
+        let mut deferrals = Deferrals::default();
+        self.pack_and_deliver(&chunk, &lookups, out, &mut deferrals, rejects, stats).await;
+        if let (Some(queue), false) = (&self.queue, deferrals.is_empty()) {
+            let sent = deferrals.send(queue, &self.config.second_chance).await;
+            stats.deferred_flows += sent.flows;
+            stats.deferred_messages += sent.messages;
+            if let Some(failed) = sent.failed_from {
+                out.fail(failed);
+            }
+        }
+        stats.write_ms += lap(&mut pass);
+        out.failed.clone()
     }
 
     /// Decides again the flows the retry queue hands back: each message is
@@ -357,10 +586,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
             })
             .collect();
         let mut stats = BatchStats { records_in: inputs.len() as u64, ..BatchStats::default() };
-        let mut pass = Instant::now();
-        let decoded = self.decode_deferred(&inputs, &mut stats);
-        stats.decode_ms = lap(&mut pass);
-        match self.finish(decoded, &inputs, now, pass, &mut stats).await {
+        let mut encoder = self.take_encoder();
+        let failed = self.run_retries(&inputs, now, &mut encoder, &mut stats).await;
+        self.keep_encoder(encoder);
+        match failed {
             Some((index, error)) => RetryOutcome {
                 stats,
                 failed: messages[index..].iter().map(|m| m.message_id.clone()).collect(),
@@ -370,137 +599,64 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         }
     }
 
-    /// Passes 2 and 3 and what follows: look up, decide, deliver, defer,
-    /// keep rejects. The earliest input to retry from, and why.
-    async fn finish(
+    /// The retry queue's messages as one chunk (a receive is at most ten
+    /// messages of 256 KiB).
+    async fn run_retries(
         &self,
-        mut decoded: Decoded<'_>,
         inputs: &[Input<'_>],
         now: UnixTime,
-        mut pass: Instant,
+        encoder: &mut RecordEncoder,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
-        let lookups = match self.look_up(&mut decoded, now, stats).await {
-            Ok(l) => l,
+        let seed = inputs.first().map_or("", |i| i.sequence_number);
+        let horizon = match self.horizon(stats).await {
+            Ok(h) => h,
             Err(e) => return Some((0, format!("ownership store: {e}"))),
         };
-        stats.lookup_ms = lap(&mut pass);
-
-        let seed = inputs.first().map_or("", |i| i.sequence_number);
-        let mut deferrals = Deferrals::default();
-        let delivery = self.attribute_and_deliver(&decoded, &lookups, seed, now, &mut deferrals, stats).await;
-        let mut retry: Option<(usize, String)> = None;
-        let mut fail = |index: usize, error: String| {
-            if retry.as_ref().is_none_or(|(r, _)| index < *r) {
-                retry = Some((index, error));
-            }
-        };
-        if let (Some(queue), false) = (&self.queue, deferrals.is_empty()) {
-            let sent = deferrals.send(queue, &self.config.second_chance).await;
-            stats.deferred_flows = sent.flows;
-            stats.deferred_messages = sent.messages;
-            if let Some((index, error)) = sent.failed_from {
-                fail(index, error);
+        let mut out = Output::new(Packer::new(seed, &self.buffers, &self.staging, encoder), horizon, now);
+        let mut rejects = Rejects::default();
+        let mut pass = Instant::now();
+        let decoded = self.decode_deferred(inputs, &mut rejects, stats);
+        stats.decode_ms = lap(&mut pass);
+        if !decoded.flows.is_empty() {
+            if let Some(failed) = self.run_chunk(decoded, inputs, &mut out, &mut rejects, stats).await {
+                out.fail(failed);
             }
         }
-        stats.write_ms = lap(&mut pass);
-
-        // Rejected input goes to the dead-letter store before anything is
-        // reported done: it is never dropped.
-        if let Some((index, error)) = self.keep_rejects(&decoded.rejects, inputs, now, seed, stats).await {
-            fail(index, error);
+        let mut failed = self.finish_output(out, &mut rejects, stats).await;
+        if let Some((from, _)) = &failed {
+            rejects.forget_from(*from);
         }
-        stats.output_records = delivery.records;
-        stats.output_bytes = delivery.bytes;
-        stats.put_calls = delivery.calls;
-        stats.put_retried = delivery.retried;
-        if let Some(index) = delivery.failed_from {
-            fail(index, "enriched stream: entries still failing after retries".into());
+        if let Some(f) = self.keep_rejects(&rejects, inputs, now, seed, stats).await {
+            if failed.as_ref().is_none_or(|(r, _)| f.0 < *r) {
+                failed = Some(f);
+            }
         }
-        retry
+        failed
     }
 
-    /// Pass 1: decodes every payload, writes each kept flow's first half of
-    /// output, and collects what to look up and what was rejected.
-    fn decode(&self, inputs: &[Input<'_>], stats: &mut BatchStats) -> Decoded<'_> {
-        let mut d = Decoded::new(&self.buffers);
-        let mut flow_writer = FlowWriter::new();
-        let mut inflater = Inflater::new();
-        for (index, input) in inputs.iter().enumerate() {
-            let mut rejected_here = false;
-            let outcome = self.decoder.decode_with(input.data, &mut inflater, &mut |item| match item {
-                Item::Record { record, line } => {
-                    if record.is_status_only() {
-                        stats.status_records += 1;
-                    } else {
-                        stats.flows += 1;
-                    }
-                    if !self.keep(&record) {
-                        return;
-                    }
-                    let start = record.u64(Field::Start).and_then(|s| i64::try_from(s).ok());
-                    // Flows without a start are timestamped on arrival.
-                    let timestamp = start.map_or(input.arrival_ms, |s| s.saturating_mul(1000));
-                    let id = FlowId { shard: input.shard, sequence_number: input.sequence_number, line };
-                    let half = d.halves.write(|out| flow_writer.write(&record, timestamp, &id, out));
-                    d.flows.push(Flow {
-                        src: record.addr(Field::Srcaddr),
-                        dst: record.addr(Field::Dstaddr),
-                        start,
-                        eni: record.text(Field::InterfaceId).map(|e| d.enis.id(e)),
-                        vpc: record.text(Field::VpcId).map(|v| d.vpcs.id(v)),
-                        direction: record.flow_direction(),
-                        seen_as: match record.get(Field::InstanceId) {
-                            None => SeenAs::Unknown,
-                            Some(_) => record
-                                .text(Field::InstanceId)
-                                .map_or(SeenAs::Nothing, |i| SeenAs::To(d.instances.id(i))),
-                        },
-                        retry: None,
-                        src_query: None,
-                        dst_query: None,
-                        input: index as u32,
-                        half,
-                    });
-                }
-                Item::Rejected { line, error } => {
-                    rejected_here = true;
-                    d.rejects.line(input, line, &error);
-                }
-            });
-            match outcome {
-                Ok((_, s)) => {
-                    stats.control_messages += s.control_messages;
-                    stats.rejected_lines += s.rejected;
-                    stats.flow_log_bytes += s.text_bytes;
-                }
-                Err(e) => {
-                    stats.payload_errors += 1;
-                    rejected_here = true;
-                    d.rejects.line(input, 0, &e);
-                }
-            }
-            if rejected_here {
-                d.rejects.inputs.push(index);
-            }
-        }
-        d
-    }
-
-    /// Pass 1 for the retry queue: each message is a deferred batch; one
-    /// that is not is rejected whole.
-    fn decode_deferred(&self, inputs: &[Input<'_>], stats: &mut BatchStats) -> Decoded<'_> {
+    /// Decoding for the retry queue: each message is a deferred batch; one
+    /// that is not (or that names ids no flow log could) is rejected whole.
+    fn decode_deferred(&self, inputs: &[Input<'_>], rejects: &mut Rejects, stats: &mut BatchStats) -> Decoded<'_> {
         let mut d = Decoded::new(&self.buffers);
         for (index, input) in inputs.iter().enumerate() {
             let batch = match std::str::from_utf8(input.data)
                 .map_err(|e| e.to_string())
                 .and_then(|body| DeferredBatch::parse(body).map_err(|e| e.to_string()))
-            {
+                .and_then(|batch| {
+                    let bad = batch.flows.iter().find(|f| {
+                        f.interface_id.as_deref().is_some_and(|e| !is_id("eni-", e))
+                            || f.vpc_id.as_deref().is_some_and(|v| !is_id("vpc-", v))
+                    });
+                    match bad {
+                        Some(_) => Err("a deferred flow with a malformed ENI or VPC id".to_owned()),
+                        None => Ok(batch),
+                    }
+                }) {
                 Ok(batch) => batch,
                 Err(e) => {
                     stats.bad_messages += 1;
-                    d.rejects.line(input, 0, &e);
-                    d.rejects.inputs.push(index);
+                    rejects.whole(index, "bad_message", &e);
                     continue;
                 }
             };
@@ -534,6 +690,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
     async fn look_up(
         &self,
         decoded: &mut Decoded<'_>,
+        horizon: Option<UnixTime>,
         now: UnixTime,
         stats: &mut BatchStats,
     ) -> Result<Lookups, StoreError> {
@@ -565,18 +722,13 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         }
         drop(key_ids);
         let heartbeats = heartbeats(decoded, &enis, &queries);
-        // The reconcile horizon: one read per batch (it only moves forward,
-        // every 15 minutes or so).
-        let calls_before = self.store.calls();
-        let horizon = horizon(&self.store.reconciled().await?);
-        stats.store_calls += self.store.calls().saturating_sub(calls_before);
         let before = self.cache.stats();
         let owners = self.cache.lookup(&self.store, &keys, &queries, &heartbeats, horizon, now).await?;
         let after = self.cache.stats();
-        stats.cache_hits = after.hits - before.hits;
-        stats.cache_misses = after.misses - before.misses;
+        stats.cache_hits += after.hits - before.hits;
+        stats.cache_misses += after.misses - before.misses;
         stats.store_calls += after.store_calls - before.store_calls;
-        stats.rereads = after.rereads - before.rereads;
+        stats.rereads += after.rereads - before.rereads;
         if !owners.evidence.is_empty() {
             let calls_before = self.store.calls();
             match self.store.put_seen(&owners.evidence).await {
@@ -591,25 +743,6 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         Ok(Lookups { enis, owners })
     }
 
-    /// Pass 3: attributes both sides of every flow, completes its output
-    /// line, and delivers output records as they fill. Stops at the first
-    /// delivery that fails for good: Lambda retries from the earliest
-    /// failed input, which is no later than this flow's.
-    async fn attribute_and_deliver(
-        &self,
-        decoded: &Decoded<'_>,
-        lookups: &Lookups,
-        seed: &str,
-        now: UnixTime,
-        deferrals: &mut Deferrals,
-        stats: &mut BatchStats,
-    ) -> Delivery {
-        let mut encoder = self.take_encoder();
-        let delivery = self.pack_and_deliver(decoded, lookups, seed, now, deferrals, &mut encoder, stats).await;
-        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(encoder);
-        delivery
-    }
-
     /// The kept encoder, or a new one (first batch, or one in flight on
     /// another task).
     fn take_encoder(&self) -> RecordEncoder {
@@ -617,21 +750,35 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         kept.unwrap_or_else(|| RecordEncoder::new(self.config.compression))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn keep_encoder(&self, encoder: RecordEncoder) {
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(encoder);
+    }
+
+    /// The reconcile horizon: one read per batch (it only moves forward,
+    /// every 15 minutes or so).
+    async fn horizon(&self, stats: &mut BatchStats) -> Result<Option<UnixTime>, StoreError> {
+        let calls_before = self.store.calls();
+        let reconciled = self.store.reconciled().await;
+        stats.store_calls += self.store.calls().saturating_sub(calls_before);
+        Ok(horizon(&reconciled?))
+    }
+
+    /// Attributes both sides of every flow of a chunk, completes its output
+    /// line, and delivers output records as they fill. Stops at the first
+    /// delivery that fails for good: Lambda retries from the earliest
+    /// failed input, which is no later than this flow's.
     async fn pack_and_deliver(
         &self,
         decoded: &Decoded<'_>,
         lookups: &Lookups,
-        seed: &str,
-        now: UnixTime,
+        out: &mut Output<Packer<'_, '_>>,
         deferrals: &mut Deferrals,
-        encoder: &mut RecordEncoder,
+        rejects: &mut Rejects,
         stats: &mut BatchStats,
-    ) -> Delivery {
+    ) {
+        let now = out.now;
         let owners = lookups.owners.all();
-        let mut packer = Packer::new(seed, &self.buffers, &self.staging, encoder);
         let mut side_writer = SideWriter::new();
-        let mut delivery = Delivery::default();
         for flow in &decoded.flows {
             let info = flow.eni.and_then(|e| lookups.enis[e as usize].as_deref());
             let mut sides = attribute(
@@ -675,20 +822,28 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                 stats.settled_unattributed += pending;
                 sides = Sides { src: sides.src.settled(), dst: sides.dst.settled() };
             }
-            stats.count_sides(flow, &sides);
-            packer.push_with(flow.input as usize, |out| {
-                out.extend_from_slice(decoded.halves.get(flow.half));
-                side_writer.write(&sides, out);
+            let pushed = out.packer.push_with(flow.input as usize, |line| {
+                line.extend_from_slice(decoded.halves.get(flow.half));
+                side_writer.write(&sides, line);
             });
-            if packer.ready() >= DELIVER_EVERY {
-                delivery.add(deliver(&self.sink, packer.take_ready(), &self.config.put_retry, &self.buffers).await);
-                if delivery.failed_from.is_some() {
-                    return delivery;
+            if let Err(too_long) = pushed {
+                // Never sent as a record Kinesis would refuse: the input
+                // it came from is kept whole instead.
+                stats.oversized_lines += 1;
+                let index = flow.input as usize;
+                rejects.line(index, 0, "oversized_output", &too_long, b"");
+                continue;
+            }
+            stats.count_sides(flow, &sides);
+            if out.packer.ready() >= DELIVER_EVERY {
+                let records = out.packer.take_ready();
+                let delivery = deliver(&self.sink, records, &self.config.put_retry, &self.buffers).await;
+                out.delivered(delivery, rejects);
+                if out.failed.is_some() {
+                    return;
                 }
             }
         }
-        delivery.add(deliver(&self.sink, packer.finish(), &self.config.put_retry, &self.buffers).await);
-        delivery
     }
 
     /// The flow as it waits in the retry queue, if it may wait once more:
@@ -714,8 +869,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         })
     }
 
-    /// Writes the batch's rejected lines and records to the dead-letter
-    /// store; on failure, the input to retry from and why.
+    /// Writes the batch's rejects to the dead-letter store; on failure, the
+    /// input to retry from and why.
     async fn keep_rejects(
         &self,
         rejects: &Rejects,
@@ -724,15 +879,14 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         seed: &str,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
-        if rejects.lines.is_empty() {
-            return None;
-        }
-        stats.dead_letter_lines = rejects.lines.len() as u64;
+        let first = rejects.first_input()?;
+        stats.dead_letter_lines = rejects.lines();
+        stats.dead_letter_records = (rejects.inputs.len() + rejects.outputs.len()) as u64;
         let body = rejects.body(inputs);
         let key = format!("{}/{}-{}.jsonl", self.config.dead_letter_prefix.trim_end_matches('/'), now.0, seed);
         match self.dead_letter.put(&key, body).await {
             Ok(()) => None,
-            Err(e) => Some((rejects.inputs.first().copied().unwrap_or(0), format!("dead-letter store: {e}"))),
+            Err(e) => Some((first, format!("dead-letter store: {e}"))),
         }
     }
 }
@@ -753,7 +907,6 @@ struct Decoded<'p> {
     /// Per retry-queue message: when its flows were first seen, and the
     /// tries so far.
     waits: Vec<(UnixTime, u32)>,
-    rejects: Rejects,
 }
 
 impl<'p> Decoded<'p> {
@@ -765,8 +918,54 @@ impl<'p> Decoded<'p> {
             vpcs: Interner::default(),
             instances: Interner::default(),
             waits: Vec::new(),
-            rejects: Rejects::default(),
         }
+    }
+
+    /// Whether the chunk should be looked up and delivered before more is
+    /// decoded.
+    fn is_full(&self) -> bool {
+        self.flows.len() >= CHUNK_FLOWS || self.halves.len() >= CHUNK_BYTES
+    }
+
+    /// The earliest input with flows in the chunk (flows are in input order).
+    fn first_input(&self) -> usize {
+        self.flows.first().map_or(0, |f| f.input as usize)
+    }
+
+    /// How many inputs have flows in the chunk.
+    fn inputs(&self) -> usize {
+        let mut inputs: Vec<u32> = self.flows.iter().map(|f| f.input).collect();
+        inputs.dedup();
+        inputs.len()
+    }
+
+    /// The chunk as one chunk per input, in order.
+    fn split_by_input(&self, buffers: &'p BufferPool) -> Vec<Decoded<'p>> {
+        let mut parts: Vec<Decoded<'p>> = Vec::new();
+        let mut current: Option<u32> = None;
+        for flow in &self.flows {
+            if current != Some(flow.input) {
+                current = Some(flow.input);
+                let mut part = Decoded::new(buffers);
+                part.waits = self.waits.clone();
+                parts.push(part);
+            }
+            let part = parts.last_mut().expect("a part per input");
+            let half = part.halves.write(|out| out.extend_from_slice(self.halves.get(flow.half)));
+            part.flows.push(Flow {
+                eni: flow.eni.map(|e| part.enis.id(&self.enis.names[e as usize])),
+                vpc: flow.vpc.map(|v| part.vpcs.id(&self.vpcs.names[v as usize])),
+                seen_as: match flow.seen_as {
+                    SeenAs::To(i) => SeenAs::To(part.instances.id(&self.instances.names[i as usize])),
+                    other => other,
+                },
+                src_query: None,
+                dst_query: None,
+                half,
+                ..*flow
+            });
+        }
+        parts
     }
 }
 
@@ -817,39 +1016,224 @@ struct Lookups {
     owners: Owners,
 }
 
-/// What was rejected: one JSON line per rejected line, and the input
-/// records they came from.
+/// Rejected lines quoted per input, at most: enough to see what is wrong.
+const SAMPLES_PER_INPUT: usize = 10;
+
+/// Rejected lines quoted per batch, at most.
+const SAMPLES_PER_BATCH: usize = 100;
+
+/// How much of a rejected line is quoted.
+const SAMPLE_BYTES: usize = 1024;
+
+/// What was rejected, compactly: per affected input, counts per reason and
+/// the first lines quoted; the input itself is kept by reference (its
+/// index) and written whole, so memory grows with the inputs affected, never
+/// with the lines rejected.
 #[derive(Default)]
 struct Rejects {
-    lines: Vec<serde_json::Value>,
-    /// Indexes of affected inputs, in order.
-    inputs: Vec<usize>,
+    inputs: Vec<Rejected>,
+    samples: usize,
+    /// Output records the stream refused for their content, kept whole.
+    outputs: Vec<RefusedOutput>,
+}
+
+/// Output records refused for their content that a batch keeps; more than
+/// that is not one bad record but something wrong, and fails the batch.
+const MAX_REFUSED_OUTPUTS: usize = 4;
+
+struct RefusedOutput {
+    /// The earliest input with lines in it.
+    source: usize,
+    data: Vec<u8>,
+    reason: String,
+}
+
+/// One input's rejects.
+struct Rejected {
+    index: usize,
+    /// Lines rejected, by reason (a handful of kinds).
+    reasons: Vec<(&'static str, u64)>,
+    samples: Vec<Sample>,
+    /// Why the input was refused whole (payload, budget, store), if it was.
+    refused: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Sample {
+    line: usize,
+    reason: String,
+    /// The line's first [`SAMPLE_BYTES`] bytes (lossy UTF-8).
+    text: String,
 }
 
 impl Rejects {
-    fn line(&mut self, input: &Input<'_>, line: usize, reason: &dyn std::fmt::Display) {
-        self.lines.push(serde_json::json!({
-            "sequence_number": input.sequence_number, "line": line, "reason": reason.to_string(),
-        }));
+    fn entry(&mut self, index: usize) -> &mut Rejected {
+        // Inputs come in order: the entry is the last one, or a new one.
+        match self.inputs.iter().rposition(|r| r.index == index) {
+            Some(i) => &mut self.inputs[i],
+            None => {
+                self.inputs.push(Rejected { index, reasons: Vec::new(), samples: Vec::new(), refused: None });
+                self.inputs.last_mut().expect("just pushed")
+            }
+        }
     }
 
-    /// One JSON line per rejected line, then each affected input record
-    /// whole (base64), so the exact bytes can be replayed.
+    /// A rejected line (`line` 0: something of the input's output).
+    fn line(&mut self, index: usize, line: usize, kind: &'static str, reason: &dyn std::fmt::Display, text: &[u8]) {
+        let quote = self.samples < SAMPLES_PER_BATCH;
+        let entry = self.entry(index);
+        match entry.reasons.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => entry.reasons.push((kind, 1)),
+        }
+        if quote && entry.samples.len() < SAMPLES_PER_INPUT {
+            let text = &text[..text.len().min(SAMPLE_BYTES)];
+            entry.samples.push(Sample {
+                line,
+                reason: reason.to_string(),
+                text: String::from_utf8_lossy(text).into_owned(),
+            });
+            self.samples += 1;
+        }
+    }
+
+    /// An input refused whole.
+    fn whole(&mut self, index: usize, kind: &'static str, reason: &dyn std::fmt::Display) {
+        let entry = self.entry(index);
+        entry.reasons.push((kind, 1));
+        entry.refused = Some(reason.to_string());
+    }
+
+    fn first_input(&self) -> Option<usize> {
+        self.inputs.iter().map(|r| r.index).chain(self.outputs.iter().map(|o| o.source)).min()
+    }
+
+    /// Lines rejected (inputs refused whole count as one).
+    fn lines(&self) -> u64 {
+        self.inputs.iter().flat_map(|r| &r.reasons).map(|(_, n)| n).sum()
+    }
+
+    /// Drops what inputs from `index` on were rejected for: Lambda hands
+    /// them back, and the try that finishes them keeps their rejects.
+    fn forget_from(&mut self, index: usize) {
+        self.inputs.retain(|r| r.index < index);
+        self.outputs.retain(|o| o.source < index);
+    }
+
+    /// One JSON line per affected input record: the counts by reason, the
+    /// first rejected lines quoted, and the record whole (base64), so the
+    /// exact bytes can be replayed.
     fn body(&self, inputs: &[Input<'_>]) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            sequence_number: &'a str,
+            shard: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refused: Option<&'a str>,
+            rejected_lines: u64,
+            reasons: std::collections::BTreeMap<&'static str, u64>,
+            samples: &'a [Sample],
+            data_base64: String,
+        }
         let mut body = Vec::new();
-        for r in &self.lines {
-            serde_json::to_writer(&mut body, r).expect("JSON into a Vec");
+        for r in &self.inputs {
+            let input = &inputs[r.index];
+            let entry = Entry {
+                sequence_number: input.sequence_number,
+                shard: input.shard,
+                refused: r.refused.as_deref(),
+                rejected_lines: if r.refused.is_some() { 0 } else { r.reasons.iter().map(|(_, n)| n).sum() },
+                reasons: r.reasons.iter().copied().collect(),
+                samples: &r.samples,
+                data_base64: base64::engine::general_purpose::STANDARD.encode(input.data),
+            };
+            serde_json::to_writer(&mut body, &entry).expect("JSON into a Vec");
             body.push(b'\n');
         }
-        for &i in &self.inputs {
-            let record = serde_json::json!({
-                "sequence_number": inputs[i].sequence_number,
-                "data_base64": base64::engine::general_purpose::STANDARD.encode(inputs[i].data),
+        for o in &self.outputs {
+            let entry = serde_json::json!({
+                "refused_output": {
+                    "first_sequence_number": inputs[o.source].sequence_number,
+                    "reason": o.reason,
+                    "data_base64": base64::engine::general_purpose::STANDARD.encode(&o.data),
+                }
             });
-            serde_json::to_writer(&mut body, &record).expect("JSON into a Vec");
+            serde_json::to_writer(&mut body, &entry).expect("JSON into a Vec");
             body.push(b'\n');
         }
         body
+    }
+}
+
+/// What a batch may still decode.
+struct Budget {
+    left: BatchBudget,
+}
+
+impl Budget {
+    fn new(budget: BatchBudget) -> Self {
+        Budget { left: budget }
+    }
+
+    /// Why no more input may be decoded, once the budget is spent.
+    fn spent(&self) -> Option<String> {
+        (self.left.text_bytes == 0 || self.left.lines == 0).then(|| "the batch's decoding budget is spent".to_owned())
+    }
+
+    /// Takes one payload's text from the budget, or says why it does not fit.
+    fn spend(&mut self, text_bytes: u64, lines: u64) -> Result<(), String> {
+        if text_bytes > self.left.text_bytes || lines > self.left.lines {
+            return Err(format!(
+                "over the batch's decoding budget: {text_bytes} bytes and {lines} lines, with {} bytes and {} lines left",
+                self.left.text_bytes, self.left.lines
+            ));
+        }
+        self.left.text_bytes -= text_bytes;
+        self.left.lines -= lines;
+        Ok(())
+    }
+}
+
+/// The batch's output as its chunks go: the packer (kept across chunks, so
+/// records stay full), what was delivered, and the first failure.
+struct Output<P> {
+    packer: P,
+    delivery: Delivery,
+    horizon: Option<UnixTime>,
+    now: UnixTime,
+    /// The earliest input to retry from, and why.
+    failed: Option<(usize, String)>,
+}
+
+impl<P> Output<P> {
+    fn new(packer: P, horizon: Option<UnixTime>, now: UnixTime) -> Self {
+        Output { packer, delivery: Delivery::default(), horizon, now, failed: None }
+    }
+
+    fn fail(&mut self, (index, error): (usize, String)) {
+        if self.failed.as_ref().is_none_or(|(r, _)| index < *r) {
+            self.failed = Some((index, error));
+        }
+    }
+
+    /// Adds a delivery: records the stream refused for their content are
+    /// kept with their inputs' rejects; entries that failed for good fail
+    /// their earliest input.
+    fn delivered(&mut self, mut delivery: Delivery, rejects: &mut Rejects) {
+        for (source, data, error) in std::mem::take(&mut delivery.refused) {
+            if rejects.outputs.len() < MAX_REFUSED_OUTPUTS {
+                rejects.outputs.push(RefusedOutput { source, data, reason: error });
+            } else {
+                self.fail((
+                    source,
+                    format!("enriched stream refused more than {MAX_REFUSED_OUTPUTS} records: {error}"),
+                ));
+            }
+        }
+        if let Some(index) = delivery.failed_from {
+            self.fail((index, "enriched stream: entries still failing after retries".into()));
+        }
+        self.delivery.add(delivery);
     }
 }
 

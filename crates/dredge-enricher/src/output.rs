@@ -30,6 +30,17 @@ const PARTITION_KEY_BYTES: usize = 16;
 /// The most data a record may carry.
 pub const RECORD_DATA_LIMIT: usize = MAX_RECORD_BYTES - PARTITION_KEY_BYTES;
 
+/// The longest enriched line a record takes: a frame of one such line,
+/// however incompressible, fits [`RECORD_DATA_LIMIT`] (zstd adds at most a
+/// few hundred bytes). Decoding bounds every field, so real lines are a few
+/// kilobytes; a longer one is refused, never sent for Kinesis to refuse.
+pub const MAX_LINE_BYTES: usize = 512 * 1024;
+
+/// An enriched line over [`MAX_LINE_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("enriched line of {0} bytes, over the {MAX_LINE_BYTES}-byte limit of one record")]
+pub struct LineTooLong(pub usize);
+
 /// Lines compressed into one record, at most: enough for zstd to find the
 /// repeats across many lines (about 10x), and small enough that the frame
 /// almost always fits a record (when it does not, the lines are split).
@@ -95,18 +106,23 @@ impl<'p, 'e> Packer<'p, 'e> {
     }
 
     /// Adds one line (without its newline) from input record `source`.
-    pub fn push(&mut self, source: usize, line: &[u8]) {
-        self.push_with(source, |out| out.extend_from_slice(line));
+    pub fn push(&mut self, source: usize, line: &[u8]) -> Result<(), LineTooLong> {
+        self.push_with(source, |out| out.extend_from_slice(line))
     }
 
     /// Adds the line `write` appends (without its newline) from input
-    /// record `source`.
-    pub fn push_with(&mut self, source: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    /// record `source`; a line over [`MAX_LINE_BYTES`] is taken back out.
+    pub fn push_with(&mut self, source: usize, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), LineTooLong> {
         if self.current.capacity() == 0 {
             self.current = self.lines.take();
         }
         let start = self.current.len();
         write(&mut self.current);
+        let len = self.current.len() - start;
+        if len > MAX_LINE_BYTES {
+            self.current.truncate(start);
+            return Err(LineTooLong(len));
+        }
         if start > 0 && self.current.len() + 1 > self.max_bytes {
             // The line does not fit: the lines before it make a record,
             // the line starts the next.
@@ -114,6 +130,7 @@ impl<'p, 'e> Packer<'p, 'e> {
         }
         self.current.push(b'\n');
         self.current_first = self.current_first.min(source);
+        Ok(())
     }
 
     /// Makes the lines before `end` a record (or records); what follows
@@ -156,10 +173,9 @@ impl<'p, 'e> Packer<'p, 'e> {
                         self.compress(&lines[middle..], first);
                     }
                     None => {
-                        // One line whose frame alone is over the limit (a line
-                        // of incompressible megabytes): sent whole, Kinesis
-                        // refuses it, and the batch is retried from its source
-                        // rather than the line dropped here.
+                        // One line, at most MAX_LINE_BYTES: its frame fits.
+                        // Were it ever not to, the record goes as the stream
+                        // refuses it, and its input is kept aside for it.
                         let mut data = Vec::new();
                         let fits_anything = usize::MAX;
                         self.encoder.encode(lines, fits_anything, &mut data).expect("no limit");
@@ -219,7 +235,7 @@ fn partition_key(seed: &str, index: usize) -> String {
 }
 
 /// What a delivery did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub records: u64,
     pub bytes: u64,
@@ -228,6 +244,9 @@ pub struct Delivery {
     pub retried: u64,
     /// The earliest input record with output that could not be delivered.
     pub failed_from: Option<usize>,
+    /// Records the stream refused for their content, alone in their call:
+    /// each one's earliest input, its data and why.
+    pub refused: Vec<(usize, Vec<u8>, String)>,
 }
 
 impl Delivery {
@@ -241,6 +260,7 @@ impl Delivery {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.refused.extend(other.refused);
     }
 }
 
@@ -289,7 +309,10 @@ pub async fn deliver<K: RecordSink>(
         }
         // Indexes into `pending` to put again.
         let mut failed: Vec<usize> = Vec::new();
-        for range in calls(&pending) {
+        // Calls in order, as a stack.
+        let mut ranges = calls(&pending);
+        ranges.reverse();
+        while let Some(range) = ranges.pop() {
             d.calls += 1;
             match sink.put_records(&pending[range.clone()]).await {
                 Ok(results) => {
@@ -311,12 +334,24 @@ pub async fn deliver<K: RecordSink>(
                     tracing::warn!(error = %e, "put call failed");
                     failed.extend(range);
                 }
+                Err(e) if e.is_invalid() && range.len() > 1 => {
+                    // One record's content can refuse the whole call: each
+                    // alone, so only that one is set aside.
+                    tracing::warn!(error = %e, records = range.len(), "put call refused; putting its records one by one");
+                    ranges.extend(range.rev().map(|i| i..i + 1));
+                }
+                Err(e) if e.is_invalid() => {
+                    tracing::error!(error = %e, "record refused for its content");
+                    let i = range.start;
+                    d.refused.push((sources[i], std::mem::take(&mut pending[i].data), e.to_string()));
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "put call failed permanently");
                     given_up.extend(&sources[range]);
                 }
             }
         }
+        failed.sort_unstable();
         let empty = || OutRecord { partition_key: String::new(), data: Vec::new() };
         pending = failed.iter().map(|&i| std::mem::replace(&mut pending[i], empty())).collect();
         sources = failed.iter().map(|&i| sources[i]).collect();
@@ -340,9 +375,9 @@ mod tests {
         let pool = BufferPool::new(64, 4);
         let mut plain = RecordEncoder::Plain;
         let mut p = Packer::with_max_bytes("seed", 10, &pool, &pool, &mut plain);
-        p.push(3, b"aaaa");
-        p.push(4, b"bbbb");
-        p.push(5, b"cc");
+        p.push(3, b"aaaa").unwrap();
+        p.push(4, b"bbbb").unwrap();
+        p.push(5, b"cc").unwrap();
         let out = p.finish();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].record.data, b"aaaa\nbbbb\n");
@@ -357,11 +392,11 @@ mod tests {
         let pool = BufferPool::new(64, 4);
         let mut plain = RecordEncoder::Plain;
         let mut p = Packer::with_max_bytes("seed", 12, &pool, &pool, &mut plain);
-        p.push_with(0, |out| out.extend_from_slice(b"aaaa"));
-        p.push_with(1, |out| out.extend_from_slice(b"bbbbbbb"));
+        p.push_with(0, |out| out.extend_from_slice(b"aaaa")).unwrap();
+        p.push_with(1, |out| out.extend_from_slice(b"bbbbbbb")).unwrap();
         // Longer than a record on its own: alone in its record, never split.
-        p.push_with(2, |out| out.extend_from_slice(b"cccccccccccccccc"));
-        p.push(3, b"dd");
+        p.push_with(2, |out| out.extend_from_slice(b"cccccccccccccccc")).unwrap();
+        p.push(3, b"dd").unwrap();
         let out = p.finish();
         let data: Vec<&[u8]> = out.iter().map(|p| p.record.data.as_slice()).collect();
         assert_eq!(data, [&b"aaaa\n"[..], b"bbbbbbb\n", b"cccccccccccccccc\n", b"dd\n"]);
@@ -375,7 +410,7 @@ mod tests {
         let mut p = Packer::with_max_bytes("seed", 6, &pool, &pool, &mut plain);
         let mut records = Vec::new();
         for source in 0..6 {
-            p.push(source, b"line");
+            p.push(source, b"line").unwrap();
             if p.ready() >= 2 {
                 records.extend(p.take_ready());
             }
@@ -408,7 +443,7 @@ mod tests {
         let lines: Vec<Vec<u8>> =
             (0..40_000).map(|i| format!(r#"{{"flow_id":"s:1:{i}","src_app":"api"}}"#).into_bytes()).collect();
         for (i, line) in lines.iter().enumerate() {
-            p.push(i / 100, line);
+            p.push(i / 100, line).unwrap();
         }
         let out = p.finish();
         assert_eq!(out.len(), 1, "{} bytes of lines in one frame", lines.iter().map(|l| l.len() + 1).sum::<usize>());
@@ -438,7 +473,7 @@ mod tests {
             })
             .collect();
         for (i, line) in lines.iter().enumerate() {
-            p.push(7 + i / 1000, line);
+            p.push(7 + i / 1000, line).unwrap();
         }
         let out = p.finish();
         assert!(out.len() >= 3, "{} records", out.len());
@@ -523,5 +558,75 @@ mod tests {
         let d = deliver(&sink, vec![packed(b"a", 0), packed(b"c", 4), packed(b"b", 2)], &no_wait(3), &pool).await;
         assert_eq!(d.failed_from, Some(2));
         assert_eq!(d.records, 1);
+    }
+
+    /// Refuses, as invalid, every call holding a record whose data starts
+    /// with `poison`; or refuses every call permanently (`denied`).
+    struct Refusing {
+        poison: u8,
+        denied: bool,
+        accepted: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl RecordSink for Refusing {
+        async fn put_records(&self, records: &[OutRecord]) -> Result<Vec<Result<(), EntryError>>, SinkError> {
+            if self.denied {
+                return Err(SinkError::Permanent("AccessDeniedException".into()));
+            }
+            if records.iter().any(|r| r.data[0] == self.poison) {
+                return Err(SinkError::Invalid("ValidationException: record too large".into()));
+            }
+            self.accepted.lock().unwrap().extend(records.iter().map(|r| r.data.clone()));
+            Ok(vec![Ok(()); records.len()])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_refused_for_its_content_is_set_aside_and_the_rest_delivered() {
+        let pool = BufferPool::new(64, 4);
+        let sink = Refusing { poison: b'x', denied: false, accepted: Default::default() };
+        let records = vec![packed(b"a", 0), packed(b"x", 1), packed(b"b", 2), packed(b"c", 3)];
+        let d = deliver(&sink, records, &no_wait(3), &pool).await;
+        assert_eq!(d.failed_from, None, "one bad record does not sink the rest");
+        assert_eq!(d.records, 3);
+        assert_eq!(d.refused.len(), 1);
+        assert_eq!((d.refused[0].0, d.refused[0].1.as_slice()), (1, b"x".as_slice()));
+        assert_eq!(*sink.accepted.lock().unwrap(), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], "in order");
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_of_the_stream_itself_still_fails_the_batch() {
+        let pool = BufferPool::new(64, 4);
+        let sink = Refusing { poison: b'x', denied: true, accepted: Default::default() };
+        let d = deliver(&sink, vec![packed(b"a", 3), packed(b"b", 5)], &no_wait(3), &pool).await;
+        assert_eq!(d.failed_from, Some(3), "access denied is not the records' fault");
+        assert!(d.refused.is_empty());
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_and_the_packer_goes_on() {
+        let (records, staging) = (BufferPool::new(RECORD_BUFFER, 4), BufferPool::new(STAGING_BUFFER, 1));
+        for compression in [Compression::Zstd, Compression::None] {
+            let mut encoder = RecordEncoder::new(compression);
+            let mut p = Packer::new("seed", &records, &staging, &mut encoder);
+            p.push(0, b"before").unwrap();
+            let huge = vec![b'a'; 2 << 20];
+            assert_eq!(p.push(1, &huge), Err(LineTooLong(huge.len())));
+            // The longest line taken, incompressible, still fits one record.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let longest: Vec<u8> = (0..MAX_LINE_BYTES)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b'!' + (x % 90) as u8
+                })
+                .collect();
+            p.push(2, &longest).unwrap();
+            p.push(3, b"after").unwrap();
+            let out = p.finish();
+            assert!(out.iter().all(|p| p.record.size() <= MAX_RECORD_BYTES), "{compression:?}");
+            assert_eq!(read_back(&out), [b"before".to_vec(), longest.clone(), b"after".to_vec()], "{compression:?}");
+        }
     }
 }

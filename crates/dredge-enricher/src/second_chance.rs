@@ -139,7 +139,7 @@ async fn send_call<Q: RetryQueue>(queue: &Q, mut call: Vec<QueueMessage>) -> Res
                 call = again;
             }
             Err(QueueError::Transient(e)) => error = format!("retry queue: {e}"),
-            Err(QueueError::Permanent(e)) => return Err((call, format!("retry queue: {e}"))),
+            Err(QueueError::Permanent(e) | QueueError::Invalid(e)) => return Err((call, format!("retry queue: {e}"))),
         }
         if attempt < SEND_ATTEMPTS {
             tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;

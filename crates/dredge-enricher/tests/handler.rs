@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::{LocalObjects, ObjectError, ObjectStore};
 use dredge_core::ownership::{
@@ -285,17 +286,26 @@ async fn bad_input_goes_to_the_dead_letter_store_and_never_fails_the_batch() {
     assert_eq!((out.stats.rejected_lines, out.stats.payload_errors, out.stats.control_messages), (1, 1, 1));
     assert_eq!((out.stats.flows, out.stats.status_records, out.stats.output_lines), (2, 1, 2));
     assert_eq!(e.sink().lines().len(), 2, "NODATA is counted, not forwarded");
-    // The dead letter names each rejected line and keeps the input whole.
+    // The dead letter has one entry per affected input: its rejects counted
+    // by reason, the first ones quoted, and the input whole.
     let files: Vec<_> = walk(dir.path());
     assert_eq!(files.len(), 1);
     let body = std::fs::read_to_string(&files[0]).unwrap();
     let entries: Vec<Json> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["sequence_number"], seq[0]);
-    assert_eq!(entries[0]["line"], 2);
-    assert!(entries[0]["reason"].as_str().unwrap().contains("dstaddr"));
+    assert_eq!(entries[0]["rejected_lines"], 1);
+    assert_eq!(entries[0]["reasons"], serde_json::json!({"bad_address": 1}));
+    assert_eq!(entries[0]["samples"][0]["line"], 2);
+    assert!(entries[0]["samples"][0]["reason"].as_str().unwrap().contains("dstaddr"));
+    assert_eq!(entries[0]["samples"][0]["text"], "2 123456789012 eni-log 10.0.0.1 nonsense");
     assert_eq!(entries[1]["sequence_number"], seq[1]);
-    assert!(entries[1]["reason"].as_str().unwrap().starts_with("gzip"));
-    assert!(entries.iter().any(|e| e["sequence_number"] == seq[1] && e["data_base64"].is_string()));
+    assert!(entries[1]["refused"].as_str().unwrap().starts_with("gzip"));
+    assert_eq!(entries[1]["reasons"], serde_json::json!({"gzip": 1}));
+    let base64 =
+        |e: &Json| base64::engine::general_purpose::STANDARD.decode(e["data_base64"].as_str().unwrap()).unwrap();
+    assert_eq!(base64(&entries[0]), payloads[0]);
+    assert_eq!(base64(&entries[1]), payloads[1]);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -44,6 +44,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "ResourceInUseException",
 ];
 
+/// Service error codes that refuse a request for what it carries: a key,
+/// a record or a batch over the service's limits.
+const INVALID_CODES: &[&str] = &["ValidationException", "InvalidArgumentException"];
+
 /// Whether a service error with this code and HTTP status is transient.
 pub fn is_transient_code(code: Option<&str>, status: u16) -> bool {
     status >= 500 || status == 429 || code.is_some_and(|c| TRANSIENT_CODES.contains(&c))
@@ -72,6 +76,8 @@ where
     let message = format!("{operation}: {}", DisplayErrorContext(err));
     if is_transient(err) {
         Failure::Transient(message)
+    } else if matches!(err, SdkError::ServiceError(_)) && err.code().is_some_and(|c| INVALID_CODES.contains(&c)) {
+        Failure::Invalid(message)
     } else {
         Failure::Permanent(message)
     }
@@ -108,6 +114,9 @@ mod tests {
         for &(code, status) in permanent {
             let f = classify(service, &service_error(code, status));
             assert!(!f.is_transient(), "{service} {code} {status}: {f}");
+            // Only a validation error blames the request's content.
+            let invalid = matches!(code, "ValidationException" | "InvalidArgumentException");
+            assert_eq!(f.is_invalid(), invalid, "{service} {code} {status}: {f}");
         }
         let io = SdkError::<E, Response>::dispatch_failure(ConnectorError::io("connection reset".into()));
         assert!(classify(service, &io).is_transient(), "{service}: connection failure");

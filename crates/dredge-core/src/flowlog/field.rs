@@ -20,9 +20,35 @@ pub enum Kind {
     Direction,
     /// `IPv4`, `IPv6` or `EFA`.
     AddrType,
-    /// Any token without spaces: identifiers, ARNs, names.
+    /// An AWS resource id: `prefix` then 1 to [`MAX_ID_SUFFIX`] ASCII
+    /// letters and digits (AWS's own are 8 or 17 hex digits). Checked
+    /// because ids become table keys and output: an id of megabytes would
+    /// be refused downstream and take its batch with it.
+    Id { prefix: &'static str },
+    /// Any other token without spaces (names, ARNs, account ids), at most
+    /// [`MAX_TEXT_BYTES`] long.
     Text,
 }
+
+/// The longest id suffix accepted after its prefix.
+pub const MAX_ID_SUFFIX: usize = 32;
+
+/// Whether `token` is `prefix` then 1 to [`MAX_ID_SUFFIX`] ASCII letters
+/// and digits: the shape of a [`Kind::Id`].
+pub fn is_id(prefix: &str, token: &str) -> bool {
+    token.strip_prefix(prefix).is_some_and(|suffix| {
+        (1..=MAX_ID_SUFFIX).contains(&suffix.len()) && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// The longest free-text field accepted: ARNs and names are a few hundred
+/// bytes at most.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+const ENI: Kind = Kind::Id { prefix: "eni-" };
+const VPC: Kind = Kind::Id { prefix: "vpc-" };
+const SUBNET: Kind = Kind::Id { prefix: "subnet-" };
+const TGW_ATTACH: Kind = Kind::Id { prefix: "tgw-attach-" };
 
 const U8: Kind = Kind::UInt { max: u8::MAX as u64 };
 const U16: Kind = Kind::UInt { max: u16::MAX as u64 };
@@ -67,7 +93,7 @@ macro_rules! fields {
 fields! {
     Version => "version", "version", 2, U8;
     AccountId => "account-id", "account_id", 2, Kind::Text;
-    InterfaceId => "interface-id", "interface_id", 2, Kind::Text;
+    InterfaceId => "interface-id", "interface_id", 2, ENI;
     Srcaddr => "srcaddr", "srcaddr", 2, Kind::Addr;
     Dstaddr => "dstaddr", "dstaddr", 2, Kind::Addr;
     Srcport => "srcport", "srcport", 2, U16;
@@ -79,9 +105,9 @@ fields! {
     End => "end", "end", 2, U64;
     Action => "action", "action", 2, Kind::Action;
     LogStatus => "log-status", "log_status", 2, Kind::LogStatus;
-    VpcId => "vpc-id", "vpc_id", 3, Kind::Text;
-    SubnetId => "subnet-id", "subnet_id", 3, Kind::Text;
-    InstanceId => "instance-id", "instance_id", 3, Kind::Text;
+    VpcId => "vpc-id", "vpc_id", 3, VPC;
+    SubnetId => "subnet-id", "subnet_id", 3, SUBNET;
+    InstanceId => "instance-id", "instance_id", 3, Kind::Id { prefix: "i-" };
     TcpFlags => "tcp-flags", "tcp_flags", 3, U8;
     Type => "type", "type", 3, Kind::AddrType;
     PktSrcaddr => "pkt-srcaddr", "pkt_srcaddr", 3, Kind::Addr;
@@ -95,19 +121,19 @@ fields! {
     FlowDirection => "flow-direction", "flow_direction", 5, Kind::Direction;
     TrafficPath => "traffic-path", "traffic_path", 5, U8;
     ResourceType => "resource-type", "resource_type", 6, Kind::Text;
-    TgwId => "tgw-id", "tgw_id", 6, Kind::Text;
-    TgwAttachmentId => "tgw-attachment-id", "tgw_attachment_id", 6, Kind::Text;
+    TgwId => "tgw-id", "tgw_id", 6, Kind::Id { prefix: "tgw-" };
+    TgwAttachmentId => "tgw-attachment-id", "tgw_attachment_id", 6, TGW_ATTACH;
     TgwSrcVpcAccountId => "tgw-src-vpc-account-id", "tgw_src_vpc_account_id", 6, Kind::Text;
     TgwDstVpcAccountId => "tgw-dst-vpc-account-id", "tgw_dst_vpc_account_id", 6, Kind::Text;
-    TgwSrcVpcId => "tgw-src-vpc-id", "tgw_src_vpc_id", 6, Kind::Text;
-    TgwDstVpcId => "tgw-dst-vpc-id", "tgw_dst_vpc_id", 6, Kind::Text;
-    TgwSrcSubnetId => "tgw-src-subnet-id", "tgw_src_subnet_id", 6, Kind::Text;
-    TgwDstSubnetId => "tgw-dst-subnet-id", "tgw_dst_subnet_id", 6, Kind::Text;
-    TgwSrcEni => "tgw-src-eni", "tgw_src_eni", 6, Kind::Text;
-    TgwDstEni => "tgw-dst-eni", "tgw_dst_eni", 6, Kind::Text;
+    TgwSrcVpcId => "tgw-src-vpc-id", "tgw_src_vpc_id", 6, VPC;
+    TgwDstVpcId => "tgw-dst-vpc-id", "tgw_dst_vpc_id", 6, VPC;
+    TgwSrcSubnetId => "tgw-src-subnet-id", "tgw_src_subnet_id", 6, SUBNET;
+    TgwDstSubnetId => "tgw-dst-subnet-id", "tgw_dst_subnet_id", 6, SUBNET;
+    TgwSrcEni => "tgw-src-eni", "tgw_src_eni", 6, ENI;
+    TgwDstEni => "tgw-dst-eni", "tgw_dst_eni", 6, ENI;
     TgwSrcAzId => "tgw-src-az-id", "tgw_src_az_id", 6, Kind::Text;
     TgwDstAzId => "tgw-dst-az-id", "tgw_dst_az_id", 6, Kind::Text;
-    TgwPairAttachmentId => "tgw-pair-attachment-id", "tgw_pair_attachment_id", 6, Kind::Text;
+    TgwPairAttachmentId => "tgw-pair-attachment-id", "tgw_pair_attachment_id", 6, TGW_ATTACH;
     PacketsLostNoRoute => "packets-lost-no-route", "packets_lost_no_route", 6, U64;
     PacketsLostBlackhole => "packets-lost-blackhole", "packets_lost_blackhole", 6, U64;
     PacketsLostMtuExceeded => "packets-lost-mtu-exceeded", "packets_lost_mtu_exceeded", 6, U64;

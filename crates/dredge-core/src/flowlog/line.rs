@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
-use super::field::{Field, Kind};
+use super::field::{is_id, Field, Kind, MAX_TEXT_BYTES};
 use super::format::Format;
 use super::record::Record;
 use super::value::{Action, AddrType, FlowDirection, LogStatus, Value};
@@ -24,10 +24,35 @@ pub enum LineError {
     BadKeyword { field: Field, value: String, allowed: &'static str },
     #[error("empty field at position {position}")]
     EmptyField { position: usize },
+    #[error("field `{field}`: `{value}` is not an id of the form {prefix}<1-32 letters and digits>")]
+    BadId { field: Field, value: String, prefix: &'static str },
+    #[error("field `{field}`: {len} bytes, more than {max}")]
+    TooLong { field: Field, len: usize, max: usize },
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    #[error("line of {len} bytes, longer than any flow-log line ({max} bytes at most)")]
+    LineTooLong { len: u64, max: usize },
     #[error("header line: {0}")]
     BadHeader(#[from] super::format::FormatError),
+}
+
+impl LineError {
+    /// A short name for the kind of error, for counting rejects by reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LineError::FieldCount { .. } => "field_count",
+            LineError::NotAnInteger { .. } => "not_an_integer",
+            LineError::OutOfRange { .. } => "out_of_range",
+            LineError::BadAddress { .. } => "bad_address",
+            LineError::BadKeyword { .. } => "bad_keyword",
+            LineError::BadId { .. } => "bad_id",
+            LineError::TooLong { .. } => "too_long",
+            LineError::EmptyField { .. } => "empty_field",
+            LineError::NotUtf8 => "not_utf8",
+            LineError::LineTooLong { .. } => "line_too_long",
+            LineError::BadHeader(_) => "bad_header",
+        }
+    }
 }
 
 /// Splits on single spaces; AWS separates fields with exactly one.
@@ -128,18 +153,44 @@ fn decode_value(field: Field, token: &str, position: usize) -> Result<Value<'_>,
     Ok(match KINDS[field.index()] {
         Kind::UInt { max } => Value::UInt(parse_uint(field, token, max)?),
         Kind::Addr => {
-            Value::Addr(parse_addr(token).ok_or_else(|| LineError::BadAddress { field, value: token.to_owned() })?)
+            Value::Addr(parse_addr(token).ok_or_else(|| LineError::BadAddress { field, value: clip(token) })?)
         }
         Kind::Action => Value::Action(keyword(field, token, Action::parse, "ACCEPT, REJECT")?),
         Kind::LogStatus => Value::LogStatus(keyword(field, token, LogStatus::parse, "OK, NODATA, SKIPDATA")?),
         Kind::Direction => Value::Direction(keyword(field, token, FlowDirection::parse, "ingress, egress")?),
         Kind::AddrType => Value::AddrType(keyword(field, token, AddrType::parse, "IPv4, IPv6, EFA")?),
+        Kind::Id { prefix } => Value::Text(parse_id(field, token, prefix)?),
+        Kind::Text if token.len() > MAX_TEXT_BYTES => {
+            return Err(LineError::TooLong { field, len: token.len(), max: MAX_TEXT_BYTES })
+        }
         Kind::Text => Value::Text(token),
     })
 }
 
+fn parse_id<'a>(field: Field, token: &'a str, prefix: &'static str) -> Result<&'a str, LineError> {
+    if is_id(prefix, token) {
+        Ok(token)
+    } else {
+        Err(LineError::BadId { field, value: clip(token), prefix })
+    }
+}
+
+/// What an error quotes of a bad token: enough to recognise it, never the
+/// megabytes a hostile line may carry.
+fn clip(token: &str) -> String {
+    const QUOTED: usize = 64;
+    if token.len() <= QUOTED {
+        return token.to_owned();
+    }
+    let mut end = QUOTED;
+    while !token.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &token[..end], token.len())
+}
+
 fn keyword<T>(field: Field, token: &str, parse: fn(&str) -> Option<T>, allowed: &'static str) -> Result<T, LineError> {
-    parse(token).ok_or_else(|| LineError::BadKeyword { field, value: token.to_owned(), allowed })
+    parse(token).ok_or_else(|| LineError::BadKeyword { field, value: clip(token), allowed })
 }
 
 /// Decimal digits only: no sign, no spaces, checked for overflow.
@@ -172,14 +223,14 @@ fn parse_uint(field: Field, token: &str, max: u64) -> Result<u64, LineError> {
         overflow
     };
     if overflow || value > max {
-        return Err(LineError::OutOfRange { field, value: token.to_owned(), max });
+        return Err(LineError::OutOfRange { field, value: clip(token), max });
     }
     Ok(value)
 }
 
 #[cold]
 fn not_an_integer(field: Field, token: &str) -> LineError {
-    LineError::NotAnInteger { field, value: token.to_owned() }
+    LineError::NotAnInteger { field, value: clip(token) }
 }
 
 #[inline]
@@ -274,5 +325,42 @@ mod tests {
             Err(LineError::FieldCount { expected: 2, found: 3 })
         );
         assert_eq!(decode("srcaddr dstaddr", "10.0.0.1  10.0.0.2"), Err(LineError::EmptyField { position: 1 }));
+    }
+
+    #[test]
+    fn ids_have_their_prefix_and_a_bounded_alphanumeric_suffix() {
+        assert!(decode("interface-id", "eni-1235b8ca123456789").is_ok());
+        assert!(decode("interface-id", "eni-0a1b2c3d").is_ok());
+        assert!(decode("vpc-id instance-id", "vpc-1 i-x").is_ok());
+        assert!(decode("tgw-attachment-id", "tgw-attach-0a1b2c3d").is_ok());
+        for (format, token) in [
+            ("interface-id", "vpc-0a1b2c3d"),
+            ("interface-id", "eni-"),
+            ("interface-id", "eni-0a1b/2c3d"),
+            ("vpc-id", "vpc-0123456789abcdef0123456789abcdef0"),
+            ("instance-id", "eni-0a1b2c3d"),
+            ("tgw-attachment-id", "tgw-0a1b2c3d"),
+        ] {
+            assert!(matches!(decode(format, token), Err(LineError::BadId { .. })), "{format} {token}");
+        }
+    }
+
+    #[test]
+    fn a_huge_token_is_rejected_and_quoted_only_in_part() {
+        let huge = format!("eni-{}", "a".repeat(2 << 20));
+        let err = decode("interface-id", &huge).unwrap_err();
+        assert!(matches!(err, LineError::BadId { .. }));
+        let message = err.to_string();
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains(&format!("({} bytes)", huge.len())), "{message}");
+
+        let long_arn = "a".repeat(MAX_TEXT_BYTES + 1);
+        assert_eq!(
+            decode("ecs-task-arn", &long_arn),
+            Err(LineError::TooLong { field: Field::EcsTaskArn, len: MAX_TEXT_BYTES + 1, max: MAX_TEXT_BYTES })
+        );
+        assert!(decode("ecs-task-arn", &long_arn[1..]).is_ok());
+        let bad_port = "9".repeat(1 << 20);
+        assert!(decode("srcport", &bad_port).unwrap_err().to_string().len() < 300);
     }
 }

@@ -9,10 +9,12 @@ mod payload;
 mod record;
 mod value;
 
-pub use field::{Field, Kind};
+pub use field::{is_id, Field, Kind, MAX_ID_SUFFIX, MAX_TEXT_BYTES};
 pub use format::{Format, FormatError, DEFAULT_FIELDS};
 pub use gzip::{gunzip_bounded, is_gzip, Inflater};
 pub use line::LineError;
-pub use payload::{DecodeOptions, DecodeStats, Decoder, Item, PayloadError, PayloadKind, DEFAULT_MAX_DECOMPRESSED};
+pub use payload::{
+    DecodeOptions, DecodeStats, Decoder, Item, Payload, PayloadError, PayloadKind, TextLines, DEFAULT_MAX_DECOMPRESSED,
+};
 pub use record::{write_json_str, write_json_value, Record};
 pub use value::{Action, AddrType, FlowDirection, LogStatus, Value};

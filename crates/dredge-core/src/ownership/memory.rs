@@ -13,7 +13,8 @@ use super::change::Change;
 use super::evidence::Sighting;
 use super::owner::Owner;
 use super::store::{
-    EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore, StoreResult,
+    EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore, StoreError,
+    StoreResult,
 };
 use super::time::UnixTime;
 use super::timeline::{AddressKey, Mark, Timeline};
@@ -105,9 +106,31 @@ fn key_string(key: &AddressKey) -> String {
     key.to_string()
 }
 
+/// DynamoDB refuses a partition key over 2048 bytes (a validation error):
+/// so does the embedded store, for the keys the DynamoDB store would write
+/// (an address key's or an ENI id's, with its two-byte item prefix).
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+
+fn check_key(key: &str) -> StoreResult<()> {
+    const ITEM_PREFIX: usize = 2;
+    if key.len() + ITEM_PREFIX > MAX_PARTITION_KEY_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "ValidationException: One or more parameter values were invalid: Size of hashkey has exceeded the \
+             maximum size limit of {MAX_PARTITION_KEY_BYTES} bytes ({} bytes)",
+            key.len() + ITEM_PREFIX
+        )));
+    }
+    Ok(())
+}
+
+fn check_keys<'k>(keys: impl IntoIterator<Item = &'k AddressKey>) -> StoreResult<()> {
+    keys.into_iter().try_for_each(|k| check_key(&key_string(k)))
+}
+
 impl OwnershipStore for MemoryStore {
     async fn put_marks(&self, marks: &[(AddressKey, Mark)]) -> StoreResult<()> {
         let mut state = self.call();
+        check_keys(marks.iter().map(|(k, _)| k))?;
         for (key, mark) in marks {
             state
                 .addresses
@@ -121,6 +144,7 @@ impl OwnershipStore for MemoryStore {
 
     async fn lookup(&self, queries: &[(AddressKey, UnixTime)]) -> StoreResult<Vec<Option<Owner>>> {
         let state = self.call();
+        check_keys(queries.iter().map(|(k, _)| k))?;
         Ok(queries
             .iter()
             .map(|(key, at)| state.addresses.get(&key_string(key)).and_then(|(_, t)| t.owner_at(*at).cloned()))
@@ -131,6 +155,7 @@ impl OwnershipStore for MemoryStore {
     /// key).
     async fn heads(&self, keys: &[AddressKey]) -> StoreResult<Vec<Head>> {
         let state = self.call();
+        check_keys(keys)?;
         Ok(keys
             .iter()
             .map(|key| {
@@ -146,6 +171,7 @@ impl OwnershipStore for MemoryStore {
 
     async fn put_seen(&self, seen: &[(AddressKey, Sighting)]) -> StoreResult<()> {
         let mut state = self.call();
+        check_keys(seen.iter().map(|(k, _)| k))?;
         let state = &mut *state;
         for (key, sighting) in seen {
             let key = key_string(key);
@@ -187,6 +213,7 @@ impl OwnershipStore for MemoryStore {
     /// In one call (the trait's default would make one per id).
     async fn enis_by_id(&self, ids: &[String]) -> StoreResult<Vec<Option<EniRecord>>> {
         let state = self.call();
+        ids.iter().try_for_each(|id| check_key(id))?;
         Ok(ids.iter().map(|id| state.enis.get(id).cloned()).collect())
     }
 
