@@ -1136,7 +1136,9 @@ impl Rejects {
             data_base64: String,
         }
         let mut body = Vec::new();
-        for r in &self.inputs {
+        let mut affected: Vec<&Rejected> = self.inputs.iter().collect();
+        affected.sort_by_key(|r| r.index);
+        for r in affected {
             let input = &inputs[r.index];
             let entry = Entry {
                 sequence_number: input.sequence_number,

@@ -11,7 +11,7 @@ pub mod output;
 pub mod ranges;
 pub mod second_chance;
 
-pub use config::{EnricherConfig, FunctionConfig, RangesSource};
+pub use config::{BatchBudget, EnricherConfig, FunctionConfig, RangesSource};
 pub use dredge_lambda::kinesis::{Input, KinesisBatch};
 pub use handler::{BatchOutcome, BatchStats, Enricher, RetryOutcome};
 pub use second_chance::NoQueue;
