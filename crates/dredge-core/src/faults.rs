@@ -681,6 +681,23 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_refuses_some_entries_and_sends_the_others() {
+        use crate::retry_queue::MemoryQueue;
+        let plan = FaultPlan::new();
+        let queue = Faulty::new(MemoryQueue::new(), &plan, "queue");
+        plan.fail_entries("queue.send", When::Next, EntryFault::Throughput, 0.5);
+        let batch: Vec<QueueMessage> =
+            (0..10).map(|i| QueueMessage { id: format!("m{i}"), body: format!("b{i}"), delay_seconds: 0 }).collect();
+        let answers = ready(queue.send(&batch)).unwrap();
+        let refused = answers.iter().filter(|a| a.as_ref().is_err_and(|e| e.is_transient())).count();
+        assert!((1..10).contains(&refused), "{answers:?}");
+        assert_eq!(queue.inner().due().len(), 10 - refused);
+        plan.fail("queue", When::Next, Fault::Timeout);
+        assert!(ready(queue.send(&batch)).unwrap_err().is_transient());
+        assert!(queue.inner().is_empty(), "a timeout sends nothing");
+    }
+
+    #[test]
     fn a_crash_lets_k_writes_through_then_fails_everything_until_restart() {
         for ack_last in [true, false] {
             let plan = FaultPlan::new();
