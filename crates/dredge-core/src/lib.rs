@@ -6,6 +6,8 @@
 
 pub mod enrich;
 pub mod failure;
+#[cfg(any(test, feature = "faults"))]
+pub mod faults;
 pub mod flowlog;
 pub mod ipranges;
 pub mod objects;

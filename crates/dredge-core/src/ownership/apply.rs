@@ -205,16 +205,31 @@ type Attempt<T> = Result<T, Retry>;
 /// retry tries again later).
 const MAX_ATTEMPTS: usize = 10;
 
-/// What one attempt did, and the names of ENIs it made known (changes kept
-/// for them are applied next).
+/// What one attempt did, the names of ENIs it made known, and the names of
+/// the known ENI it changed: changes kept for either are applied next.
 struct Done {
     outcome: Outcome,
     known: Vec<EniRef>,
+    /// Every name of the (known) ENI record the change wrote. An earlier
+    /// delivery that made the ENI known may have failed before applying
+    /// the changes kept for it: a retry finds it known already (nothing
+    /// new in `known`), so what is kept for it is looked for here too.
+    touched: Vec<EniRef>,
 }
 
 impl From<Outcome> for Done {
     fn from(outcome: Outcome) -> Self {
-        Done { outcome, known: Vec::new() }
+        Done { outcome, known: Vec::new(), touched: Vec::new() }
+    }
+}
+
+impl Done {
+    /// The outcome of a change that wrote `record`, which `before` was.
+    fn wrote(outcome: Outcome, before: Option<&EniRecord>, record: &EniRecord) -> Self {
+        // A record without addresses (a deletion learned first) is not
+        // known yet: what waits for it waits on.
+        let touched = if record.eni.addresses().next().is_some() { record.references() } else { Vec::new() };
+        Done { outcome, known: new_references(before, record), touched }
     }
 }
 
@@ -426,7 +441,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 
     async fn apply_retrying(&self, change: &Change) -> StoreResult<Outcome> {
         let done = self.attempt(change).await?;
-        self.apply_kept(done.known).await?;
+        let mut references = done.known;
+        references.extend(done.touched);
+        references.sort();
+        references.dedup();
+        self.apply_kept(references).await?;
         Ok(done.outcome)
     }
 
@@ -542,7 +561,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     // A record without addresses (a deletion learned first) did
                     // not make the ENI known: what waits for it applies now.
                     let before = existing.filter(|old| old.eni.addresses().next().is_some());
-                    Ok(Done { outcome, known: new_references(before.as_ref(), &record) })
+                    Ok(Done::wrote(outcome, before.as_ref(), &record))
                 })
                 .await
             }
@@ -579,7 +598,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     m.open(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
-                    Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                    Ok(Done::wrote(outcome, Some(&before), &record))
                 })
                 .await
             }
@@ -603,7 +622,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
                     m.open(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
-                    Ok(self.finish(m, Some(&record)).await?.into())
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    Ok(Done::wrote(outcome, Some(&record), &record))
                 })
                 .await
             }
@@ -620,7 +640,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     for address in addresses {
                         record.add(*address, *at);
                     }
-                    Ok(self.finish(m, Some(&record)).await?.into())
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    Ok(Done::wrote(outcome, Some(&record), &record))
                 })
                 .await
             }
@@ -631,7 +652,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     };
                     m.close(&record.eni, *at, addresses.iter().copied());
                     record.remove(addresses, *at, false);
-                    Ok(self.finish(m, Some(&record)).await?.into())
+                    let outcome = self.finish(m, Some(&record)).await?;
+                    Ok(Done::wrote(outcome, Some(&record), &record))
                 })
                 .await
             }
@@ -687,7 +709,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         record.associations.insert(assoc.clone(), public_ip);
                     }
                     let outcome = self.finish(m, Some(&record)).await?;
-                    Ok(Done { outcome, known: new_references(Some(&before), &record) })
+                    Ok(Done::wrote(outcome, Some(&before), &record))
                 })
                 .await
             }
@@ -870,7 +892,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 record.remove(&other, at, false);
             }
             if self.store.put_eni(&record).await? == EniWrite::Written {
-                return self.apply_kept(new_references(existing.as_ref(), &record)).await;
+                // Every name, not only the new ones: a run that made the
+                // ENI known may have failed before applying what was kept.
+                return self.apply_kept(record.references()).await;
             }
         }
         Err(StoreError::Transient(format!("ENI record {} kept changing under {MAX_ATTEMPTS} attempts", eni.eni_id)))
@@ -1207,5 +1231,72 @@ mod tests {
         // Reconciling again changes nothing.
         let again = ready(applier.reconcile(&snapshot, UnixTime(1100), &scope)).unwrap();
         assert_eq!((again.opened, again.closed, again.unchanged), (0, 0, 2));
+    }
+
+    /// A change kept for an unknown ENI is applied by the delivery that
+    /// makes the ENI known. When that delivery fails after writing the
+    /// ENI's record but before applying what was kept, its retry finds the
+    /// ENI known already: the kept change must still be applied then (it
+    /// was not, and stayed kept forever).
+    #[test]
+    fn kept_changes_survive_a_failure_after_the_eni_became_known() {
+        use crate::faults::{Fault, FaultPlan, Faulty, When};
+        let kept_then_known = |crash: bool| {
+            let plan = FaultPlan::new();
+            let store = Faulty::new(MemoryStore::new(), &plan, "store");
+            let applier = Applier::new(&store, TagPolicy::default());
+            let assign = Change::AddressesAssigned {
+                at: UnixTime(150),
+                eni_id: "eni-x".into(),
+                addresses: vec!["10.0.0.40".parse().unwrap(), "10.0.0.41".parse().unwrap()],
+            };
+            let x = up(100, &eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.9"]));
+            assert_eq!(ready(applier.apply(&assign)).unwrap(), Outcome::Deferred { reference: "eni-x".into() });
+            // The ENI's marks and record are written, then the kept
+            // change's marks fail (throttled, or the process dies there).
+            if crash {
+                plan.crash_after_writes(3, true);
+            } else {
+                plan.fail("store.put_marks", When::Call(2), Fault::Throttled);
+            }
+            assert!(ready(applier.apply(&x)).unwrap_err().is_transient());
+            assert!(ready(store.inner().eni(&EniRef::Id("eni-x".into()))).unwrap().is_some(), "known already");
+            plan.restart();
+            // Lambda delivers the event again.
+            ready(applier.apply(&x)).unwrap();
+            for ip in ["10.0.0.40", "10.0.0.41"] {
+                assert_eq!(app_at(store.inner(), ip, 200).as_deref(), Some("x"), "{ip} (crash: {crash})");
+            }
+            assert_eq!(app_at(store.inner(), "10.0.0.9", 120).as_deref(), Some("x"));
+            assert!(ready(store.inner().pending(&EniRef::Id("eni-x".into()))).unwrap().is_empty(), "forgotten");
+            // Delivered once more: nothing changes.
+            ready(applier.apply(&x)).unwrap();
+            assert_eq!(app_at(store.inner(), "10.0.0.40", 200).as_deref(), Some("x"));
+        };
+        kept_then_known(false);
+        kept_then_known(true);
+    }
+
+    /// The same for a reconcile that makes the ENI known.
+    #[test]
+    fn kept_changes_survive_a_failed_reconcile() {
+        use crate::faults::{FaultPlan, Faulty};
+        let plan = FaultPlan::new();
+        let store = Faulty::new(MemoryStore::new(), &plan, "store");
+        let applier = Applier::new(&store, TagPolicy::default());
+        let assign = Change::AddressesAssigned {
+            at: UnixTime(150),
+            eni_id: "eni-x".into(),
+            addresses: vec!["10.0.0.40".parse().unwrap()],
+        };
+        ready(applier.apply(&assign)).unwrap();
+        let snapshot = vec![eni("eni-x", "i-x", "x-prod-v001", &["10.0.0.9"])];
+        let scope = SnapshotScope::default();
+        // Marks, sightings, the record: then the process dies.
+        plan.crash_after_writes(3, true);
+        assert!(ready(applier.reconcile(&snapshot, UnixTime(100), &scope)).is_err());
+        plan.restart();
+        ready(applier.reconcile(&snapshot, UnixTime(100), &scope)).unwrap();
+        assert_eq!(app_at(store.inner(), "10.0.0.40", 200).as_deref(), Some("x"));
     }
 }
