@@ -266,8 +266,9 @@ async fn records_of_valid_flows_near_the_cap_are_processed_in_bounded_memory() {
     let e = enricher(dir.path(), false).await;
     // 100 distinct flows, repeated to 32 MiB of text per record (the whole
     // batch held at once took over 400 MB).
-    let block: String =
-        (0..100).map(|i| line("eni-log", "10.0.0.1", &format!("10.0.{}.{}", i / 50, i % 50 + 2), 1500 + i) + "\n").collect();
+    let block: String = (0..100)
+        .map(|i| line("eni-log", "10.0.0.1", &format!("10.0.{}.{}", i / 50, i % 50 + 2), 1500 + i) + "\n")
+        .collect();
     let per_record = (32 << 20) / block.len();
     let record = gzip(block.repeat(per_record).as_bytes(), 1);
     let payloads = vec![record; 4];
