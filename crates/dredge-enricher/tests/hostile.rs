@@ -57,7 +57,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// One measured test at a time: the counters are the process's.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What Lambda may take for the whole function; each batch here is
 /// expected to need well under half of it.
@@ -207,7 +207,7 @@ fn walk_sizes(dir: &std::path::Path) -> u64 {
 /// memory and wrote a 101 MB dead letter (a JSON value per line).
 #[tokio::test]
 async fn a_tiny_gzip_of_a_million_bad_lines_is_counted_in_little_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), true).await;
     let bomb = gzip(&b"x\n".repeat(1 << 20), 9);
@@ -235,7 +235,7 @@ async fn a_tiny_gzip_of_a_million_bad_lines_is_counted_in_little_memory() {
 /// without being decoded, and the batch goes on.
 #[tokio::test]
 async fn a_record_past_the_batch_budget_is_kept_whole_and_the_batch_goes_on() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), true).await;
     let bomb = gzip(&b"x\n".repeat(31 << 20), 9);
@@ -261,7 +261,7 @@ async fn a_record_past_the_batch_budget_is_kept_whole_and_the_batch_goes_on() {
 /// are looked up and delivered before the next is decoded.
 #[tokio::test]
 async fn records_of_valid_flows_near_the_cap_are_processed_in_bounded_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), false).await;
     // 100 distinct flows, repeated to 32 MiB of text per record (the whole
@@ -287,7 +287,7 @@ async fn records_of_valid_flows_near_the_cap_are_processed_in_bounded_memory() {
 /// when decoded: the line is rejected, the rest delivered.
 #[tokio::test]
 async fn a_two_mib_interface_id_rejects_its_line_not_the_batch() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), true).await;
     let huge = format!("eni-{}", "0123456789abcdef".repeat(128 * 1024));
@@ -315,7 +315,7 @@ async fn a_two_mib_interface_id_rejects_its_line_not_the_batch() {
 /// input behind it is set aside.
 #[tokio::test]
 async fn an_id_over_the_key_limit_sets_aside_only_its_own_input() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), true).await;
     let long_vpc = format!("vpc-{}", "a".repeat(3000));
@@ -349,7 +349,7 @@ async fn an_id_over_the_key_limit_sets_aside_only_its_own_input() {
 /// zero records.
 #[tokio::test]
 async fn a_data_message_without_log_events_is_refused_and_counted() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), true).await;
     let mut doc = data_message(&[]);
@@ -368,7 +368,7 @@ async fn a_data_message_without_log_events_is_refused_and_counted() {
 /// decoding once its text adds up, and keeps the rest whole.
 #[tokio::test]
 async fn many_small_bombs_spend_the_batch_budget_and_the_rest_is_kept() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let config = EnricherConfig {
         budget: dredge_enricher::BatchBudget { text_bytes: 10 << 20, lines: 1 << 30 },
