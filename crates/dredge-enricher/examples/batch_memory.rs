@@ -4,7 +4,10 @@
 //!
 //! `cargo run --release -p dredge-enricher --example batch_memory`
 //! (`DREDGE_BENCH_LOG_EVENTS=50` for bigger records; `-- N` for N timed
-//! batches after the measured one).
+//! batches after the measured one). With many (`-- 50`: ten million
+//! flows) it is a soak: the last lines give the rate over every batch and
+//! the peak RSS and live heap after them, which stay where the first warm
+//! batch left them.
 //!
 //! Peak memory is reported two ways: the process's peak RSS (`VmHWM` from
 //! /proc/self/status, reset through /proc/self/clear_refs before the batch
@@ -179,6 +182,9 @@ fn main() {
     );
 
     let mut times = Vec::with_capacity(timed);
+    let soak = Instant::now();
+    let rss_first = status_bytes("VmRSS:").unwrap_or(0);
+    let heap_first = LIVE.load(Ordering::Relaxed);
     for _ in 0..timed {
         let t = Instant::now();
         let event: KinesisBatch = serde_json::from_slice(&event_json).unwrap();
@@ -195,6 +201,18 @@ fn main() {
             median * 1e3,
             times[0] * 1e3,
             s.flows as f64 / median
+        );
+        let flows = s.flows * timed as u64;
+        let secs = soak.elapsed().as_secs_f64();
+        println!(
+            "soak: {flows} flows in {timed} batches, {secs:.1} s: {:.0} flows/s; VmRSS {} after the first warm \
+             batch, {} after the last, VmHWM {}; live heap {} then {}",
+            flows as f64 / secs,
+            mb(rss_first),
+            mb(status_bytes("VmRSS:").unwrap_or(0)),
+            mb(status_bytes("VmHWM:").unwrap_or(0)),
+            mb(heap_first as u64),
+            mb(LIVE.load(Ordering::Relaxed) as u64)
         );
     }
 }

@@ -25,7 +25,7 @@ use base64::Engine;
 use dredge_core::enrich::{
     attribute, DeferredBatch, DeferredFlow, FlowFacts, FlowId, FlowWriter, LoggingEni, SideOwner, SideWriter, Sides,
 };
-use dredge_core::flowlog::{is_id, DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, Record};
+use dredge_core::flowlog::{is_id, DecodeOptions, Decoder, Field, FlowDirection, Inflater, Item, PayloadError, Record};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::ObjectStore;
 use dredge_core::ownership::{
@@ -394,6 +394,9 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
             let mut payload = match self.decoder.open(input.data, &mut inflater) {
                 Ok(p) => p,
                 Err(e) => {
+                    if let PayloadError::TooLarge { max } = e {
+                        budget.charge(max as u64);
+                    }
                     stats.payload_errors += 1;
                     rejects.whole(index, e.kind(), &e);
                     continue;
@@ -1182,17 +1185,25 @@ impl Budget {
         (self.left.text_bytes == 0 || self.left.lines == 0).then(|| "the batch's decoding budget is spent".to_owned())
     }
 
-    /// Takes one payload's text from the budget, or says why it does not fit.
+    /// Takes one payload's text from the budget, or says why it does not
+    /// fit. Its bytes are charged either way: inflating them cost the same.
     fn spend(&mut self, text_bytes: u64, lines: u64) -> Result<(), String> {
-        if text_bytes > self.left.text_bytes || lines > self.left.lines {
+        let fits = text_bytes <= self.left.text_bytes && lines <= self.left.lines;
+        let left = self.left;
+        self.left.text_bytes = left.text_bytes.saturating_sub(text_bytes);
+        if !fits {
             return Err(format!(
                 "over the batch's decoding budget: {text_bytes} bytes and {lines} lines, with {} bytes and {} lines left",
-                self.left.text_bytes, self.left.lines
+                left.text_bytes, left.lines
             ));
         }
-        self.left.text_bytes -= text_bytes;
         self.left.lines -= lines;
         Ok(())
+    }
+
+    /// Charges bytes inflated for a payload refused while inflating.
+    fn charge(&mut self, bytes: u64) {
+        self.left.text_bytes = self.left.text_bytes.saturating_sub(bytes);
     }
 }
 

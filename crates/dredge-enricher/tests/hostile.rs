@@ -264,12 +264,12 @@ async fn records_of_valid_flows_near_the_cap_are_processed_in_bounded_memory() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let e = enricher(dir.path(), false).await;
-    // 100 distinct flows, repeated to 32 MiB of text per record (the whole
+    // 100 distinct flows, repeated to 24 MiB of text per record (the whole
     // batch held at once took over 400 MB).
     let block: String = (0..100)
         .map(|i| line("eni-log", "10.0.0.1", &format!("10.0.{}.{}", i / 50, i % 50 + 2), 1500 + i) + "\n")
         .collect();
-    let per_record = (32 << 20) / block.len();
+    let per_record = (24 << 20) / block.len();
     let record = gzip(block.repeat(per_record).as_bytes(), 1);
     let payloads = vec![record; 4];
     let seq = seqs(4);
@@ -392,4 +392,25 @@ async fn many_small_bombs_spend_the_batch_budget_and_the_rest_is_kept() {
     let kept = dead_letters(dir.path());
     assert_eq!(kept.len(), 5, "every record kept, decoded or not");
     assert!(kept[2..].iter().all(|k| k["refused"].as_str().unwrap().contains("budget")));
+}
+
+/// A batch of tiny records that each inflate to nearly the cap: each one
+/// inflated is charged to the budget, decoded or not, so once it is spent
+/// the rest are kept whole without being inflated, and the batch ends in
+/// bounded time instead of inflating gigabytes.
+#[tokio::test]
+async fn a_batch_of_tiny_bombs_stops_inflating_once_the_budget_is_spent() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = enricher(dir.path(), true).await;
+    let bomb = gzip(&b"z\n".repeat(31 << 20), 9);
+    let payloads = vec![bomb; 40];
+    let seq = seqs(40);
+    let (out, peak) = measured(&e, &inputs(&payloads, &seq)).await;
+    assert_eq!(out.retry_from, None);
+    assert_eq!((out.stats.over_budget, out.stats.rejected_lines), (40, 0));
+    // 512 MiB of budget over 62 MiB each: nine inflated, none decoded.
+    assert_eq!(out.stats.flow_log_bytes, 0);
+    assert!(peak < BUDGET / 2, "peak heap {peak} bytes");
+    assert_eq!(dead_letters(dir.path()).len(), 40);
 }
