@@ -199,8 +199,10 @@ async fn flow_logs_through_kinesis_dynamodb_and_back() {
     let body = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap().body.collect().await.unwrap();
     let first: serde_json::Value =
         serde_json::from_slice(body.into_bytes().split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(first["line"], 2);
+    assert_eq!(first["samples"][0]["line"], 2);
+    assert_eq!(first["rejected_lines"], 1);
     assert_eq!(first["sequence_number"], delivered[1].sequence_number());
+    assert!(first["data_base64"].is_string(), "the record kept whole");
 
     // A second, identical batch is answered from the cache but for the
     // horizon and the one head that cannot vouch for its answer: "nobody"
