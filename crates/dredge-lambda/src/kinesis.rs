@@ -148,7 +148,11 @@ fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     d.deserialize_str(Base64)
 }
 
-/// Epoch seconds as a JSON number or a string holding one.
+/// Epoch seconds as a JSON number or a string holding one. A string that
+/// parses to no finite number (`"NaN"`, `"inf"`, `"1e999"`) is refused: no
+/// arrival time is that, `arrival_ms` would silently become 0 or
+/// `i64::MAX`, and [`event_json`] could not write it back (JSON has no
+/// such numbers).
 fn epoch_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     struct Seconds;
     impl Visitor<'_> for Seconds {
@@ -159,7 +163,11 @@ fn epoch_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         }
 
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
-            Ok(v)
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(E::custom(format!("approximateArrivalTimestamp: {v} is not a finite number")))
+            }
         }
 
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
@@ -171,7 +179,10 @@ fn epoch_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         }
 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
-            v.trim().parse().map_err(|_| E::custom(format!("approximateArrivalTimestamp: `{v}` is not a number")))
+            match v.trim().parse::<f64>() {
+                Ok(seconds) if seconds.is_finite() => Ok(seconds),
+                _ => Err(E::custom(format!("approximateArrivalTimestamp: `{v}` is not a finite number"))),
+            }
         }
     }
     d.deserialize_any(Seconds)
@@ -211,6 +222,42 @@ mod tests {
             let batch: KinesisBatch = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{t}: {e}"));
             let ms = batch.inputs()[0].arrival_ms;
             assert!((1_545_084_650_987..=1_545_084_651_000).contains(&ms), "{t}: {ms}");
+        }
+    }
+
+    #[test]
+    fn arrival_time_must_be_a_finite_number() {
+        // Found by the kinesis_event fuzz target (fuzz/regressions/kinesis_event/):
+        // "NaN" was read as NaN (arrival 0 ms), "inf" and "1e999" as infinity
+        // (arrival i64::MAX ms), and event_json wrote them back as null.
+        for t in ["\"NaN\"", "\"inf\"", "\"-infinity\"", "\"1e999\"", "\" nan \""] {
+            let json = format!(
+                r#"{{"Records":[{{"kinesis":{{"sequenceNumber":"1","data":"","approximateArrivalTimestamp":{t}}}}}]}}"#
+            );
+            let err = serde_json::from_str::<KinesisBatch>(&json).unwrap_err();
+            assert!(err.to_string().contains("approximateArrivalTimestamp"), "{t}: {err}");
+        }
+    }
+
+    #[test]
+    fn what_is_read_round_trips_through_event_json() {
+        for t in ["1545084650.987", "\"1545084650.987\"", "-0.0", "\"1e300\"", "0"] {
+            let json = format!(
+                r#"{{"Records":[{{"kinesis":{{"sequenceNumber":"7","data":"YQ==","approximateArrivalTimestamp":{t}}}}}]}}"#
+            );
+            let batch: KinesisBatch = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let input = batch.inputs()[0];
+            let record = EventRecord {
+                partition_key: "k",
+                sequence_number: input.sequence_number,
+                data: input.data,
+                arrival: batch.records[0].kinesis.approximate_arrival_timestamp,
+            };
+            let written = event_json("f", "s", "shardId-000000000001", &[record]);
+            let again: KinesisBatch = serde_json::from_value(written).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let back = again.inputs()[0];
+            assert_eq!((back.sequence_number, back.data, back.arrival_ms), ("7", &b"a"[..], input.arrival_ms), "{t}");
+            assert_eq!(back.shard, Some("shardId-000000000001"));
         }
     }
 
