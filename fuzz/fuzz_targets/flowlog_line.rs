@@ -120,7 +120,11 @@ fn check_value(field: Field, value: &Value<'_>, token: &str) {
         (Kind::AddrType, Value::AddrType(v)) => assert_eq!(v.as_str(), token),
         (Kind::Text, Value::Text(t)) => {
             assert_eq!(*t, token);
-            assert!(!t.is_empty() && !t.contains(' '));
+            assert!(!t.is_empty() && !t.contains(' ') && t.len() <= dredge_core::flowlog::MAX_TEXT_BYTES);
+        }
+        (Kind::Id { prefix }, Value::Text(t)) => {
+            assert_eq!(*t, token);
+            assert!(dredge_core::flowlog::is_id(prefix, t), "{field}: {t:?}");
         }
         (kind, value) => panic!("{field} ({kind:?}) decoded {token:?} as {value:?}"),
     }

@@ -53,9 +53,11 @@ impl Seen {
                 }
                 line
             }
-            Item::Rejected { line, error } => {
+            Item::Rejected { line, error, text } => {
                 self.rejected += 1;
-                let _ = error.to_string();
+                // Errors quote a bounded part of a bad token, whatever its size.
+                let message = error.to_string();
+                assert!(message.len() <= 512, "line {line}: a {}-byte error for a {}-byte line", message.len(), text.len());
                 line
             }
         };
