@@ -144,8 +144,39 @@ fn check_json(field: Field, value: &Value<'_>, written: &serde_json::Value) {
     }
 }
 
+/// The token an error quotes: the value itself, or, for a long token, the
+/// token whose first bytes and length the clipped quote gives.
+fn quoted<'t>(tokens: &[&'t str], value: &str) -> &'t str {
+    if let Some(t) = tokens.iter().find(|t| **t == value) {
+        return t;
+    }
+    let (head, tail) = value.rsplit_once("... (").unwrap_or_else(|| panic!("{value:?} is not a token of the line"));
+    let len: usize = tail.strip_suffix(" bytes)").and_then(|n| n.parse().ok()).expect("a clipped quote's length");
+    assert!(head.len() <= 64 && len > 64, "{value:?}");
+    tokens
+        .iter()
+        .find(|t| t.len() == len && t.starts_with(head))
+        .unwrap_or_else(|| panic!("{value:?} is not a token of the line"))
+}
+
 fn check_error(format: &Format, tokens: &[&str], error: &LineError) {
     let field_at = |value: &str| tokens.iter().position(|t| *t == value).and_then(|p| format.fields().get(p));
+    let error = &match error.clone() {
+        LineError::NotAnInteger { field, value } => {
+            LineError::NotAnInteger { field, value: quoted(tokens, &value).into() }
+        }
+        LineError::OutOfRange { field, value, max } => {
+            LineError::OutOfRange { field, value: quoted(tokens, &value).into(), max }
+        }
+        LineError::BadAddress { field, value } => LineError::BadAddress { field, value: quoted(tokens, &value).into() },
+        LineError::BadKeyword { field, value, allowed } => {
+            LineError::BadKeyword { field, value: quoted(tokens, &value).into(), allowed }
+        }
+        LineError::BadId { field, value, prefix } => {
+            LineError::BadId { field, value: quoted(tokens, &value).into(), prefix }
+        }
+        other => other,
+    };
     match error {
         LineError::FieldCount { expected, found } => {
             assert_eq!(*expected, format.len());
@@ -173,6 +204,15 @@ fn check_error(format: &Format, tokens: &[&str], error: &LineError) {
         LineError::BadKeyword { field, value, allowed } => {
             assert!(!allowed.split(", ").any(|a| a == value), "{field}: {value:?} is allowed");
         }
+        LineError::BadId { field, value, prefix } => {
+            assert_eq!(field.kind(), Kind::Id { prefix: *prefix });
+            assert!(!dredge_core::flowlog::is_id(prefix, value), "{field}: {value:?} is an id");
+        }
+        LineError::TooLong { field, len, max } => {
+            assert_eq!(field.kind(), Kind::Text);
+            assert!(*len > *max && *max == dredge_core::flowlog::MAX_TEXT_BYTES);
+        }
+        LineError::LineTooLong { .. } => panic!("the line decoder never holds a line it cannot take"),
         LineError::NotUtf8 | LineError::BadHeader(_) => panic!("Format::decode returned {error:?}"),
     }
 }

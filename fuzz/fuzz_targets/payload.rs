@@ -57,7 +57,12 @@ impl Seen {
                 self.rejected += 1;
                 // Errors quote a bounded part of a bad token, whatever its size.
                 let message = error.to_string();
-                assert!(message.len() <= 512, "line {line}: a {}-byte error for a {}-byte line", message.len(), text.len());
+                assert!(
+                    message.len() <= 512,
+                    "line {line}: a {}-byte error for a {}-byte line",
+                    message.len(),
+                    text.len()
+                );
                 line
             }
         };

@@ -90,6 +90,13 @@ impl<'p> Chunks<'p> {
         Span { chunk: chunk as u32, start: start as u32, end: buffer.len() as u32 }
     }
 
+    /// Gives every chunk back to the pool.
+    pub fn clear(&mut self) {
+        for chunk in self.chunks.drain(..) {
+            self.pool.give(chunk);
+        }
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
@@ -106,9 +113,7 @@ impl<'p> Chunks<'p> {
 
 impl Drop for Chunks<'_> {
     fn drop(&mut self) {
-        for chunk in self.chunks.drain(..) {
-            self.pool.give(chunk);
-        }
+        self.clear();
     }
 }
 

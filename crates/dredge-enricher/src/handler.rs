@@ -133,11 +133,14 @@ const DELIVER_EVERY: usize = 10;
 const KEEP_BUFFERS: usize = 32;
 
 /// Flows decoded before they are looked up, attributed and delivered: a
-/// batch holds one chunk at a time, whatever the batch holds.
-const CHUNK_FLOWS: usize = 32 * 1024;
+/// batch holds one chunk at a time, whatever the batch holds. Each chunk
+/// writes its side owners' columns afresh, so chunks are as large as the
+/// memory budget comfortably allows (about 40 MB of flows, halves and
+/// lookups).
+const CHUNK_FLOWS: usize = 64 * 1024;
 
 /// ... or this many bytes of their output's first halves.
-const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+const CHUNK_BYTES: usize = 24 * 1024 * 1024;
 
 /// Lines decoded between two checks of the chunk's size.
 const DECODE_STEP: usize = 256;
@@ -416,11 +419,13 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                 });
                 if chunk.is_full() {
                     stats.decode_ms += lap(&mut pass);
-                    let full = std::mem::replace(&mut chunk, Decoded::new(&self.buffers));
-                    if let Some(failed) = self.run_chunk(full, inputs, &mut out, &mut rejects, stats).await {
+                    let failed = self.run_chunk(&mut chunk, inputs, &mut out, &mut rejects, stats).await;
+                    if let Some(failed) = failed {
                         out.fail(failed);
                         break 'inputs;
                     }
+                    // The next chunk reuses this one's memory.
+                    chunk.reset();
                     pass = Instant::now();
                 }
                 if done {
@@ -430,12 +435,11 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         }
         if out.failed.is_none() && !chunk.flows.is_empty() {
             stats.decode_ms += lap(&mut pass);
-            if let Some(failed) = self.run_chunk(chunk, inputs, &mut out, &mut rejects, stats).await {
+            if let Some(failed) = self.run_chunk(&mut chunk, inputs, &mut out, &mut rejects, stats).await {
                 out.fail(failed);
             }
-        } else {
-            drop(chunk);
         }
+        drop(chunk);
         let mut pass = Instant::now();
         let mut failed = self.finish_output(out, &mut rejects, stats).await;
         stats.write_ms += lap(&mut pass);
@@ -533,21 +537,21 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
     /// to retry from, and why, if something failed for good.
     async fn run_chunk(
         &self,
-        mut chunk: Decoded<'_>,
+        chunk: &mut Decoded<'_>,
         inputs: &[Input<'_>],
         out: &mut Output<Packer<'_, '_>>,
         rejects: &mut Rejects,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
         let mut pass = Instant::now();
-        let lookups = match self.look_up(&mut chunk, out.horizon, out.now, stats).await {
+        let lookups = match self.look_up(chunk, out.horizon, out.now, stats).await {
             Ok(l) => l,
             Err(e) if e.is_invalid() && chunk.inputs() > 1 => {
                 // Something in one input's flows made the store refuse the
                 // request: each input alone, so only that one is kept aside.
                 stats.lookup_ms += lap(&mut pass);
-                for part in chunk.split_by_input(&self.buffers) {
-                    if let Some(failed) = Box::pin(self.run_chunk(part, inputs, out, rejects, stats)).await {
+                for mut part in chunk.split_by_input(&self.buffers) {
+                    if let Some(failed) = Box::pin(self.run_chunk(&mut part, inputs, out, rejects, stats)).await {
                         return Some(failed);
                     }
                 }
@@ -562,7 +566,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         };
         stats.lookup_ms += lap(&mut pass);
         let mut deferrals = Deferrals::default();
-        self.pack_and_deliver(&chunk, &lookups, out, &mut deferrals, rejects, stats).await;
+        self.pack_and_deliver(chunk, &lookups, out, &mut deferrals, rejects, stats).await;
         if let (Some(queue), false) = (&self.queue, deferrals.is_empty()) {
             let sent = deferrals.send(queue, &self.config.second_chance).await;
             stats.deferred_flows += sent.flows;
@@ -619,10 +623,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         let mut out = Output::new(Packer::new(seed, &self.buffers, &self.staging, encoder), horizon, now);
         let mut rejects = Rejects::default();
         let mut pass = Instant::now();
-        let decoded = self.decode_deferred(inputs, &mut rejects, stats);
+        let mut decoded = self.decode_deferred(inputs, &mut rejects, stats);
         stats.decode_ms = lap(&mut pass);
         if !decoded.flows.is_empty() {
-            if let Some(failed) = self.run_chunk(decoded, inputs, &mut out, &mut rejects, stats).await {
+            if let Some(failed) = self.run_chunk(&mut decoded, inputs, &mut out, &mut rejects, stats).await {
                 out.fail(failed);
             }
         }
@@ -922,6 +926,17 @@ impl<'p> Decoded<'p> {
             instances: Interner::default(),
             waits: Vec::new(),
         }
+    }
+
+    /// Empties the chunk for the next, keeping its vectors' capacity.
+    fn reset(&mut self) {
+        self.flows.clear();
+        self.halves.clear();
+        for interner in [&mut self.enis, &mut self.vpcs, &mut self.instances] {
+            interner.ids.clear();
+            interner.names.clear();
+        }
+        self.waits.clear();
     }
 
     /// Whether the chunk should be looked up and delivered before more is

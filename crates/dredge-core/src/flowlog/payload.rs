@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -124,25 +125,27 @@ impl DecodeStats {
 struct Subscription<'a> {
     #[serde(borrow)]
     message_type: Cow<'a, str>,
-    #[serde(default, borrow)]
-    owner: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    log_group: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    log_stream: Option<Cow<'a, str>>,
+    // Required of a data message, never read: skipped, not parsed.
     #[serde(default)]
-    subscription_filters: Option<serde::de::IgnoredAny>,
+    owner: Option<IgnoredAny>,
+    #[serde(default)]
+    log_group: Option<IgnoredAny>,
+    #[serde(default)]
+    log_stream: Option<IgnoredAny>,
+    #[serde(default)]
+    subscription_filters: Option<IgnoredAny>,
     #[serde(default, borrow)]
     log_events: Option<Vec<LogEvent<'a>>>,
 }
 
+/// A log event: `id` and `timestamp` must be there (every real one has
+/// them) and are skipped unread.
 #[derive(Deserialize)]
 struct LogEvent<'a> {
-    #[allow(dead_code, reason = "required: every real log event has one")]
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[allow(dead_code, reason = "required: every real log event has one")]
-    timestamp: i64,
+    #[serde(rename = "id")]
+    _id: IgnoredAny,
+    #[serde(rename = "timestamp")]
+    _timestamp: IgnoredAny,
     #[serde(borrow)]
     message: Cow<'a, str>,
 }
