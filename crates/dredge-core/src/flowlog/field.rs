@@ -57,7 +57,7 @@ fn alphanumeric8(bytes: &[u8]) -> bool {
     // Per byte, with no carries (every byte is under 0x80): the high bit of
     // x + (0x80 - lo) is set when x >= lo, that of x + (0x7f - hi) when x > hi.
     let in_range = |x: u64, lo: u8, hi: u8| (x + LO * u64::from(0x80 - lo)) & !(x + LO * u64::from(0x7f - hi)) & HI;
-    let lower = w | LO * 0x20;
+    let lower = w | (LO * 0x20);
     (in_range(w, b'0', b'9') | in_range(lower, b'a', b'z')) == HI
 }
 
