@@ -440,12 +440,25 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
             }
         }
         drop(chunk);
+        self.close(out, rejects, inputs, seed, stats).await
+    }
+
+    /// Ends a batch: delivers what is still packed, then keeps its rejects.
+    /// Rejected input goes to the dead-letter store before anything is
+    /// reported done: it is never dropped. Inputs Lambda will hand back are
+    /// kept by the try that finishes them. The input to retry from.
+    async fn close(
+        &self,
+        out: Output<Packer<'_, '_>>,
+        mut rejects: Rejects,
+        inputs: &[Input<'_>],
+        seed: &str,
+        stats: &mut BatchStats,
+    ) -> Option<(usize, String)> {
+        let now = out.now;
         let mut pass = Instant::now();
         let mut failed = self.finish_output(out, &mut rejects, stats).await;
         stats.write_ms += lap(&mut pass);
-        // Rejected input goes to the dead-letter store before anything is
-        // reported done: it is never dropped. Inputs Lambda will hand back
-        // are kept by the try that finishes them.
         if let Some((from, _)) = &failed {
             rejects.forget_from(*from);
         }
@@ -630,16 +643,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                 out.fail(failed);
             }
         }
-        let mut failed = self.finish_output(out, &mut rejects, stats).await;
-        if let Some((from, _)) = &failed {
-            rejects.forget_from(*from);
-        }
-        if let Some(f) = self.keep_rejects(&rejects, inputs, now, seed, stats).await {
-            if failed.as_ref().is_none_or(|(r, _)| f.0 < *r) {
-                failed = Some(f);
-            }
-        }
-        failed
+        self.close(out, rejects, inputs, seed, stats).await
     }
 
     /// Decoding for the retry queue: each message is a deferred batch; one
