@@ -52,7 +52,7 @@ def main():
     # nothing already built for the tests is compiled again.
     run(["cargo", "build", "--quiet", "--workspace", "--bins", "--tests"])
     run([str(DREDGE), "ownership", "--table", table, "create-table"])
-    snapshot = ROOT / "events/ownership/snapshot"
+    snapshot = ROOT / "samples/ec2-describe"
     # Two snapshots: the fleet as of 2026-11-01, and the same fleet seen
     # again after the sample flows (2026-11-18T11:06:40Z), which vouches
     # for its owners at the flows' time (the knowledge horizon).

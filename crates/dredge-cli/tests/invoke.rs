@@ -40,8 +40,8 @@ fn dredge(state: &Path, args: &[&str]) -> Output {
 /// sample's flows (which the second sighting vouches for), then runs the
 /// enricher on the sample event.
 fn enrich_the_sample(state: &Path) -> Output {
-    let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
-    let instances = repo("events/ownership/snapshot/describe-instances.json");
+    let nis = repo("samples/ec2-describe/describe-network-interfaces.json");
+    let instances = repo("samples/ec2-describe/describe-instances.json");
     for at in ["2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z"] {
         dredge(state, &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", at]);
     }
@@ -109,8 +109,8 @@ fn the_sample_event_enriches_against_the_imported_snapshot() {
 fn flows_the_table_cannot_vouch_for_wait_and_are_decided_on_a_retry() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path();
-    let nis = repo("events/ownership/snapshot/describe-network-interfaces.json");
-    let instances = repo("events/ownership/snapshot/describe-instances.json");
+    let nis = repo("samples/ec2-describe/describe-network-interfaces.json");
+    let instances = repo("samples/ec2-describe/describe-instances.json");
     let import = |at: &str| {
         dredge(state, &["ownership", "import", nis.to_str().unwrap(), instances.to_str().unwrap(), "--at", at]);
     };
@@ -158,7 +158,7 @@ fn the_ownership_handler_runs_locally_on_its_sample_events() {
     assert_eq!(summary["stats"]["opened"], 5);
     // The scheduled reconcile, with describe JSON standing in for EC2.
     let scheduled = repo("events/ownership/scheduled/scheduled-event.json");
-    let snapshot = repo("events/ownership/snapshot");
+    let snapshot = repo("samples/ec2-describe");
     let out = dredge(
         state,
         &["invoke", "ownership", "--event", scheduled.to_str().unwrap(), "--describe", snapshot.to_str().unwrap()],

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn events(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/flowlogs").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/flow-logs").join(name)
 }
 
 fn dredge(args: &[&str], stdin: Option<&[u8]>) -> Output {

@@ -145,7 +145,7 @@ impl Ec2Describer for FileDescriber {
 mod tests {
     use super::*;
 
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/ownership/snapshot");
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/ec2-describe");
 
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)

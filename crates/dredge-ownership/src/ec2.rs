@@ -190,7 +190,7 @@ mod tests {
 
     const INTERFACES: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../events/ownership/snapshot/describe-network-interfaces.json"
+        "/../../samples/ec2-describe/describe-network-interfaces.json"
     ));
 
     /// The fixture ENI as the JSON path reads it.

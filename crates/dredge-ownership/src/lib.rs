@@ -17,7 +17,7 @@
 //! use dredge_core::ownership::{MemoryStore, TagPolicy};
 //! use dredge_ownership::{FileDescriber, Handler};
 //!
-//! let describer = FileDescriber::from_paths(&["events/ownership/snapshot"])?;
+//! let describer = FileDescriber::from_paths(&["samples/ec2-describe"])?;
 //! let handler = Handler::new(MemoryStore::new(), describer, TagPolicy::default());
 //! let event: serde_json::Value = serde_json::from_slice(&std::fs::read("events/ownership/run-instances.json")?)?;
 //! let summary = handler.handle(event).await?;

@@ -294,10 +294,10 @@ mod tests {
 
     const INTERFACES: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../events/ownership/snapshot/describe-network-interfaces.json"
+        "/../../samples/ec2-describe/describe-network-interfaces.json"
     ));
     const INSTANCES: &str =
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/ownership/snapshot/describe-instances.json"));
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/ec2-describe/describe-instances.json"));
 
     fn snapshot() -> Snapshot {
         Snapshot::from_documents([INTERFACES, INSTANCES]).unwrap()

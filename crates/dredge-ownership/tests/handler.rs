@@ -1,6 +1,6 @@
 //! The ownership handler end to end: every event fixture under
 //! `events/ownership/` through [`Handler`] with the embedded store and a
-//! describer reading `events/ownership/snapshot/*.json`; reconciles; unknown
+//! describer reading `samples/ec2-describe/*.json`; reconciles; unknown
 //! and invalid events; transient and permanent failures; the EMF line.
 
 use std::collections::BTreeMap;
