@@ -14,17 +14,18 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import boto3
+
+import sam_local
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DREDGE = ROOT / "target" / "debug" / "dredge"
 
 
-SNAPSHOTS = ("2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z")
+DOCKER_ENDPOINT = "http://host.docker.internal:5000"
 
 
 def free_port():
@@ -41,29 +42,31 @@ def main():
     if not os.environ.get("AWS_ENDPOINT_URL"):
         print("lambda_invoke: AWS_ENDPOINT_URL is not set (run through scripts/test)", file=sys.stderr)
         return 1
-    suffix = uuid.uuid4().hex[:8]
-    table, stream, bucket = f"own-{suffix}", f"enriched-{suffix}", f"dead-{suffix}"
-    data_bucket = f"data-{suffix}"
+    # The environment `sam local invoke --env-vars env.json` would give each
+    # function, with env.json's Docker-side endpoint replaced by this moto;
+    # the resources it names are made by scripts/local_aws.py, as README says.
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    doc = sam_local.env_json()
+    local = {}
+    for fn in sam_local.functions().values():
+        for key, value in sam_local.local_environment(fn, doc).items():
+            value = value.replace(DOCKER_ENDPOINT, endpoint)
+            if local.setdefault(key, value) != value:
+                raise SystemExit(f"lambda_invoke: functions disagree on {key}; one watch process runs them all")
+    env = dict(os.environ, **local)
+    env["IP_RANGES"] = os.environ.get("DREDGE_IP_RANGES", env.get("IP_RANGES", ""))
+    table, stream, bucket, data_bucket = (env["OWNERSHIP_TABLE"], env["ENRICHED_STREAM"], env["DEAD_LETTER_BUCKET"],
+                                          env["DATA_BUCKET"])
     kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
-    kinesis.create_stream(StreamName=stream, ShardCount=1)
-    s3.create_bucket(Bucket=bucket)
-    s3.create_bucket(Bucket=data_bucket)
     # The same feature set as `cargo test --workspace` (dev-dependencies on), so
     # nothing already built for the tests is compiled again.
     run(["cargo", "build", "--quiet", "--workspace", "--bins", "--tests"])
-    run([str(DREDGE), "ownership", "--table", table, "create-table"])
-    snapshot = ROOT / "samples/ec2-describe"
     # Two snapshots: the fleet as of 2026-11-01, and the same fleet seen
     # again after the sample flows (2026-11-18T11:06:40Z), which vouches
     # for its owners at the flows' time (the knowledge horizon).
-    for at in SNAPSHOTS:
-        run([str(DREDGE), "ownership", "--table", table, "import",
-             str(snapshot / "describe-network-interfaces.json"), str(snapshot / "describe-instances.json"),
-             "--at", at])
+    run([sys.executable, str(ROOT / "scripts" / "local_aws.py"), "--snapshot", "--no-build"])
 
     port = free_port()
-    env = dict(os.environ, OWNERSHIP_TABLE=table, ENRICHED_STREAM=stream, DEAD_LETTER_BUCKET=bucket,
-               DATA_BUCKET=data_bucket, IP_RANGES=os.environ.get("DREDGE_IP_RANGES", ""))
     log = open(ROOT / "target" / "cargo-lambda-watch.log", "w")
     watch = subprocess.Popen([str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "-A", "127.0.0.1", "-P", str(port),
                               "--ignore-changes"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

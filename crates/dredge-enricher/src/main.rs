@@ -21,7 +21,7 @@ use dredge_lambda::{Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let sdk = dredge_lambda::start().await;
+    let sdk = dredge_lambda::start().await?;
     let config = FunctionConfig::from_env()?;
     let s3 = s3_client(&sdk);
     // A source that fails to load fails init: the operator configured it.

@@ -51,10 +51,29 @@ impl Reporter {
 
 /// JSON logs (filtered by `RUST_LOG`, default `info`) and the SDK
 /// configuration from the standard sources: call once per container and
-/// build every client from the result.
-pub async fn start() -> aws_config::SdkConfig {
+/// build every client from the result. Under `sam local` without an
+/// endpoint it refuses to start (see [`LocalWithoutEndpoint`]).
+pub async fn start() -> Result<aws_config::SdkConfig, LocalWithoutEndpoint> {
     init_json_logging();
-    sdk_config().await
+    check_sam_local(&crate::Vars::process())?;
+    Ok(sdk_config().await)
+}
+
+/// `sam local invoke` hands a function the caller's real credentials, and
+/// only `--env-vars env.json` points it at local endpoints: a forgotten
+/// flag would read and write a real account.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "running under sam local (AWS_SAM_LOCAL=true) without AWS_ENDPOINT_URL: pass --env-vars env.json so that \
+     calls go to moto, not to the account of your credentials"
+)]
+pub struct LocalWithoutEndpoint;
+
+fn check_sam_local<F: Fn(&str) -> Option<String>>(vars: &crate::Vars<F>) -> Result<(), LocalWithoutEndpoint> {
+    if vars.get("AWS_SAM_LOCAL").is_some() && vars.get("AWS_ENDPOINT_URL").is_none() {
+        return Err(LocalWithoutEndpoint);
+    }
+    Ok(())
 }
 
 /// Runs the Lambda runtime loop: each event goes to `handler`, whose
@@ -104,6 +123,23 @@ pub fn init_json_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sam_local_needs_an_endpoint() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            crate::Vars::new(move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        };
+        assert_eq!(check_sam_local(&vars(&[])), Ok(()), "deployed: no AWS_SAM_LOCAL");
+        assert_eq!(check_sam_local(&vars(&[("AWS_SAM_LOCAL", "true")])), Err(LocalWithoutEndpoint));
+        assert_eq!(
+            check_sam_local(&vars(&[("AWS_SAM_LOCAL", "true"), ("AWS_ENDPOINT_URL", "")])),
+            Err(LocalWithoutEndpoint),
+            "the template declares it empty"
+        );
+        const LOCAL: &[(&str, &str)] =
+            &[("AWS_SAM_LOCAL", "true"), ("AWS_ENDPOINT_URL", "http://host.docker.internal:5000")];
+        assert_eq!(check_sam_local(&vars(LOCAL)), Ok(()));
+    }
 
     struct Done(u64);
 

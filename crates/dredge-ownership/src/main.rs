@@ -15,7 +15,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let sdk = dredge_lambda::start().await;
+    let sdk = dredge_lambda::start().await?;
     let config = Config::from_env()?;
     let region = sdk.region().map(|r| r.to_string());
     let mut store = DynamoOwnershipStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());

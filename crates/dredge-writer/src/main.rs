@@ -16,7 +16,7 @@ use dredge_writer::{WriterConfig, WriterEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let sdk = dredge_lambda::start().await;
+    let sdk = dredge_lambda::start().await?;
     let config = WriterConfig::from_vars(&Vars::process(), None)?;
     let s3 = s3_client(&sdk);
     tracing::info!(
