@@ -3,6 +3,7 @@
 //! records out. The binary (`dredge-enricher`) wires AWS backends; the
 //! `dredge` CLI runs the same handler on embedded ones.
 
+pub mod aws_calls;
 pub mod buffers;
 pub mod config;
 pub mod handler;

@@ -28,6 +28,7 @@
 //!
 //! [`OwnershipStore`]: dredge_core::ownership::OwnershipStore
 
+pub mod aws_calls;
 pub mod config;
 pub mod describe;
 #[cfg(feature = "ec2")]

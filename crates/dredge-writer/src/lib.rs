@@ -10,6 +10,7 @@
 //! Objects are laid out as [`layout`] says; columns come from the one
 //! schema (`dredge-columnar`).
 
+pub mod aws_calls;
 pub mod compact;
 pub mod config;
 mod error;
