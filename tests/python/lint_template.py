@@ -22,11 +22,16 @@
    the service's and reported, not counted against the code. The check is
    then run on deliberately broken copies of the template, and must fail on
    each.
-5. Every Lambda invoke event under `events/<function>/` (what
+5. The dashboard's body is JSON once its ${...} are substituted, and every
+   Dredge metric an alarm or the dashboard reads is one the function's crate
+   emits (`.count("Name", ...)` or `.metric("Name", ...)`).
+6. Every Lambda invoke event under `events/<function>/` (what
    `sam local invoke --event` and `dredge invoke` take) is JSON of a kind
    its function is invoked with: Kinesis (`Records[].kinesis`), SQS
    (`Records[].body`), EventBridge (`detail-type`, `source`, `detail`), or
    the function's own payloads (`{"reconcile": true}`, `{"compact": true}`).
+7. README.md's `### Parameters` table names exactly the template's
+   parameters.
 
 Exits non-zero on any finding (warnings included). Run it with the project's
 virtual environment (`.venv/bin/python`), which has cfn-lint and the SAM CLI.
@@ -416,6 +421,77 @@ def check_least_privilege(path: Path) -> bool:
     return True
 
 
+# ---- Dashboard and alarm metrics -------------------------------------------
+
+
+def emitted_metrics() -> dict[str, set[str]]:
+    """The EMF metrics each function's crate emits (`.count("Name", ...)`,
+    `.metric("Name", ...)`), by the Function dimension it emits them under."""
+    emitted = {}
+    for crate in sorted((ROOT / "crates").glob("dredge-*")):
+        names = set()
+        for file in (crate / "src").rglob("*.rs"):
+            names |= set(re.findall(r'\.(?:count|metric)\(\s*"([A-Za-z0-9]+)"', file.read_text()))
+        emitted[crate.name.removeprefix("dredge-")] = names
+    return emitted
+
+
+def dredge_metrics(template: dict) -> list[tuple[str, str, str]]:
+    """(where, Function, MetricName) of every Dredge metric an alarm or a
+    dashboard of the template reads."""
+    used = []
+    parameters = template.get("Parameters", {})
+    for name, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::CloudWatch::Alarm":
+            metrics = [properties] + [m.get("MetricStat", {}).get("Metric", {}) for m in properties.get("Metrics", [])]
+            for metric in metrics:
+                if metric.get("Namespace") == "Dredge":
+                    dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+                    used.append((name, dimensions.get("Function", "?"), metric.get("MetricName", "?")))
+        elif resource.get("Type") == "AWS::CloudWatch::Dashboard":
+            body = properties["DashboardBody"]
+            text = body["Fn::Sub"] if isinstance(body, dict) else body
+            text = text if isinstance(text, str) else text[0]
+            # A parameter stands for its default (numbers stay numbers);
+            # anything else for a name.
+            text = re.sub(
+                r"\$\{([^}!]+)\}", lambda m: str(parameters.get(m.group(1), {}).get("Default", "name")), text
+            )
+            for widget in json.loads(text)["widgets"]:
+                for metric in widget.get("properties", {}).get("metrics", []):
+                    if metric and metric[0] == "Dredge":
+                        fields = [f for f in metric if isinstance(f, str)]
+                        dimensions = dict(zip(fields[2::2], fields[3::2]))
+                        title = widget["properties"].get("title", "?")
+                        used.append((f"{name} '{title}'", dimensions.get("Function", "?"), fields[1]))
+    return used
+
+
+def check_metrics(path: Path) -> bool:
+    step = "dashboards are JSON, and alarms and dashboards read Dredge metrics the code emits"
+    print(f"--- {step}", flush=True)
+    try:
+        used = dredge_metrics(load_template(path))
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        print(f"a dashboard body: {type(error).__name__}: {error}")
+        print(f"FAIL {step}")
+        return False
+    emitted = emitted_metrics()
+    bad = [
+        f"{where}: Dredge {metric} (Function={function}) is not emitted by crates/dredge-{function}"
+        for where, function, metric in used
+        if metric not in emitted.get(function, set())
+    ]
+    for line in bad:
+        print(line)
+    if bad or not used:
+        print(f"FAIL {step}" + ("" if used else ": no Dredge metric read"))
+        return False
+    print(f"ok   {step} ({len(used)} reads of {len({(f, m) for _, f, m in used})} metrics)")
+    return True
+
+
 # ---- Lambda invoke events -------------------------------------------------
 
 
@@ -511,6 +587,34 @@ def check_events(path: Path) -> bool:
     return True
 
 
+# ---- README ---------------------------------------------------------------
+
+
+def check_readme_parameters(path: Path) -> bool:
+    step = "README.md's Parameters table names every template parameter"
+    print(f"--- {step}", flush=True)
+    parameters = set(load_template(path).get("Parameters", {}))
+    readme = (ROOT / "README.md").read_text()
+    heading = readme.find("\n### Parameters\n")
+    if heading < 0:
+        print(f"FAIL {step}: README.md has no '### Parameters' section")
+        return False
+    section = readme[heading + 1 :]
+    following = re.search(r"\n#{2,3} ", section)
+    section = section[: following.start()] if following else section
+    documented = set(re.findall(r"(?m)^\| `([A-Za-z0-9]+)` \|", section))
+    missing, extra = sorted(parameters - documented), sorted(documented - parameters)
+    for name in missing:
+        print(f"{name}: a template parameter the table lacks")
+    for name in extra:
+        print(f"{name}: in the table, not a template parameter")
+    if missing or extra:
+        print(f"FAIL {step}")
+        return False
+    print(f"ok   {step} ({len(parameters)})")
+    return True
+
+
 def main(argv: list[str]) -> int:
     template = Path(argv[1] if len(argv) > 1 else "template.yaml")
     if not template.is_absolute():
@@ -526,7 +630,9 @@ def main(argv: list[str]) -> int:
         ),
         check_translation(template),
         check_least_privilege(template),
+        check_metrics(template),
         check_events(template),
+        check_readme_parameters(template),
     ]
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
