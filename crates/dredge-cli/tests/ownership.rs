@@ -1,5 +1,6 @@
 //! `dredge ownership` on the embedded store, with the fixtures in
-//! `events/ownership/`: the address-reuse story in every delivery order.
+//! `events/ownership/` and the EC2 snapshot in `samples/ec2-describe/`: the
+//! address-reuse story in every delivery order.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,6 +9,11 @@ const VPC: &str = "vpc-0a1b2c3d4e5f60789";
 
 fn events(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/ownership").join(name)
+}
+
+/// `describe-network-interfaces` / `describe-instances` output.
+fn samples(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/ec2-describe").join(name)
 }
 
 fn dredge(state: &Path, args: &[&str]) -> Output {
@@ -78,8 +84,8 @@ fn import_reconciles_and_dump_lists_intervals() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     dredge(&state, &["apply", events("run-instances.json").to_str().unwrap()]);
-    let snapshot = events("snapshot/describe-network-interfaces.json");
-    let instances = events("snapshot/describe-instances.json");
+    let snapshot = samples("describe-network-interfaces.json");
+    let instances = samples("describe-instances.json");
     let out = dredge(
         &state,
         &["import", snapshot.to_str().unwrap(), instances.to_str().unwrap(), "--at", "2026-11-20T00:00:00Z"],
