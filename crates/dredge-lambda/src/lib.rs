@@ -17,6 +17,7 @@
 pub mod config;
 pub mod emf;
 pub mod entry;
+pub mod failure_destination;
 pub mod kinesis;
 pub mod retry;
 pub mod sdk_error;
