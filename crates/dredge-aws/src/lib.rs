@@ -13,6 +13,7 @@
 
 mod kinesis;
 pub mod ownership;
+pub mod replay;
 mod s3;
 mod sqs;
 
