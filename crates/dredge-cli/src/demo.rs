@@ -14,6 +14,8 @@ use dredge_demo::report::human_bytes;
 use dredge_demo::run::{run, Options, Progress};
 use dredge_demo::summary::{Counts, Pair, Summary};
 
+use crate::usage;
+
 #[derive(ClapArgs)]
 pub struct Args {
     /// Seed of the fleet, its churn, the traffic and the delays: the same
@@ -42,10 +44,14 @@ pub struct Args {
 pub async fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
     let Some(delays) = profile(&args.delays) else {
         let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
-        anyhow::bail!("--delays {}: expected one of {}", args.delays, names.join(", "));
+        return Err(usage(format!("--delays {}: expected one of {}", args.delays, names.join(", "))));
     };
-    anyhow::ensure!(args.churn >= 0.0 && args.churn.is_finite(), "--churn must be 0 or more");
-    anyhow::ensure!(args.flows > 0 && args.hours > 0, "--flows and --hours must be positive");
+    if !(args.churn >= 0.0 && args.churn.is_finite()) {
+        return Err(usage("--churn must be 0 or more"));
+    }
+    if args.flows == 0 || args.hours == 0 {
+        return Err(usage("--flows and --hours must be positive"));
+    }
     let options = Options {
         seed: args.seed,
         flows: args.flows,

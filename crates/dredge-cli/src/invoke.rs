@@ -28,7 +28,18 @@ use dredge_ownership::{FileDescriber, Handler, Reported};
 use dredge_writer::lambda::Writer;
 use dredge_writer::{Outcome, WriterConfig, WriterEvent};
 
-use crate::ownership::{parse_time, StoreArgs};
+use crate::ownership::{time_arg, StoreArgs};
+use crate::{usage, FAILED};
+
+impl StoreArgs {
+    /// `dredge invoke` runs on the embedded backends: a table is a usage error.
+    fn embedded(&self) -> anyhow::Result<()> {
+        match self.table {
+            Some(_) => Err(usage("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE")),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The embedded enriched stream's name unless `ENRICHED_STREAM` says otherwise.
 pub const DEFAULT_ENRICHED_STREAM: &str = "enriched";
@@ -51,8 +62,8 @@ enum Function {
         event: PathBuf,
         /// The time the function runs at (RFC 3339 or Unix seconds;
         /// default now): the retry queue's clock.
-        #[arg(long)]
-        now: Option<String>,
+        #[arg(long, value_parser = time_arg)]
+        now: Option<UnixTime>,
         #[command(flatten)]
         store: StoreArgs,
         /// AWS ip-ranges.json for public addresses (default: `IP_RANGES`
@@ -71,8 +82,8 @@ enum Function {
         store: StoreArgs,
         /// The time the queue is read at (RFC 3339 or Unix seconds; default
         /// now).
-        #[arg(long)]
-        now: Option<String>,
+        #[arg(long, value_parser = time_arg)]
+        now: Option<UnixTime>,
         /// AWS ip-ranges.json for public addresses (as for `enricher`).
         #[arg(long)]
         ip_ranges: Option<PathBuf>,
@@ -92,8 +103,8 @@ enum Function {
         compact: bool,
         /// The time compaction runs as of (RFC 3339 or Unix seconds;
         /// default now).
-        #[arg(long, requires = "compact")]
-        now: Option<String>,
+        #[arg(long, requires = "compact", value_parser = time_arg)]
+        now: Option<UnixTime>,
         /// Directory of the embedded state.
         #[arg(long, default_value = ".dredge", env = "DREDGE_STATE")]
         state: PathBuf,
@@ -159,20 +170,22 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
         Function::Ownership { event, store, describe } => invoke_ownership(event, store, describe).await,
         Function::Writer { event, compact, now, state } => invoke_writer(event, compact, now, &state).await,
         Function::Enricher { event, store, now, ip_ranges, stream } => {
+            store.embedded()?;
             let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
             let event: serde_json::Value =
                 serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", event.display()))?;
-            let now = parse_time(now.as_deref())?;
+            let now = now.unwrap_or_else(UnixTime::now);
             let (enricher, queue_dir) = local_enricher(&store, ip_ranges, &stream, now)?;
             let outcome = handle_any(&enricher, event, now).await;
             Reporter::new("enricher", Sink::Stderr).report(&outcome);
             let response = report_outcome(outcome)?;
             save_queue(&enricher, &queue_dir)?;
             println!("{}", serde_json::to_string(&response)?);
-            Ok(ExitCode::SUCCESS)
+            Ok(batch_exit(&response))
         }
         Function::Retries { store, now, ip_ranges, stream } => {
-            let now = parse_time(now.as_deref())?;
+            store.embedded()?;
+            let now = now.unwrap_or_else(UnixTime::now);
             let (enricher, queue_dir) = local_enricher(&store, ip_ranges, &stream, now)?;
             let due = enricher.queue().expect("a local enricher has a queue").due();
             let mut failed = Vec::new();
@@ -190,9 +203,19 @@ pub async fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             let again: Vec<_> = due.iter().filter(|m| failed_ids.contains(&m.message_id.as_str())).collect();
             enricher.queue().expect("a local enricher has a queue").put_back(again.into_iter().cloned());
             save_queue(&enricher, &queue_dir)?;
-            println!("{}", serde_json::json!({ "messages": due.len(), "batchItemFailures": failed }));
-            Ok(ExitCode::SUCCESS)
+            let response = serde_json::json!({ "messages": due.len(), "batchItemFailures": failed });
+            println!("{response}");
+            Ok(batch_exit(&response))
         }
+    }
+}
+
+/// 1 when the response names batch item failures (what Lambda would
+/// retry), as a failed invocation of the other functions is.
+pub fn batch_exit(response: &serde_json::Value) -> ExitCode {
+    match response["batchItemFailures"].as_array() {
+        Some(failures) if !failures.is_empty() => ExitCode::from(FAILED),
+        _ => ExitCode::SUCCESS,
     }
 }
 
@@ -204,15 +227,12 @@ fn local_enricher(
     stream: &str,
     now: UnixTime,
 ) -> anyhow::Result<(Enricher<MemoryStore, FileStream, LocalObjects, MemoryQueue>, PathBuf)> {
-    if store.table.is_some() {
-        anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
-    }
     let mut config = EnricherConfig::from_env()?;
     let ranges_file = match (ip_ranges, &config.ranges) {
         (Some(path), _) => Some(path),
         (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
-        (None, RangesSource::S3 { .. }) => anyhow::bail!("IP_RANGES names S3: pass --ip-ranges FILE locally"),
-        (None, RangesSource::Url(_)) => anyhow::bail!("IP_RANGES names a URL: pass --ip-ranges FILE locally"),
+        (None, RangesSource::S3 { .. }) => return Err(usage("IP_RANGES names S3: pass --ip-ranges FILE locally")),
+        (None, RangesSource::Url(_)) => return Err(usage("IP_RANGES names a URL: pass --ip-ranges FILE locally")),
         (None, RangesSource::None) => None,
     };
     let ranges = match ranges_file {
@@ -270,7 +290,7 @@ pub const DEFAULT_DATA_BUCKET: &str = "dredge-data";
 async fn invoke_writer(
     event: Option<PathBuf>,
     compact: bool,
-    now: Option<String>,
+    now: Option<UnixTime>,
     state: &Path,
 ) -> anyhow::Result<ExitCode> {
     let config = WriterConfig::from_vars(&Vars::process(), Some(DEFAULT_DATA_BUCKET))?;
@@ -284,13 +304,7 @@ async fn invoke_writer(
                 serde_json::from_slice(&bytes).with_context(|| format!("{}: not a Kinesis event", path.display()))?;
             (WriterEvent::Kinesis(batch), UnixTime::now())
         }
-        _ => {
-            let now = match now {
-                Some(t) => UnixTime::parse_any(&t)?,
-                None => UnixTime::now(),
-            };
-            (WriterEvent::Compact { compact: true }, now)
-        }
+        _ => (WriterEvent::Compact { compact: true }, now.unwrap_or_else(UnixTime::now)),
     };
     let outcome = writer.handle(&event, now.0).await;
     Reporter::new("writer", Sink::Stderr).report(&outcome);
@@ -299,13 +313,11 @@ async fn invoke_writer(
         Ok(response) => println!("{response}"),
         Err(e) => println!("{}", serde_json::json!({"errorType": e.error_type, "errorMessage": e.error_message})),
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed { ExitCode::from(FAILED) } else { ExitCode::SUCCESS })
 }
 
 async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    if store.table.is_some() {
-        anyhow::bail!("dredge invoke runs on the embedded backends: drop --table / OWNERSHIP_TABLE");
-    }
+    store.embedded()?;
     let bytes = std::fs::read(&event).with_context(|| event.display().to_string())?;
     let payload: serde_json::Value =
         serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", event.display()))?;
@@ -323,7 +335,7 @@ async fn invoke_ownership(event: PathBuf, store: StoreArgs, describe: Vec<PathBu
         // What Lambda would report as the invocation's error.
         Err(e) => {
             println!("{}", serde_json::json!({"errorType": e.error_type(), "errorMessage": e.to_string()}));
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::from(FAILED))
         }
     }
 }

@@ -1,19 +1,34 @@
 //! `dredge`: decode flow logs, manage IP ownership and run the Lambda
 //! handlers locally.
+//!
+//! Exit status: 0 when everything worked; 1 when something failed or was
+//! left undone (rejected input, a handler's batch item failures, an
+//! AWS or file error); 2 for usage errors only
+//! (clap's own, and [`Usage`] for what clap cannot check alone).
 
 mod demo;
 mod invoke;
 mod ownership;
 mod parquet;
 mod parse;
+mod progress;
 mod specs;
 
+use std::fmt;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "dredge", version, about = "Application-level insight from AWS VPC flow logs")]
+#[command(
+    name = "dredge",
+    version,
+    about = "Application-level insight from AWS VPC flow logs",
+    after_help = "Exit status: 0 success; 1 something failed or was left undone (rejected input, batch item \
+                  failures); 2 usage error. Logs go to stderr (RUST_LOG, default `warn`)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,12 +58,55 @@ enum Command {
     AthenaDdl(specs::AthenaArgs),
 }
 
+/// Exit status of a usage error, as clap's own.
+const USAGE: u8 = 2;
+/// Exit status of a failure met while running.
+const FAILED: u8 = 1;
+
+/// A mistake in how dredge was called that clap cannot see alone (options
+/// that only conflict in combination, a value valid only with another):
+/// exits 2, like clap's own usage errors, before anything is done.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A [`Usage`] error.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Usage(message.into()).into()
+}
+
+/// Plain-text logs on stderr, filtered by `RUST_LOG` (default `warn`: the
+/// libraries' warnings show, their progress chatter does not). Standard
+/// output carries only what a command prints. The Lambda entry's JSON logs
+/// (`dredge_lambda::start`) are for Lambda: the CLI never installs them,
+/// and the shared `Reporter` only emits events into this subscriber.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(|| {
+            progress::clear_line();
+            std::io::stderr()
+        })
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run_demo(args))),
         Command::Parse(args) => parse::run(args),
@@ -66,8 +124,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            progress::clear_line();
             eprintln!("dredge: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(if e.is::<Usage>() { USAGE } else { FAILED })
         }
     }
 }

@@ -3,14 +3,22 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ownership::{
     AddressKey, Applier, MemoryStore, OwnershipStore, Scope, SnapshotScope, TagPolicy, UnixTime,
 };
 use dredge_ownership::{Disposition, FileDescriber, Handler, Snapshot};
 use serde_json::json;
+
+use crate::progress::{clear_line, thousands, Progress};
+use crate::usage;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -62,8 +70,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// When the snapshot was taken (RFC 3339 or Unix seconds; default now).
-        #[arg(long)]
-        at: Option<String>,
+        #[arg(long, value_parser = time_arg)]
+        at: Option<UnixTime>,
         /// Only close owners of this account (default: any).
         #[arg(long)]
         account: Option<String>,
@@ -75,8 +83,8 @@ enum Command {
     Lookup {
         address: IpAddr,
         /// RFC 3339 or Unix seconds; default now.
-        #[arg(long)]
-        at: Option<String>,
+        #[arg(long, value_parser = time_arg)]
+        at: Option<UnixTime>,
         /// `vpc-...` (required for private addresses) or `global`.
         #[arg(long)]
         scope: Option<Scope>,
@@ -88,28 +96,31 @@ enum Command {
     CreateTable,
 }
 
-pub(crate) fn parse_time(t: Option<&str>) -> anyhow::Result<UnixTime> {
-    Ok(match t {
-        Some(s) => UnixTime::parse_any(s)?,
-        None => UnixTime::now(),
-    })
+/// A time option's value: RFC 3339 or Unix seconds (clap names the option
+/// when it is neither).
+pub(crate) fn time_arg(text: &str) -> Result<UnixTime, String> {
+    UnixTime::parse_any(text).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let policy = args.store.policy();
     if let Some(table) = &args.store.table {
         let sdk = dredge_lambda::entry::sdk_config().await;
-        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let scans = Arc::new(Scans::new(table));
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(ScanProgress(scans.clone())).build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
         if let Command::CreateTable = args.command {
             dredge_aws::create_table(&client, table).await?;
             println!("{}", json!({"created": table}));
             return Ok(std::process::ExitCode::SUCCESS);
         }
         let store = dredge_aws::DynamoOwnershipStore::new(client, table.clone());
-        return run_on(&store, policy, args.command).await;
+        let code = run_on(&store, policy, args.command).await;
+        scans.finish();
+        return code;
     }
     if let Command::CreateTable = args.command {
-        bail!("create-table needs --table NAME");
+        return Err(usage("create-table needs --table NAME"));
     }
     let store = MemoryStore::open(&args.store.state)
         .with_context(|| format!("opening the embedded store in {}", args.store.state.display()))?;
@@ -155,7 +166,7 @@ async fn run_on<S: OwnershipStore>(
             }
         }
         Command::Import { files, at, account, region } => {
-            let at = parse_time(at.as_deref())?;
+            let at = at.unwrap_or_else(UnixTime::now);
             let mut documents = Vec::new();
             for file in &files {
                 documents.push(std::fs::read(file).with_context(|| file.display().to_string())?);
@@ -163,24 +174,25 @@ async fn run_on<S: OwnershipStore>(
             let snapshot = Snapshot::from_documents(&documents)?;
             let scope = SnapshotScope { account_id: account, region };
             let stats = Applier::new(store, policy).reconcile(&snapshot.enis, at, &scope).await?;
+            clear_line();
             println!("{}", serde_json::to_string(&stats)?);
         }
         Command::Lookup { address, at, scope } => {
-            let at = parse_time(at.as_deref())?;
-            let scope = match scope {
+            let at = at.unwrap_or_else(UnixTime::now);
+            let scope = match scope.or_else(|| Scope::of(address, None)) {
                 Some(s) => s,
-                None => match Scope::of(address, None) {
-                    Some(s) => s,
-                    None => bail!("{address} is private: say which VPC with --scope vpc-..."),
-                },
+                None => return Err(usage(format!("{address} is private: say which VPC with --scope vpc-..."))),
             };
             let owner = store.lookup(&[(AddressKey::new(scope, address), at)]).await?.pop().flatten();
             println!("{}", serde_json::to_string(&owner)?);
         }
         Command::CreateTable => unreachable!("handled before choosing a store"),
         Command::Dump => {
+            let timelines = store.timelines().await?;
+            // The scan's progress line leaves room for the output.
+            clear_line();
             let mut out = std::io::stdout().lock();
-            for (key, timeline) in store.timelines().await? {
+            for (key, timeline) in timelines {
                 for interval in timeline.intervals(&key) {
                     use std::io::Write;
                     serde_json::to_writer(&mut out, &interval)?;
@@ -190,4 +202,75 @@ async fn run_on<S: OwnershipStore>(
         }
     }
     Ok(if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+}
+
+/// What the DynamoDB Scans of one command have read so far (dump and
+/// reconcile read the whole table, page by page): its progress line.
+struct Scans {
+    table: String,
+    pages: AtomicU64,
+    items: AtomicU64,
+    progress: Progress,
+}
+
+impl Scans {
+    fn new(table: &str) -> Scans {
+        Scans {
+            table: table.to_owned(),
+            pages: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            progress: Progress::on_terminal(),
+        }
+    }
+
+    fn page(&self, items: u64) {
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        let items = self.items.fetch_add(items, Ordering::Relaxed) + items;
+        self.progress
+            .tick(|| format!("{}: scanned {} items in {} pages", self.table, thousands(items), thousands(pages)));
+    }
+
+    fn finish(&self) {
+        let (items, pages) = (self.items.load(Ordering::Relaxed), self.pages.load(Ordering::Relaxed));
+        self.progress.finish(|took| {
+            format!(
+                "{}: scanned {} items in {} pages, {:.1} s",
+                self.table,
+                thousands(items),
+                thousands(pages),
+                took.as_secs_f64()
+            )
+        });
+    }
+}
+
+/// Counts each Scan page the client receives: the store pages through the
+/// table inside one call, so only the client sees the pages go by.
+#[derive(Clone)]
+struct ScanProgress(Arc<Scans>);
+
+impl std::fmt::Debug for ScanProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScanProgress")
+    }
+}
+
+impl Intercept for ScanProgress {
+    fn name(&self) -> &'static str {
+        "ScanProgress"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Ok(output) = context.output_or_error() {
+            if let Some(scan) = output.downcast_ref::<ScanOutput>() {
+                self.0.page(scan.count().max(0) as u64);
+            }
+        }
+        Ok(())
+    }
 }

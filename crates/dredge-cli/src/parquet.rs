@@ -18,8 +18,9 @@ pub struct Args {
     /// Close a row group once its encoded size reaches this many bytes.
     #[arg(long, default_value_t = EncoderOptions::default().row_group_bytes)]
     row_group_bytes: usize,
-    /// zstd compression level.
-    #[arg(long, default_value_t = EncoderOptions::default().zstd_level)]
+    /// zstd compression level (1 to 22).
+    #[arg(long, default_value_t = EncoderOptions::default().zstd_level,
+          value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
     /// Enriched NDJSON inputs (`-` or none: standard input).
     files: Vec<PathBuf>,

@@ -2,14 +2,19 @@
 //! stderr as `SOURCE:LINE: reason`. Raw text (gzip'd or not) streams a line
 //! at a time, so memory stays flat on a file of any size; a CloudWatch Logs
 //! document is one JSON value and is read whole, up to the decompression cap.
+//! On a terminal, a progress line counts what each input has given so far.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use dredge_core::flowlog::{is_gzip, DecodeOptions, Decoder, Format, Item, TextLines, DEFAULT_MAX_DECOMPRESSED};
+use dredge_demo::report::human_bytes;
 use flate2::bufread::MultiGzDecoder;
+
+use crate::progress::{clear_line, thousands, Progress};
+use crate::usage;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,7 +43,7 @@ const READ_BUFFER: usize = 256 * 1024;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = match &args.format {
-        Some(spec) => Format::parse(spec).with_context(|| format!("--format `{spec}`"))?,
+        Some(spec) => Format::parse(spec).map_err(|e| usage(format!("--format `{spec}`: {e}")))?,
         None => Format::default_v2(),
     };
     let decoder = Decoder::new(DecodeOptions { format, max_decompressed: args.max_decompressed });
@@ -53,27 +58,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let mut rejected = false;
+    // Records streaming to the terminal are their own progress.
+    let progress = if io::stdout().is_terminal() { Progress::hidden() } else { Progress::on_terminal() };
     for input in inputs {
         let source = input.as_ref().map_or_else(|| "-".to_owned(), |p| p.display().to_string());
-        let reader: Box<dyn Read> = match &input {
+        let (reader, size): (Box<dyn Read>, Option<u64>) = match &input {
             Some(p) => match std::fs::File::open(p) {
-                Ok(f) => Box::new(f),
+                Ok(f) => {
+                    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                    (Box::new(f), size)
+                }
                 Err(e) => {
                     writeln!(err, "{source}:0: {e}")?;
                     rejected = true;
                     continue;
                 }
             },
-            None => Box::new(io::stdin().lock()),
+            None => (Box::new(io::stdin().lock()), None),
+        };
+        let counts = Counts::default();
+        let reader: Box<dyn Read + '_> = if progress.is_shown() {
+            Box::new(Counted { inner: reader, counts: &counts, size, source: &source, progress: &progress })
+        } else {
+            reader
         };
         let mut visit = |item: Item<'_, '_>| match item {
-            Item::Record { record, .. } => out.record(&record),
+            Item::Record { record, .. } => {
+                counts.records.set(counts.records.get() + 1);
+                out.record(&record)
+            }
             Item::Rejected { line, error, .. } => {
                 rejected = true;
+                counts.rejected.set(counts.rejected.get() + 1);
+                clear_line();
                 let _ = writeln!(io::stderr(), "{source}:{line}: {error}");
             }
         };
-        if let Err(e) = parse_one(reader, &decoder, &mut visit) {
+        let parsed = parse_one(reader, &decoder, &mut visit);
+        progress.finish(|took| format!("{source}: {}, {:.1} s", counts.summary(), took.as_secs_f64()));
+        if let Err(e) = parsed {
             writeln!(err, "{source}:0: {e}")?;
             rejected = true;
         }
@@ -105,8 +128,54 @@ impl<W: Write> Output<W> {
     }
 }
 
+/// What one input has given so far, for its progress line.
+#[derive(Default)]
+struct Counts {
+    bytes: Cell<u64>,
+    records: Cell<u64>,
+    rejected: Cell<u64>,
+}
+
+impl Counts {
+    fn summary(&self) -> String {
+        format!(
+            "{} read, {} records, {} rejected",
+            human_bytes(self.bytes.get()),
+            thousands(self.records.get()),
+            thousands(self.rejected.get())
+        )
+    }
+}
+
+/// The input as read (before gunzip, so its size gives the share done),
+/// ticking the progress line at each block read (256 KiB at a time, a
+/// clock read per block rather than per line).
+struct Counted<'a> {
+    inner: Box<dyn Read + 'a>,
+    counts: &'a Counts,
+    /// The file's size, when the input is a file.
+    size: Option<u64>,
+    source: &'a str,
+    progress: &'a Progress,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counts.bytes.set(self.counts.bytes.get() + n as u64);
+        self.progress.tick(|| {
+            let share = match self.size {
+                Some(size) if size > 0 => format!(" ({}%)", self.counts.bytes.get() * 100 / size),
+                _ => String::new(),
+            };
+            format!("{}: {}{share}", self.source, self.counts.summary())
+        });
+        Ok(n)
+    }
+}
+
 /// Decodes one input: gzip'd or not, a CloudWatch Logs document or text.
-fn parse_one(reader: Box<dyn Read>, decoder: &Decoder, visit: &mut dyn FnMut(Item<'_, '_>)) -> anyhow::Result<()> {
+fn parse_one(reader: Box<dyn Read + '_>, decoder: &Decoder, visit: &mut dyn FnMut(Item<'_, '_>)) -> anyhow::Result<()> {
     let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
     let mut text: Box<dyn BufRead> = if is_gzip(reader.fill_buf()?) {
         Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(reader)))

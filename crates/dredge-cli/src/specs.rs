@@ -7,6 +7,8 @@ use dredge_columnar::athena::{create_table, glue_columns, DEFAULT_SINCE};
 use dredge_columnar::druid::{ingestion_spec, Shape};
 use dredge_columnar::layout::{Interval, Location, DEFAULT_BUCKET, DEFAULT_PREFIX};
 
+use crate::usage;
+
 #[derive(clap::Args)]
 pub struct Place {
     /// S3 bucket of the Parquet files.
@@ -23,8 +25,8 @@ pub struct DruidArgs {
     place: Place,
     /// Only this interval (`START/END`, RFC 3339): only its days' files are
     /// read. Default: every file under the prefix.
-    #[arg(long)]
-    interval: Option<String>,
+    #[arg(long, value_parser = |text: &str| Interval::parse(text).map_err(|e| e.to_string()))]
+    interval: Option<Interval>,
     /// The application-level rollup (per minute) instead of every flow.
     #[arg(long)]
     rollup: bool,
@@ -51,11 +53,17 @@ fn parse_date(text: &str) -> Result<time::Date, String> {
         .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
 }
 
+impl Place {
+    /// A bucket name S3 would refuse is a usage error.
+    fn location(&self) -> anyhow::Result<Location> {
+        Location::new(&self.bucket, &self.prefix).map_err(|e| usage(e.to_string()))
+    }
+}
+
 pub fn druid(args: DruidArgs) -> anyhow::Result<ExitCode> {
-    let location = Location::new(&args.place.bucket, &args.place.prefix)?;
-    let interval = args.interval.as_deref().map(Interval::parse).transpose()?;
+    let location = args.place.location()?;
     let shape = if args.rollup { Shape::Rollup } else { Shape::Flows };
-    println!("{}", serde_json::to_string_pretty(&ingestion_spec(&location, shape, interval.as_ref()))?);
+    println!("{}", serde_json::to_string_pretty(&ingestion_spec(&location, shape, args.interval.as_ref()))?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -64,7 +72,7 @@ pub fn athena(args: AthenaArgs) -> anyhow::Result<ExitCode> {
         print!("{}", glue_columns());
         return Ok(ExitCode::SUCCESS);
     }
-    let location = Location::new(&args.place.bucket, &args.place.prefix)?;
+    let location = args.place.location()?;
     print!("{}", create_table(&location, &args.database, &args.table, args.since));
     Ok(ExitCode::SUCCESS)
 }
