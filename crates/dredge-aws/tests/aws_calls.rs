@@ -22,14 +22,21 @@ mod ownership;
 mod writer;
 
 /// SDK calls only the `dredge` CLI and the tests make (`dredge ownership
-/// --table T create-table`, the moto tests): no deployed function does, so
-/// no role grants them. (operation, file under `crates/`)
+/// --table T create-table`, `dredge replay`, the moto tests): no deployed
+/// function does, so no role grants them. (operation, file under `crates/`)
 const CLI_ONLY: &[(&str, &str)] = &[
     ("CreateTable", "dredge-aws/src/ownership/table.rs"),
     // `wait_until_table_exists` polls DescribeTable.
     ("DescribeTable", "dredge-aws/src/ownership/table.rs"),
     ("DescribeTimeToLive", "dredge-aws/src/ownership/table.rs"),
     ("UpdateTimeToLive", "dredge-aws/src/ownership/table.rs"),
+    // `dredge replay --queue URL`: a failure queue's batches, read again
+    // from their stream.
+    ("ReceiveMessage", "dredge-aws/src/replay/sqs.rs"),
+    ("ChangeMessageVisibility", "dredge-aws/src/replay/sqs.rs"),
+    ("DeleteMessage", "dredge-aws/src/replay/sqs.rs"),
+    ("GetShardIterator", "dredge-aws/src/replay/kinesis.rs"),
+    ("GetRecords", "dredge-aws/src/replay/kinesis.rs"),
 ];
 
 /// SDK waiters, and the operation each one polls.
