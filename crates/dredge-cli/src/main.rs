@@ -2,16 +2,18 @@
 //! handlers locally.
 //!
 //! Exit status: 0 when everything worked; 1 when something failed or was
-//! left undone (rejected input, a handler's batch item failures, an
-//! AWS or file error); 2 for usage errors only
+//! left undone (rejected input, a handler's batch item failures, a
+//! replayed message kept, an AWS or file error); 2 for usage errors only
 //! (clap's own, and [`Usage`] for what clap cannot check alone).
 
 mod demo;
+mod deployed;
 mod invoke;
 mod ownership;
 mod parquet;
 mod parse;
 mod progress;
+mod replay;
 mod specs;
 
 use std::fmt;
@@ -27,7 +29,7 @@ use tracing_subscriber::EnvFilter;
     version,
     about = "Application-level insight from AWS VPC flow logs",
     after_help = "Exit status: 0 success; 1 something failed or was left undone (rejected input, batch item \
-                  failures); 2 usage error. Logs go to stderr (RUST_LOG, default `warn`)."
+                  failures, a replay message kept); 2 usage error. Logs go to stderr (RUST_LOG, default `warn`)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,6 +52,20 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Embedded streams (what the enricher wrote locally).
     Stream(invoke::StreamArgs),
+    /// Replay the batches a Kinesis event source mapping gave up on, from
+    /// its on-failure queue, through the deployed function's handler.
+    ///
+    /// Run it after a failure-queue alarm, before the stream's retention
+    /// trims the records the messages point at. Each message's range is
+    /// read back from its shard and handed to the enricher or the writer
+    /// in-process, on the backends the deployed function's environment
+    /// names (set OWNERSHIP_TABLE, ENRICHED_STREAM, DEAD_LETTER_BUCKET, ...
+    /// or DATA_BUCKET, ... as the function has them). A message is deleted
+    /// only when its whole range was read and handled without batch item
+    /// failures; the others are kept. Records may be handled more than
+    /// once (part of a batch may have got through before it was given up):
+    /// downstream drops duplicates by flow_id.
+    Replay(replay::Args),
     /// Convert enriched NDJSON (the enricher's output) to a zstd Parquet file.
     Parquet(parquet::Args),
     /// Print the Druid ingestion spec (JSON) for the Parquet files.
@@ -113,6 +129,7 @@ fn main() -> ExitCode {
         Command::Ownership(args) => runtime().and_then(|rt| rt.block_on(ownership::run(args))),
         Command::Invoke(args) => runtime().and_then(|rt| rt.block_on(invoke::invoke(args))),
         Command::Stream(args) => invoke::stream(args),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Parquet(args) => parquet::run(args),
         Command::DruidSpec(args) => specs::druid(args),
         Command::AthenaDdl(args) => specs::athena(args),

@@ -51,6 +51,8 @@ fn usage_errors_exit_2() {
     let cases: &[&[&str]] = &[
         // clap's own: unknown command or option, missing or bad values.
         &["no-such-command"],
+        &["replay"],
+        &["replay", "--queue", "https://sqs.example/q", "--function", "compactor"],
         &["ownership", "--state", state, "lookup", "10.20.1.15", "--at", "yesterday"],
         &["invoke", "writer", "--compact", "--now", "soon", "--state", state],
         &["parquet", "--zstd-level", "99"],
