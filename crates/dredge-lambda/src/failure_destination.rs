@@ -93,7 +93,8 @@ impl KinesisBatchInfo {
 mod tests {
     use super::*;
 
-    /// The example AWS documents, `functionError` null as some records have it.
+    /// The record AWS documents, with an alias on the function's ARN and
+    /// `functionError` null, as some records have them.
     const DOCUMENTED: &str = r#"{
         "requestContext": {"requestId": "c9b8fa9f-5a7f-4e30-8dbb-2e2a6ad8cd53",
             "functionArn": "arn:aws:lambda:us-east-2:123456789012:function:dredge-EnricherFunction-Ab12:live",
