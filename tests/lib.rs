@@ -16,6 +16,12 @@ pub fn event_path(relative: &str) -> PathBuf {
     repo_root().join("events").join(relative)
 }
 
+/// A sample that is not a Lambda event, under `samples/` (EC2 describe
+/// output, flow-log files).
+pub fn sample_path(relative: &str) -> PathBuf {
+    repo_root().join("samples").join(relative)
+}
+
 /// The shared public data directory (AWS `ip-ranges.json`, ...).
 pub fn shared_data() -> PathBuf {
     std::env::var_os("DREDGE_SHARED_DATA")

@@ -818,7 +818,7 @@ fn ownership_events() -> Vec<(String, serde_json::Value, String)> {
 }
 
 fn describer() -> FileDescriber {
-    FileDescriber::from_paths(&[dredge_tests::event_path("ownership/snapshot")]).expect("snapshot")
+    FileDescriber::from_paths(&[dredge_tests::sample_path("ec2-describe")]).expect("snapshot")
 }
 
 /// Every interval of the table, in order.

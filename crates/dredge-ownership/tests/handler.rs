@@ -36,7 +36,7 @@ fn fixture(name: &str) -> Value {
 }
 
 fn describer() -> FileDescriber {
-    FileDescriber::from_paths(&[events_dir().join("snapshot")]).unwrap()
+    FileDescriber::from_paths(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/ec2-describe")]).unwrap()
 }
 
 /// A handler over `store` and the snapshot fixtures, with its metrics lines.
