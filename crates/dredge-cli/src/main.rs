@@ -7,7 +7,6 @@
 //! (clap's own, and [`Usage`] for what clap cannot check alone).
 
 mod demo;
-mod deployed;
 mod invoke;
 mod ownership;
 mod parquet;

@@ -10,18 +10,20 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use aws_config::SdkConfig;
 use clap::{Args as ClapArgs, ValueEnum};
 use dredge_aws::replay::{reread, FailureQueue, QueuedMessage, Reread, RereadError, ShardRange};
 use dredge_core::ownership::UnixTime;
+use dredge_enricher::deployed::{self as enricher_deployed, DeployedEnricher};
 use dredge_lambda::emf::Sink;
 use dredge_lambda::failure_destination::KinesisFailure;
 use dredge_lambda::kinesis::{event_json, EventRecord, KinesisBatch};
 use dredge_lambda::Reporter;
+use dredge_writer::deployed::{self as writer_deployed, DeployedWriter};
 use dredge_writer::{Outcome, WriterEvent};
 use serde_json::json;
 
-use crate::deployed::{self, DeployedEnricher, DeployedWriter};
 use crate::FAILED;
 
 #[derive(ClapArgs)]
@@ -304,7 +306,9 @@ impl Handlers<'_> {
             Function::Enricher => {
                 let enricher = match &mut self.enricher {
                     Some(enricher) => enricher,
-                    slot => slot.insert(deployed::enricher(self.sdk).await?),
+                    slot => {
+                        slot.insert(enricher_deployed::enricher(self.sdk).await.context("the enricher's environment")?)
+                    }
                 };
                 let (_, outcome) = dredge_enricher::lambda::handle(enricher, &batch, UnixTime::now()).await;
                 Reporter::new(function.name(), Sink::Off).report(&outcome);
@@ -313,7 +317,7 @@ impl Handlers<'_> {
             Function::Writer => {
                 let writer = match &mut self.writer {
                     Some(writer) => writer,
-                    slot => slot.insert(deployed::writer(self.sdk)?),
+                    slot => slot.insert(writer_deployed::writer(self.sdk).context("the writer's environment")?),
                 };
                 let outcome = writer.handle(&WriterEvent::Kinesis(batch), UnixTime::now().0).await;
                 Reporter::new(function.name(), Sink::Off).report(&outcome);

@@ -6,6 +6,7 @@
 pub mod aws_calls;
 pub mod buffers;
 pub mod config;
+pub mod deployed;
 pub mod handler;
 pub mod lambda;
 pub mod output;

@@ -23,6 +23,7 @@ pub mod retry;
 pub mod sdk_error;
 pub mod sqs;
 
+pub use aws_config::SdkConfig;
 pub use config::{ConfigError, Vars};
 pub use entry::{serve, start, Invocation, Reporter};
 pub use lambda_runtime::{Diagnostic, Error, LambdaEvent};

@@ -13,6 +13,7 @@
 pub mod aws_calls;
 pub mod compact;
 pub mod config;
+pub mod deployed;
 mod error;
 mod final_object;
 mod flow_ids;
