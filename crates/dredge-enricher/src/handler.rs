@@ -477,8 +477,8 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         rejects: &mut Rejects,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
-        let Output { packer, delivery, failed, horizon, now } = out;
-        let mut out = Output { packer: (), delivery, failed, horizon, now };
+        let Output { packer, delivery, failed, horizon, now, refused_records } = out;
+        let mut out = Output { packer: (), delivery, failed, horizon, now, refused_records };
         // What is packed was decided: delivered even after a failure, so
         // that Lambda's retry repeats as little as it can.
         let delivery = deliver(&self.sink, packer.finish(), &self.config.put_retry, &self.buffers).await;
@@ -487,7 +487,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         stats.output_bytes = out.delivery.bytes;
         stats.put_calls = out.delivery.calls;
         stats.put_retried = out.delivery.retried;
-        stats.refused_records = out.delivery.refused.len() as u64;
+        stats.refused_records = out.refused_records;
         out.failed
     }
 
@@ -1235,11 +1235,14 @@ struct Output<P> {
     now: UnixTime,
     /// The earliest input to retry from, and why.
     failed: Option<(usize, String)>,
+    /// Records the stream refused for their content (`delivered` moves
+    /// them out of each delivery into the rejects).
+    refused_records: u64,
 }
 
 impl<P> Output<P> {
     fn new(packer: P, horizon: Option<UnixTime>, now: UnixTime) -> Self {
-        Output { packer, delivery: Delivery::default(), horizon, now, failed: None }
+        Output { packer, delivery: Delivery::default(), horizon, now, failed: None, refused_records: 0 }
     }
 
     fn fail(&mut self, (index, error): (usize, String)) {
@@ -1252,6 +1255,7 @@ impl<P> Output<P> {
     /// kept with their inputs' rejects; entries that failed for good fail
     /// their earliest input.
     fn delivered(&mut self, mut delivery: Delivery, rejects: &mut Rejects) {
+        self.refused_records += delivery.refused.len() as u64;
         for (source, data, error) in std::mem::take(&mut delivery.refused) {
             if rejects.outputs.len() < MAX_REFUSED_OUTPUTS {
                 rejects.outputs.push(RefusedOutput { source, data, reason: error });
@@ -1311,4 +1315,27 @@ fn lap(since: &mut Instant) -> f64 {
     let ms = now.duration_since(*since).as_secs_f64() * 1000.0;
     *since = now;
     ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_records_are_counted_across_deliveries_and_kept_up_to_the_cap() {
+        let mut out = Output::new((), None, UnixTime(0));
+        let mut rejects = Rejects::default();
+        let refused = |n: usize| Delivery {
+            records: 1,
+            refused: (0..n).map(|i| (i, vec![b'x'], "ValidationException".to_string())).collect(),
+            ..Delivery::default()
+        };
+        out.delivered(refused(1), &mut rejects);
+        out.delivered(refused(MAX_REFUSED_OUTPUTS), &mut rejects);
+        // Counted after being moved into the rejects (RefusedOutputRecords).
+        assert_eq!(out.refused_records, 1 + MAX_REFUSED_OUTPUTS as u64);
+        assert_eq!(rejects.outputs.len(), MAX_REFUSED_OUTPUTS, "kept whole up to the cap");
+        assert!(out.failed.is_some(), "past the cap the batch fails");
+        assert_eq!(out.delivery.records, 2);
+    }
 }
