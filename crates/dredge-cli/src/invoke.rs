@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
 use dredge_core::ipranges::IpRanges;
 use dredge_core::objects::LocalObjects;
@@ -231,8 +231,12 @@ fn local_enricher(
     let ranges_file = match (ip_ranges, &config.ranges) {
         (Some(path), _) => Some(path),
         (None, RangesSource::File(path)) => Some(PathBuf::from(path)),
-        (None, RangesSource::S3 { .. }) => return Err(usage("IP_RANGES names S3: pass --ip-ranges FILE locally")),
-        (None, RangesSource::Url(_)) => return Err(usage("IP_RANGES names a URL: pass --ip-ranges FILE locally")),
+        (None, RangesSource::S3 { .. }) => {
+            bail!("IP_RANGES names S3, which dredge invoke does not read: pass --ip-ranges FILE")
+        }
+        (None, RangesSource::Url(_)) => {
+            bail!("IP_RANGES names a URL, which dredge invoke does not fetch: pass --ip-ranges FILE")
+        }
         (None, RangesSource::None) => None,
     };
     let ranges = match ranges_file {

@@ -7,6 +7,7 @@
 //! read and handled without batch item failures; any other is kept, and
 //! made visible again for the next run.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -99,21 +100,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             if messages.is_empty() {
                 return Ok(());
             }
-            for message in messages {
+            let mut messages = messages.into_iter();
+            while let Some(message) = messages.next() {
                 tally.messages += 1;
                 let done = match replay.one(&message).await {
                     Ok(done) => done,
                     Err(e) => {
+                        // This one and the rest of the receive go back too.
                         kept.push(message);
+                        kept.extend(messages);
                         return Err(e);
                     }
                 };
                 tally.count(&done);
-                println!("{}", done.json);
                 if done.delete {
-                    queue.delete(&message).await?;
-                } else {
+                    if let Err(e) = queue.delete(&message).await {
+                        // Replayed but still queued: it comes back after its
+                        // visibility timeout and is replayed again (repeats
+                        // are dropped downstream by flow_id).
+                        tracing::warn!(message_id = %message.message_id, error = %e, "replayed, but could not delete the message");
+                        tally.undeleted += 1;
+                    }
+                }
+                let printed = writeln!(std::io::stdout().lock(), "{}", done.json);
+                if !done.delete {
                     kept.push(message);
+                }
+                if let Err(e) = printed {
+                    kept.extend(messages);
+                    return Err(e.into());
                 }
             }
         }
@@ -128,7 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     drained?;
     eprintln!("{}", tally.summary(args.dry_run));
-    Ok(if tally.kept > 0 { ExitCode::from(FAILED) } else { ExitCode::SUCCESS })
+    Ok(if tally.kept + tally.undeleted > 0 { ExitCode::from(FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// What the command needs for every message.
@@ -339,6 +354,8 @@ struct Tally {
     kept: u64,
     read: u64,
     lost: u64,
+    /// Replayed, but the delete failed: the message will come back.
+    undeleted: u64,
 }
 
 impl Tally {
@@ -355,8 +372,12 @@ impl Tally {
     fn summary(&self, dry_run: bool) -> String {
         let done = if dry_run { "whole and readable" } else { "replayed and deleted" };
         let messages = if self.messages == 1 { "message" } else { "messages" };
+        let undeleted = match self.undeleted {
+            0 => String::new(),
+            n => format!(" ({n} replayed but not deleted: they will come back)"),
+        };
         format!(
-            "dredge replay: {} {messages}: {} {done}, {} kept; {} records read back, {} lost",
+            "dredge replay: {} {messages}: {} {done}{undeleted}, {} kept; {} records read back, {} lost",
             self.messages, self.done, self.kept, self.read, self.lost
         )
     }

@@ -70,29 +70,29 @@ pub enum RereadError {
 /// GetRecords asks for at most this many records (Kinesis's own limit).
 const MAX_GET_RECORDS: u64 = 10_000;
 
-/// The pause after an empty page read behind the tip: Kinesis serves 5
-/// GetRecords a second per shard, and an empty page there only means a
-/// quiet stretch of the shard.
-const EMPTY_PAGE_PAUSE: Duration = Duration::from_millis(200);
+/// The pause between pages: Kinesis serves 5 GetRecords a second per
+/// shard, shared with the live event source mapping reading the same shard,
+/// so a replay takes at most one of them. (An empty page behind the tip
+/// only means a quiet stretch of the shard: read on.)
+const PAGE_PAUSE: Duration = Duration::from_millis(200);
 
 /// Reads `range` back from its shard: an iterator at the start's sequence
 /// number, then GetRecords until the end's.
 pub async fn reread(client: &aws_sdk_kinesis::Client, range: &ShardRange<'_>) -> Result<Reread, RereadError> {
-    let iterator = client
-        .get_shard_iterator()
-        .stream_arn(range.stream_arn)
-        .shard_id(range.shard_id)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number(range.start)
-        .send()
-        .await
-        .map_err(|e| match e.code() {
-            Some("InvalidArgumentException" | "ResourceNotFoundException") => {
-                RereadError::Refused(e.message().unwrap_or("no reason given").to_owned())
-            }
-            _ => classify(&format!("Kinesis GetShardIterator {} {}", range.stream_arn, range.shard_id), &e).into(),
-        })?;
-    let mut iterator = iterator.shard_iterator;
+    // A start that retention already removed may be refused with
+    // InvalidArgumentException rather than served from the trim horizon:
+    // then read what the shard still holds from its oldest record, and the
+    // first record read (later than the start) tells what was lost. Were
+    // the start from another shard, this reads only this shard's records
+    // within the range's numbers: at worst repeats, dropped downstream.
+    let iterator = match shard_iterator(client, range, ShardIteratorType::AtSequenceNumber).await {
+        Err(RereadError::Refused(why)) => {
+            tracing::warn!(shard = range.shard_id, start = range.start, %why, "start refused; reading from the trim horizon");
+            shard_iterator(client, range, ShardIteratorType::TrimHorizon).await?
+        }
+        other => other?,
+    };
+    let mut iterator = iterator;
     let limit = range.batch_size.clamp(1, MAX_GET_RECORDS) as i32;
     let mut read = Reread { records: Vec::new(), from_start: false, to_end: false };
     let mut first = true;
@@ -139,12 +139,38 @@ pub async fn reread(client: &aws_sdk_kinesis::Client, range: &ShardRange<'_>) ->
             // At the tip without reaching the end: it is not in this shard.
             return Ok(read);
         }
-        if empty {
-            tokio::time::sleep(EMPTY_PAGE_PAUSE).await;
-        }
         iterator = page.next_shard_iterator;
+        if iterator.is_some() {
+            tokio::time::sleep(PAGE_PAUSE).await;
+        }
     }
     Ok(read)
+}
+
+/// An iterator on the range's shard: at its start, or at the shard's oldest
+/// record. A refusal (unknown stream or shard, a bad or expired sequence
+/// number) is `Refused`; anything else is the service failing.
+async fn shard_iterator(
+    client: &aws_sdk_kinesis::Client,
+    range: &ShardRange<'_>,
+    kind: ShardIteratorType,
+) -> Result<Option<String>, RereadError> {
+    let at_start = kind == ShardIteratorType::AtSequenceNumber;
+    let out = client
+        .get_shard_iterator()
+        .stream_arn(range.stream_arn)
+        .shard_id(range.shard_id)
+        .shard_iterator_type(kind)
+        .set_starting_sequence_number(at_start.then(|| range.start.to_owned()))
+        .send()
+        .await
+        .map_err(|e| match e.code() {
+            Some("InvalidArgumentException" | "ResourceNotFoundException") => {
+                RereadError::Refused(e.message().unwrap_or("no reason given").to_owned())
+            }
+            _ => classify(&format!("Kinesis GetShardIterator {} {}", range.stream_arn, range.shard_id), &e).into(),
+        })?;
+    Ok(out.shard_iterator)
 }
 
 /// Orders Kinesis sequence numbers: decimal integers of up to 129 digits,
