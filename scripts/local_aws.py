@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "host.docker.internal"}
+REGION = "us-east-1"
 # As in scripts/run-local: the fleet before, and seen again after, the sample flows.
 SNAPSHOT_TIMES = ("2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z")
 
@@ -60,16 +61,19 @@ def main():
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     if urlparse(endpoint).hostname not in LOCAL_HOSTS:
         sys.exit(f"local_aws: {endpoint} is not a local endpoint; this script only sets up emulators")
+    # The region samconfig.toml gives sam local: moto keeps tables,
+    # streams and queues per region.
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_SESSION_TOKEN="testing", AWS_REGION=os.environ.get("AWS_REGION", "us-east-1"),
+               AWS_SESSION_TOKEN="testing", AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,
                AWS_EC2_METADATA_DISABLED="true")
     env.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_PROFILE", None)
     os.environ.update(env)
     import boto3  # after the environment is set: boto3 reads AWS_ENDPOINT_URL
 
     names = resources(env_json())
     kinesis, s3, sqs = boto3.client("kinesis"), boto3.client("s3"), boto3.client("sqs")
-    existing = set(kinesis.list_streams().get("StreamNames", []))
+    existing = {name for page in kinesis.get_paginator("list_streams").paginate() for name in page["StreamNames"]}
     for stream in sorted(names["streams"] - existing):
         kinesis.create_stream(StreamName=stream, ShardCount=1)
     for bucket in sorted(names["buckets"]):
@@ -81,7 +85,8 @@ def main():
     if not args.no_build:
         subprocess.run(["cargo", "build", "--quiet", "-p", "dredge-cli"], cwd=ROOT, check=True)
     for table in sorted(names["table"]):
-        listed = boto3.client("dynamodb").list_tables().get("TableNames", [])
+        listed = {name for page in boto3.client("dynamodb").get_paginator("list_tables").paginate()
+                  for name in page["TableNames"]}
         if table not in listed:
             subprocess.run([str(dredge), "ownership", "--table", table, "create-table"], check=True, env=env,
                            stdout=subprocess.DEVNULL)

@@ -26,6 +26,8 @@ DREDGE = ROOT / "target" / "debug" / "dredge"
 
 
 DOCKER_ENDPOINT = "http://host.docker.internal:5000"
+BINARIES = {"EnricherFunction": "dredge-enricher", "OwnershipFunction": "dredge-ownership",
+            "WriterFunction": "dredge-writer"}
 
 
 def free_port():
@@ -47,16 +49,22 @@ def main():
     # the resources it names are made by scripts/local_aws.py, as README says.
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     doc = sam_local.env_json()
-    local = {}
-    for fn in sam_local.functions().values():
-        for key, value in sam_local.local_environment(fn, doc).items():
-            value = value.replace(DOCKER_ENDPOINT, endpoint)
-            if local.setdefault(key, value) != value:
-                raise SystemExit(f"lambda_invoke: functions disagree on {key}; one watch process runs them all")
-    env = dict(os.environ, **local)
-    env["IP_RANGES"] = os.environ.get("DREDGE_IP_RANGES", env.get("IP_RANGES", ""))
-    table, stream, bucket, data_bucket = (env["OWNERSHIP_TABLE"], env["ENRICHED_STREAM"], env["DEAD_LETTER_BUCKET"],
-                                          env["DATA_BUCKET"])
+    functions = sam_local.functions()
+    locals_ = {name: {k: v.replace(DOCKER_ENDPOINT, endpoint) for k, v in sam_local.local_environment(fn, doc).items()}
+               for name, fn in functions.items()}
+    # Only the function's own variables, not another's nor the shell's: one
+    # leaking in (the enricher's DEAD_LETTER_PREFIX into the writer) would
+    # test a configuration no deployment has.
+    declared = set().union(*locals_.values())
+    base = {k: v for k, v in os.environ.items() if k not in declared}
+    envs = {}
+    for name, local in locals_.items():
+        if "IP_RANGES" in local:
+            local["IP_RANGES"] = os.environ.get("DREDGE_IP_RANGES", local["IP_RANGES"])
+        envs[BINARIES[name]] = {**base, **local}
+    enricher_env, writer_env = envs["dredge-enricher"], envs["dredge-writer"]
+    table, stream, bucket = enricher_env["OWNERSHIP_TABLE"], enricher_env["ENRICHED_STREAM"], enricher_env["DEAD_LETTER_BUCKET"]
+    data_bucket = writer_env["DATA_BUCKET"]
     kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
     # The same feature set as `cargo test --workspace` (dev-dependencies on), so
     # nothing already built for the tests is compiled again.
@@ -66,10 +74,15 @@ def main():
     # for its owners at the flows' time (the knowledge horizon).
     run([sys.executable, str(ROOT / "scripts" / "local_aws.py"), "--snapshot", "--no-build"])
 
-    port = free_port()
+    # One emulator per function, each with that function's environment
+    # only, as Lambda (and sam local) give it.
+    watchers = {}
     log = open(ROOT / "target" / "cargo-lambda-watch.log", "w")
-    watch = subprocess.Popen([str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "-A", "127.0.0.1", "-P", str(port),
-                              "--ignore-changes"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for binary, env in envs.items():
+        port = free_port()
+        watchers[binary] = (port, subprocess.Popen(
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     results = []
 
     def check(name, ok, detail=""):
@@ -77,17 +90,19 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}")
 
     def invoke(function, event):
+        port = watchers[function][0]
         out = run([str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", function, "-A", "127.0.0.1", "-P", str(port),
                    "--data-file", str(ROOT / event)], timeout=600)
         return json.loads(out.stdout)
 
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        for port, _ in watchers.values():
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
         response = invoke("dredge-enricher", "events/enricher/kinesis-flow-logs.json")
         check("enricher answers with no batch item failures", response == {"batchItemFailures": []}, str(response))
 
@@ -137,11 +152,13 @@ def main():
     except subprocess.CalledProcessError as e:
         check(f"command {e.cmd}", False, e.stderr[-2000:] if e.stderr else "")
     finally:
-        watch.terminate()
-        try:
-            watch.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+        for _, watch in watchers.values():
+            watch.terminate()
+        for _, watch in watchers.values():
+            try:
+                watch.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                watch.kill()
         log.close()
     passed, failed = results.count(True), results.count(False)
     print(f"lambda_invoke: {passed} passed, {failed} failed")

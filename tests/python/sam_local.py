@@ -5,8 +5,8 @@ cannot run here (sam local needs Docker), by SAM CLI's own code:
    --env-vars env.json` (SAM CLI's template provider and variable
    resolution): env.json sets only variables the template declares (sam
    local silently ignores the rest), AWS_ENDPOINT_URL points at a local
-   emulator, and every variable the template fills from a resource (empty
-   under sam local) is set by env.json on purpose;
+   emulator, and every variable the template fills from a resource (under
+   sam local a logical id or a made-up ARN) is set by env.json;
 2. the README gives the exact `sam local invoke` command for every Lambda
    event in events/, with the function that takes it.
 
@@ -58,7 +58,39 @@ def local_environment(function, doc):
     return {k: v for k, v in resolved.items() if k in declared}
 
 
-def check_env_json(fns, doc, check):
+def raw_template(path=ROOT / "template.yaml"):
+    from samcli.yamlhelper import yaml_parse
+
+    return yaml_parse(Path(path).read_text())
+
+
+def raw_variables(template, name):
+    """A function's variables as the template writes them (Globals first),
+    intrinsics unresolved."""
+    globals_ = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = template["Resources"][name].get("Properties", {}).get("Environment", {}).get("Variables", {})
+    return {**globals_, **own}
+
+
+def refers_to_resource(value, resources):
+    """Whether an intrinsic's value comes from one of the stack's resources
+    (a Ref or GetAtt of it, or a Sub naming it), not from a parameter."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"] in resources
+        if "Fn::GetAtt" in value:
+            return True
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            named = re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z.]+)?\}", text)
+            return any(n in resources for n in named) or refers_to_resource(value["Fn::Sub"], resources)
+        return any(refers_to_resource(v, resources) for v in value.values())
+    if isinstance(value, list):
+        return any(refers_to_resource(v, resources) for v in value)
+    return False
+
+
+def check_env_json(fns, doc, check, template):
     unknown = sorted(set(doc) - set(fns) - {"Parameters"})
     check("env.json names only the template's functions", not unknown, str(unknown))
     check("env.json has an entry for every function", set(fns) <= set(doc), str(sorted(set(fns) - set(doc))))
@@ -73,12 +105,13 @@ def check_env_json(fns, doc, check):
         endpoint = env.get("AWS_ENDPOINT_URL", "")
         check(f"{name}: AWS_ENDPOINT_URL points at a local emulator",
               urlparse(endpoint).hostname in LOCAL_HOSTS, repr(endpoint))
-        # Values that are intrinsics (!Ref of a resource, !GetAtt) are blank
-        # under sam local: env.json must say what they are, even if empty.
-        unresolved = sorted(k for k, v in declared.items()
-                            if (v is None or isinstance(v, (dict, list))) and k not in overrides(doc, name))
-        check(f"{name}: env.json sets every variable the template fills from a resource", not unresolved,
-              str(unresolved))
+        # sam local turns `!Ref Resource` into the logical id and `!GetAtt`
+        # into a made-up ARN: a function given those would look for a
+        # queue called "RetryQueue". env.json must say what they are.
+        from_resources = sorted(k for k, v in raw_variables(template, name).items()
+                                if refers_to_resource(v, template["Resources"]) and k not in overrides(doc, name))
+        check(f"{name}: env.json sets every variable the template fills from a resource", not from_resources,
+              str(from_resources))
     stray = sorted(set(doc.get("Parameters", {})) - declared_anywhere)
     check("env.json's shared Parameters are all declared by some function", not stray, str(stray))
 
@@ -104,7 +137,7 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}")
 
     os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
-    check_env_json(functions(), env_json(), check)
+    check_env_json(functions(), env_json(), check, raw_template())
     check_readme(check)
     failed = results.count(False)
     print(f"sam_local: {results.count(True)} passed, {failed} failed")
