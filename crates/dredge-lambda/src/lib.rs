@@ -14,6 +14,7 @@
 //! - [`entry`]: logging, SDK configuration, the runtime loop, and the
 //!   report of every invocation.
 
+pub mod aws_call;
 pub mod config;
 pub mod emf;
 pub mod entry;
@@ -23,6 +24,7 @@ pub mod retry;
 pub mod sdk_error;
 pub mod sqs;
 
+pub use aws_call::AwsCall;
 pub use aws_config::SdkConfig;
 pub use config::{ConfigError, Vars};
 pub use entry::{serve, start, Invocation, Reporter};

@@ -15,27 +15,10 @@
 //! skipped batches to `WriterFailureQueue`, writing the logs). SAM grants
 //! those with the event source; the lint recognises them.
 //!
-//! Self-contained (no `use`): the dredge-aws test includes this file.
+//! The dredge-aws test includes this file (`#[path]`): it uses nothing
+//! but `dredge_lambda`, which that crate depends on too.
 
-/// One AWS API call of the function's code.
-#[derive(Debug, Clone, Copy)]
-pub struct AwsCall {
-    /// The API operation, as the service names it (`ListObjectsV2`).
-    pub operation: &'static str,
-    /// The IAM action it needs: not always the operation's name
-    /// (ListObjectsV2 needs `s3:ListBucket`, a multipart upload
-    /// `s3:PutObject`).
-    pub action: &'static str,
-    /// What the role grants it on, as `template.yaml` writes the ARN: a
-    /// resource's logical id (its ARN), then the path after the ARN;
-    /// `${Name}` is a template parameter; `*` for actions without
-    /// resource-level permissions.
-    pub resources: &'static [&'static str],
-    /// The file, under `crates/`, where the SDK call is made.
-    pub source: &'static str,
-    /// Which part of the function makes it, and when.
-    pub path: &'static str,
-}
+use dredge_lambda::AwsCall;
 
 /// The writer's calls, all through `S3Objects` (dredge-aws s3.rs): staged
 /// objects under `staging/{DATA_PREFIX}/`, final objects and manifests under
