@@ -85,14 +85,13 @@ pub async fn reread(client: &aws_sdk_kinesis::Client, range: &ShardRange<'_>) ->
     // first record read (later than the start) tells what was lost. Were
     // the start from another shard, this reads only this shard's records
     // within the range's numbers: at worst repeats, dropped downstream.
-    let iterator = match shard_iterator(client, range, ShardIteratorType::AtSequenceNumber).await {
+    let mut iterator = match shard_iterator(client, range, ShardIteratorType::AtSequenceNumber).await {
         Err(RereadError::Refused(why)) => {
             tracing::warn!(shard = range.shard_id, start = range.start, %why, "start refused; reading from the trim horizon");
             shard_iterator(client, range, ShardIteratorType::TrimHorizon).await?
         }
         other => other?,
     };
-    let mut iterator = iterator;
     let limit = range.batch_size.clamp(1, MAX_GET_RECORDS) as i32;
     let mut read = Reread { records: Vec::new(), from_start: false, to_end: false };
     let mut first = true;
