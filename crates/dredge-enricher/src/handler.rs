@@ -376,12 +376,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         encoder: &mut RecordEncoder,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
-        let seed = inputs.first().map_or("", |i| i.sequence_number);
-        let horizon = match self.horizon(stats).await {
-            Ok(h) => h,
-            Err(e) => return Some((0, format!("ownership store: {e}"))),
+        let mut out = match self.open_output(inputs, now, encoder, stats).await {
+            Ok(out) => out,
+            Err(failed) => return Some(failed),
         };
-        let mut out = Output::new(Packer::new(seed, &self.buffers, &self.staging, encoder), horizon, now);
         let mut rejects = Rejects::default();
         let mut budget = Budget::new(self.config.budget);
         let mut inflater = Inflater::new();
@@ -440,7 +438,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
             }
         }
         drop(chunk);
-        self.close(out, rejects, inputs, seed, stats).await
+        self.close(out, rejects, inputs, stats).await
     }
 
     /// Ends a batch: delivers what is still packed, then keeps its rejects.
@@ -452,7 +450,6 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         out: Output<Packer<'_, '_>>,
         mut rejects: Rejects,
         inputs: &[Input<'_>],
-        seed: &str,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
         let now = out.now;
@@ -462,7 +459,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         if let Some((from, _)) = &failed {
             rejects.forget_from(*from);
         }
-        if let Some(f) = self.keep_rejects(&rejects, inputs, now, seed, stats).await {
+        if let Some(f) = self.keep_rejects(&rejects, inputs, now, batch_seed(inputs), stats).await {
             if failed.as_ref().is_none_or(|(r, _)| f.0 < *r) {
                 failed = Some(f);
             }
@@ -628,12 +625,10 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
         encoder: &mut RecordEncoder,
         stats: &mut BatchStats,
     ) -> Option<(usize, String)> {
-        let seed = inputs.first().map_or("", |i| i.sequence_number);
-        let horizon = match self.horizon(stats).await {
-            Ok(h) => h,
-            Err(e) => return Some((0, format!("ownership store: {e}"))),
+        let mut out = match self.open_output(inputs, now, encoder, stats).await {
+            Ok(out) => out,
+            Err(failed) => return Some(failed),
         };
-        let mut out = Output::new(Packer::new(seed, &self.buffers, &self.staging, encoder), horizon, now);
         let mut rejects = Rejects::default();
         let mut pass = Instant::now();
         let mut decoded = self.decode_deferred(inputs, &mut rejects, stats);
@@ -643,7 +638,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                 out.fail(failed);
             }
         }
-        self.close(out, rejects, inputs, seed, stats).await
+        self.close(out, rejects, inputs, stats).await
     }
 
     /// Decoding for the retry queue: each message is a deferred batch; one
@@ -767,6 +762,20 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
 
     /// The reconcile horizon: one read per batch (it only moves forward,
     /// every 15 minutes or so).
+    /// A batch's output, opened once the horizon is read (once per batch):
+    /// the packer seeded from the first input. Without a horizon nothing
+    /// can be decided, so the whole batch is retried.
+    async fn open_output<'p, 'e>(
+        &'p self,
+        inputs: &[Input<'_>],
+        now: UnixTime,
+        encoder: &'e mut RecordEncoder,
+        stats: &mut BatchStats,
+    ) -> Result<Output<Packer<'p, 'e>>, (usize, String)> {
+        let horizon = self.horizon(stats).await.map_err(|e| (0, format!("ownership store: {e}")))?;
+        Ok(Output::new(Packer::new(batch_seed(inputs), &self.buffers, &self.staging, encoder), horizon, now))
+    }
+
     async fn horizon(&self, stats: &mut BatchStats) -> Result<Option<UnixTime>, StoreError> {
         let calls_before = self.store.calls();
         let reconciled = self.store.reconciled().await;
@@ -1271,6 +1280,12 @@ impl<P> Output<P> {
         }
         self.delivery.add(delivery);
     }
+}
+
+/// What names a batch's output records and dead-letter object: its first
+/// input's sequence number, the same on every retry of the batch.
+fn batch_seed<'a>(inputs: &[Input<'a>]) -> &'a str {
+    inputs.first().map_or("", |i| i.sequence_number)
 }
 
 impl BatchStats {
