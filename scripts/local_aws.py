@@ -27,12 +27,21 @@ REGION = "us-east-1"
 SNAPSHOT_TIMES = ("2026-11-01T00:00:00Z", "2026-11-18T12:00:00Z")
 
 
+def read_env_json(path=ROOT / "env.json"):
+    return json.loads(Path(path).read_text())
+
+
+def overrides(doc, name):
+    """env.json's values for one function, composed as `sam local` does:
+    "Parameters" for every function, the function's own entry on top.
+    (Also read by tests/python/sam_local.py and scripts/cold-start.)"""
+    return {**doc.get("Parameters", {}), **doc.get(name, {})}
+
+
 def env_json():
-    """Every function's variables as sam local would give them: env.json's
-    "Parameters" for all, each function's own entry on top."""
-    doc = json.loads((ROOT / "env.json").read_text())
-    shared = doc.get("Parameters", {})
-    return {name: {**shared, **own} for name, own in doc.items() if name != "Parameters"}
+    """Every function's variables from env.json, as sam local gives them."""
+    doc = read_env_json()
+    return {name: overrides(doc, name) for name in doc if name != "Parameters"}
 
 
 def resources(functions):

@@ -14,7 +14,6 @@ cannot run here (sam local needs Docker), by SAM CLI's own code:
 real binaries with. Prints one line per check; exits non-zero on failure.
 """
 
-import json
 import os
 import re
 import sys
@@ -22,7 +21,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "host.docker.internal"}
+sys.path.insert(0, str(ROOT / "scripts"))
+from local_aws import LOCAL_HOSTS, overrides, read_env_json  # noqa: E402  (env.json's one reader)
+
 # Which function takes the events under each folder of events/.
 EVENT_FOLDERS = {"enricher": "EnricherFunction", "ownership": "OwnershipFunction", "writer": "WriterFunction"}
 
@@ -37,13 +38,7 @@ def functions(template=ROOT / "template.yaml"):
 
 
 def env_json(path=ROOT / "env.json"):
-    return json.loads(Path(path).read_text())
-
-
-def overrides(doc, name):
-    """env.json's values for one function, composed as `sam local` does:
-    "Parameters" for every function, the function's own entry on top."""
-    return {**doc.get("Parameters", {}), **doc.get(name, {})}
+    return read_env_json(path)
 
 
 def local_environment(function, doc):
