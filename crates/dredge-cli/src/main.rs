@@ -75,7 +75,7 @@ enum Command {
 
 /// Exit status of a usage error, as clap's own.
 const USAGE: u8 = 2;
-/// Exit status of a failure met while running.
+/// Exit status of a failure met while running, or of input rejected.
 const FAILED: u8 = 1;
 
 /// A mistake in how dredge was called that clap cannot see alone (options

@@ -201,7 +201,7 @@ async fn run_on<S: OwnershipStore>(
             }
         }
     }
-    Ok(if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+    Ok(if failed { std::process::ExitCode::from(crate::FAILED) } else { std::process::ExitCode::SUCCESS })
 }
 
 /// What the DynamoDB Scans of one command have read so far (dump and

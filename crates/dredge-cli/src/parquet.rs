@@ -26,9 +26,6 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-/// Exit code when some line was rejected.
-const REJECTED: u8 = 1;
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options =
         EncoderOptions { row_group_bytes: args.row_group_bytes, zstd_level: args.zstd_level, ..Default::default() };
@@ -69,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "blank_lines": summary.blank_lines,
     });
     writeln!(err, "{report}")?;
-    Ok(if summary.rows_rejected > 0 { ExitCode::from(REJECTED) } else { ExitCode::SUCCESS })
+    Ok(if summary.rows_rejected > 0 { ExitCode::from(crate::FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// Calls `f` with each line of `reader` (without its newline), read in

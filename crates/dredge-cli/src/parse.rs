@@ -31,9 +31,6 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-/// Exit code when some line or input was rejected.
-const REJECTED: u8 = 1;
-
 /// The longest line held: a valid flow-log line is a few kilobytes at most
 /// (every field is bounded), so a longer one is rejected unread.
 const MAX_LINE: usize = 1024 * 1024;
@@ -107,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Err(e) = out.out.flush() {
         return broken_pipe_ok(e);
     }
-    Ok(if rejected { ExitCode::from(REJECTED) } else { ExitCode::SUCCESS })
+    Ok(if rejected { ExitCode::from(crate::FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// Where records go, and the first write error.
