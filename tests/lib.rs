@@ -22,6 +22,39 @@ pub fn sample_path(relative: &str) -> PathBuf {
     repo_root().join("samples").join(relative)
 }
 
+/// The sample fleet's VPC.
+pub const VPC: &str = "vpc-0a1b2c3d4e5f60789";
+
+/// An ENI of the sample account (us-east-1a, `VPC`) attached to `instance`
+/// of ASG `asg`, holding one private `address`.
+pub fn eni(id: &str, instance: &str, asg: &str, address: &str) -> dredge_core::ownership::Eni {
+    let mut e = dredge_core::ownership::Eni::new(id);
+    e.vpc_id = Some(VPC.into());
+    e.account_id = Some("123456789012".into());
+    e.region = Some("us-east-1".into());
+    e.az = Some("us-east-1a".into());
+    e.instance_id = Some(instance.into());
+    e.tags.insert(dredge_core::ownership::ASG_TAG.into(), asg.into());
+    e.private_addresses = vec![address.parse().unwrap()];
+    e
+}
+
+/// A CloudWatch Logs subscription record (gzip) of the flow-log group, one
+/// log event per line, with a field the decoder must ignore (`policyLevel`).
+pub fn envelope(lines: &[String]) -> Vec<u8> {
+    use std::io::Write;
+    let doc = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "vpc-flow-logs",
+        "logStream": "eni-log-all", "subscriptionFilters": ["dredge"], "policyLevel": "ACCOUNT_LEVEL_POLICY",
+        "logEvents": lines.iter().enumerate()
+            .map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": m}))
+            .collect::<Vec<_>>(),
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(doc.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
 /// The shared public data directory (AWS `ip-ranges.json`, ...).
 pub fn shared_data() -> PathBuf {
     std::env::var_os("DREDGE_SHARED_DATA")

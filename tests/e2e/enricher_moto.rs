@@ -6,46 +6,20 @@
 //! once), compaction leaves every flow once, and readers this project did
 //! not write (pyarrow, DuckDB, parquet-java) read the final objects.
 
-use std::io::Write;
-
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
 use dredge_core::ownership::{
-    AddressKey, Applier, Attached, Change, Eni, OwnershipStore, Scope, Sighting, TagPolicy, UnixTime, ASG_TAG,
+    AddressKey, Applier, Attached, Change, OwnershipStore, Scope, Sighting, TagPolicy, UnixTime,
 };
 use dredge_core::stream_data::{read_lines, DEFAULT_MAX_LINES_BYTES};
 use dredge_enricher::lambda::handle;
 use dredge_enricher::{Enricher, EnricherConfig, KinesisBatch};
 use dredge_lambda::Vars;
+use dredge_tests::{eni, envelope, VPC};
 use dredge_writer::lambda::Writer;
 use dredge_writer::{Outcome, WriterConfig, WriterEvent};
-
-const VPC: &str = "vpc-0a1b2c3d4e5f60789";
-
-fn eni(id: &str, instance: &str, asg: &str, address: &str) -> Eni {
-    let mut e = Eni::new(id);
-    e.vpc_id = Some(VPC.into());
-    e.account_id = Some("123456789012".into());
-    e.region = Some("us-east-1".into());
-    e.az = Some("us-east-1a".into());
-    e.instance_id = Some(instance.into());
-    e.tags.insert(ASG_TAG.into(), asg.into());
-    e.private_addresses = vec![address.parse().unwrap()];
-    e
-}
-
-fn envelope(lines: &[String]) -> Vec<u8> {
-    let doc = serde_json::json!({
-        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "vpc-flow-logs",
-        "logStream": "eni-log-all", "subscriptionFilters": ["dredge"], "policyLevel": "ACCOUNT_LEVEL_POLICY",
-        "logEvents": lines.iter().enumerate().map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": m})).collect::<Vec<_>>(),
-    });
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(doc.to_string().as_bytes()).unwrap();
-    gz.finish().unwrap()
-}
 
 async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str) {
     client.create_stream().stream_name(name).shard_count(1).send().await.expect("create_stream");

@@ -21,16 +21,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::io::Write;
 use std::time::Duration;
 
 use dredge_aws::{create_table, s3_client, DynamoOwnershipStore, KinesisSink, S3Objects};
 use dredge_core::enrich::DeferredBatch;
 use dredge_core::faults::{EntryFault, Fault, FaultPlan, Faulty, Rng, When};
 use dredge_core::objects::{LocalObjects, ObjectListing, ObjectStore};
-use dredge_core::ownership::{
-    Applier, Change, Eni, EniRef, Interval, MemoryStore, OwnershipStore, TagPolicy, UnixTime, ASG_TAG,
-};
+use dredge_core::ownership::{Applier, Change, EniRef, Interval, MemoryStore, OwnershipStore, TagPolicy, UnixTime};
 use dredge_core::retry_queue::MemoryQueue;
 use dredge_core::sink::{read_stream, FileStream, OutRecord};
 use dredge_core::stream_data::{read_lines, Compression, DEFAULT_MAX_LINES_BYTES};
@@ -38,10 +35,10 @@ use dredge_enricher::{Enricher, EnricherConfig, Input};
 use dredge_lambda::kinesis::{BatchRecord, KinesisBatch, KinesisData};
 use dredge_lambda::{RetryPolicy, Vars};
 use dredge_ownership::{FileDescriber, Handler};
+use dredge_tests::{eni, envelope};
 use dredge_writer::lambda::Writer;
 use dredge_writer::{Outcome, WriterConfig, WriterEvent};
 
-const VPC: &str = "vpc-0a1b2c3d4e5f60789";
 const SHARD: &str = "shardId-000000000000";
 /// 2026-12-01T06:00:00Z: flows start in this hour and the next.
 const HOUR: i64 = 1_796_104_800;
@@ -81,18 +78,6 @@ where
     }
 }
 
-fn eni(id: &str, instance: &str, asg: &str, address: &str) -> Eni {
-    let mut e = Eni::new(id);
-    e.vpc_id = Some(VPC.into());
-    e.account_id = Some("123456789012".into());
-    e.region = Some("us-east-1".into());
-    e.az = Some("us-east-1a".into());
-    e.instance_id = Some(instance.into());
-    e.tags.insert(ASG_TAG.into(), asg.into());
-    e.private_addresses = vec![address.parse().unwrap()];
-    e
-}
-
 /// The table the flows are attributed against: the logging ENI (api) and
 /// five peers, known from well before the flows.
 async fn fill_table<S: OwnershipStore>(store: &S) {
@@ -113,20 +98,6 @@ async fn fill_table<S: OwnershipStore>(store: &S) {
     for change in &changes {
         applier.apply(change).await.expect("apply");
     }
-}
-
-/// A CloudWatch Logs subscription record (gzip), one log event per line.
-fn envelope(lines: &[String]) -> Vec<u8> {
-    let doc = serde_json::json!({
-        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "vpc-flow-logs",
-        "logStream": "eni-log-all", "subscriptionFilters": ["dredge"],
-        "logEvents": lines.iter().enumerate()
-            .map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": m}))
-            .collect::<Vec<_>>(),
-    });
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(doc.to_string().as_bytes()).unwrap();
-    gz.finish().unwrap()
 }
 
 /// One input record of the flow-log stream and what it must become.
