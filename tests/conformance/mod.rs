@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
     ($setup:path) => {
         conformance_suite!(@cases $setup;
             release_and_reuse_in_every_delivery_order,
+            relabels_count_only_inside_their_enis_holding,
             fuller_version_of_a_fact_wins,
             batch_lookup_answers_in_input_order,
             history_longer_than_the_head,
@@ -42,6 +43,7 @@ macro_rules! conformance_suite {
             applier_reconcile_makes_the_table_agree,
             applier_stop_releases_only_auto_assigned_addresses,
             applier_moves_an_eni_between_applications,
+            applier_a_release_learned_after_a_later_attach,
             applier_keeps_changes_for_unknown_enis,
             an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
@@ -178,6 +180,67 @@ where
             assert_eq!(store.timeline(&key).await.expect("timeline"), expected, "order {order:?}");
             let owned = store.lookup(&[(key.clone(), at(T0 + 1))]).await.expect("lookup");
             assert_eq!(owned[0].as_ref(), Some(&owner("eni-a", "alpha")), "the whole owner comes back");
+        }
+    }
+}
+
+/// An attach or detach relabels what the ENI holds: inside its holding it
+/// changes the owner; after the ENI released the address, or another ENI
+/// took it, it is void, and ends nobody's interval. Every delivery order
+/// (each fact twice), through heads and the history behind them.
+pub async fn relabels_count_only_inside_their_enis_holding<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let relabel = |t: i64, eni: &str, app: &str| Mark::Relabel { at: at(t), owner: owner(eni, app) };
+    let key = in_vpc("vpc-1", "10.0.0.6");
+    let marks = [
+        open(T0, "eni-a", "bare"),
+        relabel(T0 + 100, "eni-a", "alpha"),
+        close(T0 + 200, "eni-a"),
+        relabel(T0 + 300, "eni-a", "gamma"), // a release learned after it: void
+        open(T0 + 400, "eni-b", "beta"),
+        relabel(T0 + 500, "eni-a", "delta"), // b holds it: void, b keeps it
+        relabel(T0 + 600, "eni-b", "beta2"),
+    ];
+    let expected = Timeline::from_marks(marks.clone());
+    let probes = [
+        (T0 + 50, app("bare")),
+        (T0 + 150, app("alpha")),
+        (T0 + 250, None),
+        (T0 + 350, None),
+        (T0 + 450, app("beta")),
+        (T0 + 550, app("beta")),
+        (T0 + 650, app("beta2")),
+    ];
+    let mut rng = 0x9e37_79b9_u64;
+    for round in 0..6 {
+        // In order, reversed, then shuffled.
+        let mut order: Vec<usize> = (0..marks.len()).collect();
+        match round {
+            0 => {}
+            1 => order.reverse(),
+            _ => {
+                for i in (1..order.len()).rev() {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    order.swap(i, (rng % (i as u64 + 1)) as usize);
+                }
+            }
+        }
+        let store = new_store().await;
+        for i in order.iter().chain(&order) {
+            store.put_marks(&[(key.clone(), marks[*i].clone())]).await.expect("put_marks");
+        }
+        assert_eq!(store.timeline(&key).await.expect("timeline"), expected, "order {order:?}");
+        let queries: Vec<_> = probes.iter().map(|(t, _)| (key.clone(), *t)).collect();
+        let want: Vec<_> = probes.iter().map(|(_, a)| a.clone()).collect();
+        assert_eq!(lookup_apps(&store, &queries).await, want, "order {order:?}");
+        for (t, a) in &probes {
+            assert_eq!(&lookup_apps(&store, &[(key.clone(), *t)]).await[0], a, "t={t}, order {order:?}");
         }
     }
 }
@@ -743,6 +806,56 @@ where
         // Detached, the ENI holds its address as a bare interface: no app.
         let want = vec![Some("alpha".to_owned()), Some("<eni-f>".to_owned()), Some("beta".to_owned())];
         assert_eq!(answers, want, "order {order:?}");
+    }
+}
+
+/// An address assigned to a floating ENI and unassigned, and the ENI then
+/// attached to an application's instance: the attach, learned before the
+/// unassign (or before the assign), does not give the address back. Every
+/// delivery order.
+pub async fn applier_a_release_learned_after_a_later_attach<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let secondary = ip("10.0.0.45");
+    let changes = [
+        floating(T0 + 10, "eni-g", "10.0.0.44"),
+        Change::AddressesAssigned { at: at(T0 + 50), eni_id: "eni-g".into(), addresses: vec![secondary] },
+        Change::AddressesUnassigned { at: at(T0 + 150), eni_id: "eni-g".into(), addresses: vec![secondary] },
+        attach(T0 + 200, "eni-g", "i-a", "att-g1"),
+    ];
+    let (primary, second) = (in_vpc("vpc-1", "10.0.0.44"), in_vpc("vpc-1", "10.0.0.45"));
+    let probes = [
+        (primary.clone(), T0 + 100),
+        (primary.clone(), T0 + 250),
+        (second.clone(), T0 + 100),
+        (second.clone(), T0 + 160),
+        (second.clone(), T0 + 250),
+    ];
+    let mut histories = Vec::new();
+    for order in permutations(changes.len()) {
+        let store = new_store().await;
+        let applier = Applier::new(&store, TagPolicy::default());
+        let mut eni = instance_eni("eni-a", "i-a", "alpha-prod-v001", "10.0.0.41");
+        eni.tags.insert("app".into(), "alpha".into());
+        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+        for i in &order {
+            applier.apply(&changes[*i]).await.expect("apply");
+        }
+        let answers = lookup_apps(&store, &probes).await;
+        let want = [app("<eni-g>"), app("alpha"), app("<eni-g>"), None, None];
+        assert_eq!(answers, want, "order {order:?}");
+        let intervals = |t: Timeline, k: &AddressKey| t.intervals(k);
+        let history = (
+            intervals(store.timeline(&primary).await.expect("timeline"), &primary),
+            intervals(store.timeline(&second).await.expect("timeline"), &second),
+        );
+        histories.push((order, history));
+    }
+    for (order, h) in &histories {
+        assert_eq!(h, &histories[0].1, "order {order:?} gives the same intervals as {:?}", histories[0].0);
     }
 }
 

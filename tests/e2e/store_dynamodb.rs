@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeysAndAttributes, TimeToLiveStatus};
 use aws_sdk_dynamodb::Client;
-use conformance::{at, close, in_vpc, open, T0};
+use conformance::{at, close, in_vpc, open, owner, T0};
 use dredge_aws::{create_table, DynamoOwnershipStore, DEFAULT_HEAD_MARKS, INSTANCE_INDEX};
 use dredge_core::ownership::{
     AddressKey, Eni, EniRecord, EniRef, EniWrite, InstanceRecord, Mark, OwnershipStore, StoreError, Timeline, UnixTime,
@@ -492,6 +492,8 @@ async fn late_history_beyond_the_head_is_dated_too() {
     for c in 0..5 {
         let eni = format!("eni-{c}");
         marks.push(open(T0 + c * 100, &eni, &format!("app-{c}")));
+        // Attached meanwhile: the relabel ends with the holding.
+        marks.push(Mark::Relabel { at: at(T0 + c * 100 + 30), owner: owner(&eni, "attached") });
         marks.push(close(T0 + c * 100 + 60, &eni));
     }
     // Newest first, one at a time: every older mark lands behind the head.
@@ -505,9 +507,7 @@ async fn late_history_beyond_the_head_is_dated_too() {
         store.put_marks(&[(other.clone(), m)]).await.expect("put_marks");
     }
     for m in &marks {
-        let end = match m {
-            Mark::Open { at, .. } | Mark::Close { at, .. } => at.0 - at.0 % 100 + 60,
-        };
+        let end = m.at().0 - m.at().0 % 100 + 60;
         assert_eq!(expires_at_of(&store, &key, m).await, Some(end + retention), "{m:?}");
     }
     assert_eq!(expires_at_of(&store, &other, &held).await, Some(T0 + 30 + retention));

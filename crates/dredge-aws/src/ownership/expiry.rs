@@ -3,32 +3,48 @@
 //! A close explains times from its own time on, until the next open: it
 //! expires `retention` after its time. An open explains times from its time
 //! until it is *ended*: by the first later open (of any ENI: the later open
-//! answers from then on) or the first later close of its own ENI. It expires
-//! `retention` after that end; an open that nothing ended yet (the current
-//! owner) never expires.
+//! answers from then on) or the first later close of its own ENI (as
+//! labelled then). A relabel explains times until its ENI's next open or
+//! relabel, another ENI's open, or a close of it. Each expires `retention`
+//! after that end; one that nothing ended yet (the current owner) never
+//! expires. A relabel that is void (its ENI did not hold the address then)
+//! is dated the same way: it may turn valid when a late open arrives, and
+//! an end may only move earlier.
+
+use std::collections::BTreeMap;
 
 use dredge_core::ownership::{Mark, Resolution, Timeline, UnixTime};
 
-/// For each ended open in `marks` (sorted by key, a suffix of one address's
-/// history): its index and the index of the mark that ends it.
+/// For each ended open and relabel in `marks` (sorted by key, a suffix of
+/// one address's history): its index and the index of the mark that ends
+/// it.
 pub(crate) fn ended_opens(marks: &[Mark]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     // Only the latest open can still be running: every earlier one was
-    // ended by it at the latest.
-    let mut pending: Option<usize> = None;
+    // ended by it at the latest. Likewise the latest relabel of each ENI
+    // since that open.
+    let mut open: Option<usize> = None;
+    let mut relabels: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, mark) in marks.iter().enumerate() {
         match mark {
             Mark::Open { .. } => {
-                if let Some(p) = pending {
-                    out.push((p, i));
-                }
-                pending = Some(i);
+                out.extend(open.map(|p| (p, i)));
+                out.extend(relabels.values().map(|r| (*r, i)));
+                relabels.clear();
+                open = Some(i);
             }
-            Mark::Close { .. } => {
-                let ends = |p: &usize| matches!(&marks[*p], Mark::Open { owner, .. } if mark.ends(owner));
-                if let Some(p) = pending.filter(ends) {
-                    out.push((p, i));
-                    pending = None;
+            Mark::Relabel { owner, .. } => {
+                out.extend(relabels.insert(&owner.eni_id, i).map(|r| (r, i)));
+            }
+            Mark::Close { eni_id, .. } => {
+                let own_open = open.filter(|p| marks[*p].eni_id() == eni_id);
+                let label = relabels.get(eni_id.as_str()).copied().or(own_open);
+                if label.is_some_and(|l| marks[l].owner().is_some_and(|o| mark.ends(o))) {
+                    out.extend(relabels.remove(eni_id.as_str()).map(|r| (r, i)));
+                    if let Some(p) = own_open {
+                        out.push((p, i));
+                        open = None;
+                    }
                 }
             }
         }
@@ -85,6 +101,35 @@ mod tests {
         let ends: Vec<(i64, i64)> =
             ended_opens(t.marks()).into_iter().map(|(o, e)| (t.marks()[o].at().0, t.marks()[e].at().0)).collect();
         assert_eq!(ends, vec![(100, 200), (200, 300), (400, 500)]);
+    }
+
+    #[test]
+    fn relabels_end_at_their_enis_next_label_or_the_end_of_its_holding() {
+        let relabel = |at: i64, eni: &str, instance: Option<&str>| {
+            let mut owner = Owner::new(eni, OwnerKind::Instance);
+            owner.instance_id = instance.map(str::to_owned);
+            Mark::Relabel { at: UnixTime(at), owner }
+        };
+        let stop = |at: i64, instance: &str| Mark::Close {
+            at: UnixTime(at),
+            eni_id: "a".into(),
+            instance_id: Some(instance.into()),
+            found_gone: false,
+        };
+        let t = Timeline::from_marks([
+            open(100, "a"),
+            relabel(150, "a", Some("i-1")), // attached
+            relabel(160, "x", None),        // another ENI's, void: ends nothing
+            stop(170, "i-2"),               // another instance's end: ends nothing
+            relabel(200, "a", None),        // detached: the next label
+            relabel(250, "a", Some("i-2")), // attached again
+            stop(300, "i-2"),               // its instance's end ends the holding and the label
+            relabel(350, "a", Some("i-3")), // void: a released the address
+            open(400, "b"),                 // ends everything before it
+        ]);
+        let ends: Vec<(i64, i64)> =
+            ended_opens(t.marks()).into_iter().map(|(o, e)| (t.marks()[o].at().0, t.marks()[e].at().0)).collect();
+        assert_eq!(ends, vec![(150, 200), (200, 250), (250, 300), (100, 300), (350, 400), (160, 400)]);
     }
 
     #[test]

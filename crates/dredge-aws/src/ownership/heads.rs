@@ -228,7 +228,7 @@ impl DynamoOwnershipStore {
         let expires_at = match &mark {
             Mark::Close { at, .. } => Some(self.expires(*at)),
             // Dated once something ends it (see `date_ended_opens`).
-            Mark::Open { .. } => None,
+            Mark::Open { .. } | Mark::Relabel { .. } => None,
         };
         let item = items::mark_item(&key, &mark, expires_at)?;
         let mut written =
@@ -245,7 +245,7 @@ impl DynamoOwnershipStore {
             // Replaced only if still the version read: the attributes that
             // tell versions apart are as read.
             let names: &[&str] = match &mark {
-                Mark::Open { .. } => &[items::OWNER],
+                Mark::Open { .. } | Mark::Relabel { .. } => &[items::OWNER],
                 Mark::Close { .. } => &[items::INSTANCE_ID, items::FOUND_GONE],
             };
             let placeholders: Vec<(String, String)> =

@@ -76,8 +76,8 @@ pub(crate) fn mark_sk(mark: &Mark) -> String {
 
 /// The greatest sort key a mark at or before `at` can have.
 pub(crate) fn mark_sk_upper(at: UnixTime) -> String {
-    // Sort keys are `M#<012 digits>#<rank 0|1>#<eni>`; `#2` sorts after both ranks.
-    format!("{MARK_PREFIX}{:012}#2", at.0.max(0))
+    // Sort keys are `M#<012 digits>#<rank 0|1|2>#<eni>`; `#3` sorts after every rank.
+    format!("{MARK_PREFIX}{:012}#3", at.0.max(0))
 }
 
 pub(crate) fn eni_pk(eni_id: &str) -> String {
@@ -142,8 +142,8 @@ pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) 
     item.insert(AT.into(), n(mark.at().0));
     item.insert(ENI_ID.into(), s(mark.eni_id()));
     match mark {
-        Mark::Open { owner, .. } => {
-            item.insert(KIND.into(), s("open"));
+        Mark::Open { owner, .. } | Mark::Relabel { owner, .. } => {
+            item.insert(KIND.into(), s(if mark.is_open() { "open" } else { "relabel" }));
             item.insert(OWNER.into(), s(json(owner)?));
         }
         Mark::Close { instance_id, found_gone, .. } => {
@@ -166,13 +166,14 @@ pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
     let at = UnixTime(get_n(item, AT).ok_or_else(|| corrupt("no `at`", item))?);
     match get_s(item, KIND) {
         Some("open") => Ok(Mark::Open { at, owner: from_json::<Owner>(item, OWNER)? }),
+        Some("relabel") => Ok(Mark::Relabel { at, owner: from_json::<Owner>(item, OWNER)? }),
         Some("close") => {
             let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
             let instance_id = get_s(item, INSTANCE_ID).map(str::to_owned);
             let found_gone = get_bool(item, FOUND_GONE).unwrap_or(false);
             Ok(Mark::Close { at, eni_id, instance_id, found_gone })
         }
-        _ => Err(corrupt("`kind` is neither `open` nor `close`", item)),
+        _ => Err(corrupt("`kind` is not `open`, `relabel` or `close`", item)),
     }
 }
 
@@ -388,14 +389,15 @@ mod tests {
         let open = Mark::Open { at: UnixTime(1_700_000_000), owner: owner() };
         let close = Mark::close(UnixTime(1_700_000_000), "eni-1");
         let gone = Mark::found_gone(UnixTime(1_700_000_000), "eni-1");
-        for m in [&open, &close, &gone] {
+        let relabel = Mark::Relabel { at: UnixTime(1_700_000_000), owner: owner() };
+        for m in [&open, &close, &gone, &relabel] {
             let item = mark_item(&key, m, Some(5)).unwrap();
             assert_eq!(&parse_mark(&item).unwrap(), m);
             assert_eq!(get_n(&item, EXPIRES_AT), Some(5));
             assert!(mark_sk(m) <= mark_sk_upper(m.at()));
             assert!(mark_sk(m) > mark_sk_upper(UnixTime(m.at().0 - 1)));
         }
-        assert!(mark_sk(&close) < mark_sk(&open));
+        assert!(mark_sk(&close) < mark_sk(&open) && mark_sk(&open) < mark_sk(&relabel));
         // Mark queries use `sk BETWEEN "M#" AND ...`: the head is never in range.
         assert!(HEAD_SK < MARK_PREFIX);
     }

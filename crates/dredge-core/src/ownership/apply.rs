@@ -138,11 +138,23 @@ impl Marks {
         key
     }
 
+    /// The ENI took `addresses` at `at`.
     fn open(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
-        let owner = eni.owner(policy);
+        self.push_for(eni, addresses, Mark::Open { at, owner: eni.owner(policy) });
+    }
+
+    /// From `at`, what the ENI holds of `addresses` is owned as `eni` (an
+    /// attach or detach). Whether it still holds them then is the
+    /// timeline's to tell, from the opens and closes: a release may be
+    /// learned after the attach.
+    fn relabel(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
+        self.push_for(eni, addresses, Mark::Relabel { at, owner: eni.owner(policy) });
+    }
+
+    fn push_for(&mut self, eni: &Eni, addresses: impl IntoIterator<Item = IpAddr>, mark: Mark) {
         for address in addresses {
             if let Some(key) = self.key(eni, address) {
-                self.marks.push((key, Mark::Open { at, owner: owner.clone() }));
+                self.marks.push((key, mark.clone()));
                 self.opened += 1;
             }
         }
@@ -372,6 +384,27 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         Eni { instance_id: Some(instance_id.to_owned()), attachment_id: attachment_id.cloned(), ..eni.clone() }
     }
 
+    /// The ENI as attached at `at`, as far as the record tells: by the
+    /// attachment live then; bare when its attachment now began later by
+    /// its own attach event; else as it is now (a description only bounds
+    /// when an attachment began). A change learned after a later attach
+    /// must not take that attach's owner.
+    fn as_of(record: &EniRecord, at: UnixTime) -> Eni {
+        let live = record
+            .attachments
+            .iter()
+            .filter(|(_, a)| a.at <= at && a.detached_at.is_none_or(|d| d > at))
+            .max_by_key(|(id, a)| (a.at, *id));
+        if let Some((id, a)) = live {
+            return Self::attached(&record.eni, &a.instance_id, Some(id));
+        }
+        let now = record.eni.attachment_id.as_ref().and_then(|id| record.attachments.get(id));
+        match now {
+            Some(a) if a.exact && a.at > at => Self::bare(&record.eni),
+            _ => record.eni.clone(),
+        }
+    }
+
     /// Opens `addresses`, held since `since` but learned only now, at each
     /// later owner change the record remembers (attaches and detaches seen
     /// before the addresses were), while the ENI still held them.
@@ -396,11 +429,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             if a.at > since {
                 let eni = self.view(&Self::attached(&record.eni, &a.instance_id, Some(id))).await?;
                 let held = held_at(a.at);
-                m.open(&eni, &self.policy, a.at, held.iter().copied());
+                m.relabel(&eni, &self.policy, a.at, held.iter().copied());
                 self.close_known_later_ends(record, &eni, &held, a.at, m).await?;
             }
             if let Some(d) = a.detached_at.filter(|d| *d > since) {
-                m.open(&bare, &self.policy, d, held_at(d));
+                m.relabel(&bare, &self.policy, d, held_at(d));
             }
         }
         Ok(())
@@ -420,9 +453,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             for address in sibling.eni.addresses() {
                 let Some(key) = m.key(&sibling.eni, address) else { continue };
                 for mark in self.store.timeline(&key).await?.marks() {
-                    let Mark::Open { at, owner: old } = mark else { continue };
+                    let Some(old) = mark.owner() else { continue };
                     if old.eni_id == owner.eni_id && old.instance_id == owner.instance_id && owner.supersedes(old) {
-                        m.marks.push((key.clone(), Mark::Open { at: *at, owner: owner.clone() }));
+                        m.marks.push((key.clone(), mark.with_owner(owner.clone())));
                         m.opened += 1;
                     }
                 }
@@ -527,7 +560,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         None => EniRecord::new(described.clone(), *at),
                     };
                     if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
-                        record.remember_attachment(attachment, instance, *at);
+                        record.remember_attachment(attachment, instance, *at, false);
                     }
                     record.associations.extend(described.associations.clone());
                     // Elastic IPs associated earlier by allocation: theirs since
@@ -590,12 +623,12 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         record.updated_at = *at;
                     }
                     if let Some(attachment) = attachment_id {
-                        record.remember_attachment(attachment, instance_id, *at);
+                        record.remember_attachment(attachment, instance_id, *at, true);
                     }
                     self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
                     // Owned as attached from `at`, whatever is newer in the record.
                     let addresses: Vec<IpAddr> = eni.addresses().collect();
-                    m.open(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
+                    m.relabel(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&before), &record))
@@ -620,7 +653,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         record.updated_at = record.updated_at.max(*at);
                     }
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
-                    m.open(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
+                    m.relabel(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&record), &record))
@@ -632,8 +665,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let Some(mut record) = self.record_of(eni_id).await? else {
                         return self.defer(EniRef::Id(eni_id.clone()), change).await;
                     };
-                    m.open(&self.view(&record.eni).await?, &self.policy, *at, addresses.iter().copied());
-                    self.close_known_later_ends(&record, &record.eni, addresses, *at, &mut m).await?;
+                    let then = Self::as_of(&record, *at);
+                    m.open(&self.view(&then).await?, &self.policy, *at, addresses.iter().copied());
+                    self.close_known_later_ends(&record, &then, addresses, *at, &mut m).await?;
                     let learned: Vec<IpAddr> =
                         addresses.iter().copied().filter(|a| !record.eni.addresses().any(|b| b == *a)).collect();
                     self.replay_attachments(&record, &learned, *at, &mut m).await?;
@@ -699,8 +733,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         }
                         return Ok(self.finish_then_describe(m, &record, instance.as_deref()).await?.into());
                     };
-                    m.open(&self.view(&record.eni).await?, &self.policy, *at, [public_ip]);
-                    self.close_known_later_ends(&record, &record.eni, &[public_ip], *at, &mut m).await?;
+                    let then = Self::as_of(&record, *at);
+                    m.open(&self.view(&then).await?, &self.policy, *at, [public_ip]);
+                    self.close_known_later_ends(&record, &then, &[public_ip], *at, &mut m).await?;
                     if !record.removed_after(public_ip, *at) {
                         record.add(public_ip, *at);
                         push_unique(&mut record.eni.elastic_addresses, public_ip);

@@ -17,7 +17,7 @@ use super::evidence::{known_at, known_free_at, Sighting};
 use super::owner::Owner;
 use super::store::{OwnershipStore, StoreResult};
 use super::time::UnixTime;
-use super::timeline::{AddressKey, Located, Mark, Timeline};
+use super::timeline::{AddressKey, Located, Timeline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -97,10 +97,8 @@ impl Owners {
             Found::Free => None,
             Found::Mark { key, mark } => {
                 let timeline = self.timelines[key as usize].as_deref().expect("a found mark's timeline is kept");
-                match &timeline.marks()[mark as usize] {
-                    Mark::Open { owner, .. } => Some(owner),
-                    Mark::Close { .. } => unreachable!("found marks are open marks"),
-                }
+                let owner = timeline.marks()[mark as usize].owner();
+                Some(owner.expect("found marks are opens and relabels"))
             }
             Found::History(i) => Some(&self.owned[i as usize]),
         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::owner::{Owner, OwnerKind};
 use super::time::UnixTime;
-use super::timeline::{Mark, Timeline};
+use super::timeline::Timeline;
 
 /// What a sighting knows of the instance the ENI was attached to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,17 +81,17 @@ impl Sighting {
     }
 }
 
-/// Whether the owner whose open is `timeline.marks()[open]` is known to
+/// Whether the owner that `timeline.marks()[open]` (an open or relabel) names is known to
 /// still hold the address at `at`: a sighting of it at or after `at`, or a
 /// close of its holding after `at` at the release's own time (a
 /// reconcile's close only says the release came before it).
 pub fn known_at(timeline: &Timeline, open: usize, seen: &[Sighting], at: UnixTime) -> bool {
     let marks = timeline.marks();
-    let Mark::Open { owner, .. } = &marks[open] else { return false };
+    let Some(owner) = marks[open].owner() else { return false };
     // Where this holding ends as far as the table knows: its close, or
     // another ENI's open. A sighting from after that is of a later holding
     // by the same ENI, and says nothing of this one.
-    let end = marks[open + 1..].iter().find(|m| m.ends(owner) || (m.is_open() && m.eni_id() != owner.eni_id));
+    let end = timeline.end_of_holding(open).map(|i| &marks[i]);
     if end.is_some_and(|m| m.at() > at && m.is_exact_close()) {
         return true;
     }
@@ -125,6 +125,7 @@ pub fn horizon(reconciled: &[(String, UnixTime)]) -> Option<UnixTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ownership::Mark;
 
     fn owner(eni: &str, instance: Option<&str>, kind: OwnerKind) -> Owner {
         let mut o = Owner::new(eni, kind);

@@ -64,6 +64,10 @@ pub struct Attachment {
     pub instance_id: String,
     /// The attach, or the first description showing it.
     pub at: UnixTime,
+    /// `at` is the attach's own time (its event was seen); a description
+    /// only bounds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detached_at: Option<UnixTime>,
 }
@@ -109,14 +113,17 @@ impl EniRecord {
         }
     }
 
-    /// Remembers an attachment, forgetting the oldest beyond the limit.
-    pub fn remember_attachment(&mut self, attachment_id: &str, instance_id: &str, at: UnixTime) {
+    /// Remembers an attachment seen at `at` (`exact`: by its attach event),
+    /// forgetting the oldest beyond the limit.
+    pub fn remember_attachment(&mut self, attachment_id: &str, instance_id: &str, at: UnixTime, exact: bool) {
         let a = self.attachments.entry(attachment_id.to_owned()).or_insert_with(|| Attachment {
             instance_id: instance_id.to_owned(),
             at,
+            exact,
             detached_at: None,
         });
         a.at = a.at.min(at);
+        a.exact |= exact;
         while self.attachments.len() > MAX_REMEMBERED {
             let oldest = self.attachments.iter().min_by_key(|(id, a)| (a.at, *id)).map(|(id, _)| id.clone());
             oldest.map(|id| self.attachments.remove(&id));

@@ -6,7 +6,14 @@
 //!
 //! The owner at time t is the ENI of the latest open at or before t, unless
 //! that ENI released the address between its open and t. An open therefore
-//! also ends the previous owner's interval (its release event may be lost).
+//! also ends the previous owner's interval (its release may be lost).
+//!
+//! An attach or detach changes who an ENI's addresses belong to without the
+//! ENI taking anything: that is a *relabel* ("from t, what ENI e holds is
+//! owned by ..."). It says nothing of whether e holds the address, so it
+//! counts only inside e's holding: a relabel after e released the address
+//! (a release learned after the attach) or after another ENI took it is
+//! void, and it never ends another owner's interval.
 
 use std::net::IpAddr;
 
@@ -46,6 +53,12 @@ pub enum Mark {
         at: UnixTime,
         owner: Owner,
     },
+    /// From `at`, what the owner's ENI holds is owned by `owner` (an
+    /// attach or detach): counts only while that ENI holds the address.
+    Relabel {
+        at: UnixTime,
+        owner: Owner,
+    },
     /// The ENI released the address; with `instance_id`, only if it was
     /// attached to that instance then (an instance's end does not reach an
     /// interface detached from it before).
@@ -65,19 +78,38 @@ pub enum Mark {
 impl Mark {
     pub fn at(&self) -> UnixTime {
         match self {
-            Mark::Open { at, .. } | Mark::Close { at, .. } => *at,
+            Mark::Open { at, .. } | Mark::Relabel { at, .. } | Mark::Close { at, .. } => *at,
         }
     }
 
     pub fn eni_id(&self) -> &str {
         match self {
-            Mark::Open { owner, .. } => &owner.eni_id,
+            Mark::Open { owner, .. } | Mark::Relabel { owner, .. } => &owner.eni_id,
             Mark::Close { eni_id, .. } => eni_id,
         }
     }
 
+    /// The owner an open or a relabel names.
+    pub fn owner(&self) -> Option<&Owner> {
+        match self {
+            Mark::Open { owner, .. } | Mark::Relabel { owner, .. } => Some(owner),
+            Mark::Close { .. } => None,
+        }
+    }
+
+    /// An open: the ENI took the address (a relabel is not one).
     pub fn is_open(&self) -> bool {
         matches!(self, Mark::Open { .. })
+    }
+
+    /// The same open or relabel naming `owner` (completed with what was
+    /// learned later); a close names no owner and stays as it is.
+    pub fn with_owner(&self, owner: Owner) -> Mark {
+        match self {
+            Mark::Open { at, .. } => Mark::Open { at: *at, owner },
+            Mark::Relabel { at, .. } => Mark::Relabel { at: *at, owner },
+            Mark::Close { .. } => self.clone(),
+        }
     }
 
     /// A close of `eni_id` at `at`, whatever it is attached to.
@@ -102,7 +134,7 @@ impl Mark {
             Mark::Close { eni_id, instance_id, .. } => {
                 *eni_id == owner.eni_id && instance_id.as_ref().is_none_or(|i| owner.instance_id.as_ref() == Some(i))
             }
-            Mark::Open { .. } => false,
+            Mark::Open { .. } | Mark::Relabel { .. } => false,
         }
     }
 
@@ -113,7 +145,8 @@ impl Mark {
     /// order, so any arrival order keeps the same one.
     pub fn supersedes(&self, stored: &Mark) -> bool {
         match (self, stored) {
-            (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
+            (Mark::Open { owner, .. }, Mark::Open { owner: old, .. })
+            | (Mark::Relabel { owner, .. }, Mark::Relabel { owner: old, .. }) => owner.supersedes(old),
             (
                 Mark::Close { instance_id: new, found_gone: new_gone, .. },
                 Mark::Close { instance_id: old, found_gone: old_gone, .. },
@@ -126,10 +159,17 @@ impl Mark {
     }
 
     /// Identity and order: time, then closes before opens (an ENI that
-    /// releases and re-takes an address in the same second holds it), then
-    /// ENI. Two marks with the same key are the same fact.
+    /// releases and re-takes an address in the same second holds it) before
+    /// relabels (an attach in the second the ENI takes the address labels
+    /// it; in the second it releases it, the relabel is void), then ENI.
+    /// Two marks with the same key are the same fact.
     pub fn key(&self) -> (UnixTime, u8, &str) {
-        (self.at(), u8::from(self.is_open()), self.eni_id())
+        let rank = match self {
+            Mark::Close { .. } => 0,
+            Mark::Open { .. } => 1,
+            Mark::Relabel { .. } => 2,
+        };
+        (self.at(), rank, self.eni_id())
     }
 
     /// A sortable string form of [`Mark::key`], for stores that order keys
@@ -160,7 +200,8 @@ pub enum Resolution<'a> {
     Unknown,
 }
 
-/// [`Resolution`] by position: the index of the owner's open mark.
+/// [`Resolution`] by position: the index of the mark naming the owner (an
+/// open, or a relabel of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Located {
     Open(usize),
@@ -218,10 +259,7 @@ impl Timeline {
     /// (`complete`) or as only its latest part.
     pub fn resolve(&self, at: UnixTime, complete: bool) -> Resolution<'_> {
         match self.locate(at, complete) {
-            Located::Open(i) => match &self.marks[i] {
-                Mark::Open { owner, .. } => Resolution::Owned(owner),
-                Mark::Close { .. } => unreachable!("locate names open marks"),
-            },
+            Located::Open(i) => Resolution::Owned(self.marks[i].owner().expect("locate names opens and relabels")),
             Located::Free => Resolution::Free,
             Located::Unknown => Resolution::Unknown,
         }
@@ -230,20 +268,48 @@ impl Timeline {
     /// [`Timeline::resolve`], naming the owner's open mark by its index in
     /// [`Timeline::marks`].
     pub fn locate(&self, at: UnixTime, complete: bool) -> Located {
-        // The newest open mark at or before `at`, unless a close of the same
-        // ENI came after it.
+        // The newest open at or before `at`, as its ENI's relabels since
+        // label it, unless a close of the ENI (as labelled then) came after.
         let upto = self.marks.partition_point(|m| m.at() <= at);
-        for i in (0..upto).rev() {
-            if let Mark::Open { owner, .. } = &self.marks[i] {
-                let closed = self.marks[i + 1..upto].iter().any(|m| m.ends(owner));
-                return if closed { Located::Free } else { Located::Open(i) };
+        match self.marks[..upto].iter().rposition(Mark::is_open) {
+            Some(open) => match self.holding(open, upto) {
+                (label, None) => Located::Open(label),
+                (_, Some(_)) => Located::Free,
+            },
+            None if complete => Located::Free,
+            None => Located::Unknown,
+        }
+    }
+
+    /// Follows the holding that the open or relabel `marks[from]` belongs
+    /// to through the marks before `upto`: the index of the mark that
+    /// labels it last, and of the mark that ends it, if any (a close of its
+    /// ENI as labelled then, or another ENI's open).
+    fn holding(&self, from: usize, upto: usize) -> (usize, Option<usize>) {
+        let eni = self.marks[from].eni_id();
+        let mut label = from;
+        for (i, m) in self.marks.iter().enumerate().take(upto).skip(from + 1) {
+            let ends = match m {
+                Mark::Open { owner, .. } | Mark::Relabel { owner, .. } if owner.eni_id == eni => {
+                    label = i;
+                    false
+                }
+                Mark::Open { .. } => true,
+                Mark::Relabel { .. } => false,
+                Mark::Close { .. } => self.marks[label].owner().is_some_and(|o| m.ends(o)),
+            };
+            if ends {
+                return (label, Some(i));
             }
         }
-        if complete {
-            Located::Free
-        } else {
-            Located::Unknown
-        }
+        (label, None)
+    }
+
+    /// Where the holding that the open or relabel `marks()[from]` belongs
+    /// to ends, as far as these marks tell: the index of its ENI's close,
+    /// or of another ENI's open.
+    pub fn end_of_holding(&self, from: usize) -> Option<usize> {
+        self.holding(from, self.marks.len()).1
     }
 
     /// The owner at `at`, the timeline being the complete history.
@@ -259,10 +325,10 @@ impl Timeline {
         self.owner_at(UnixTime(i64::MAX))
     }
 
-    /// The open mark that starts the current interval.
+    /// When the current owner's ENI took the address: the latest open.
     pub fn current_since(&self) -> Option<UnixTime> {
-        let owner = self.current()?;
-        self.marks.iter().rev().find(|m| m.is_open() && m.eni_id() == owner.eni_id).map(Mark::at)
+        self.current()?;
+        self.marks.iter().rev().find(|m| m.is_open()).map(Mark::at)
     }
 
     /// The intervals the marks describe, oldest first. Consecutive opens of
@@ -283,6 +349,15 @@ impl Timeline {
                     }
                     current = Some((*at, owner));
                 }
+                // Inside its ENI's holding only; else void.
+                Mark::Relabel { at, owner } => match current {
+                    Some((_, cur)) if cur == owner => {}
+                    Some((from, cur)) if cur.eni_id == owner.eni_id => {
+                        finish(from, Some(*at), cur, &mut out);
+                        current = Some((*at, owner));
+                    }
+                    _ => {}
+                },
                 Mark::Close { at, .. } => {
                     if let Some((from, cur)) = current {
                         if mark.ends(cur) {
@@ -365,6 +440,83 @@ mod tests {
         assert!(both.insert(close(300, "eni-a")));
         assert!(!both.insert(scoped(300)));
         assert_eq!(both.marks(), [close(300, "eni-a")]);
+    }
+
+    fn relabel(at: i64, eni: &str, app: &str) -> Mark {
+        Mark::Relabel { at: UnixTime(at), owner: owner(eni, app) }
+    }
+
+    /// Owners and intervals tell the same history.
+    fn spans(t: &Timeline) -> Vec<(i64, Option<i64>, String)> {
+        let key = AddressKey::new(Scope::Vpc("vpc-1".into()), "10.0.0.1".parse().unwrap());
+        let spans: Vec<_> = t
+            .intervals(&key)
+            .iter()
+            .map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.app.clone().unwrap_or_default()))
+            .collect();
+        for at in 0..1_000 {
+            let from_spans = spans.iter().find(|(f, to, _)| *f <= at && to.is_none_or(|to| at < to));
+            assert_eq!(app_at(t, at), from_spans.map(|s| s.2.as_str()), "at {at}");
+        }
+        spans
+    }
+
+    #[test]
+    fn a_relabel_counts_only_while_its_eni_holds_the_address() {
+        // Attached (x), detached (bare), attached elsewhere (y): the
+        // holding relabelled at each.
+        let t = Timeline::from_marks([
+            open(100, "eni-a", "bare"),
+            relabel(200, "eni-a", "x"),
+            relabel(300, "eni-a", "bare"),
+            relabel(400, "eni-a", "y"),
+        ]);
+        let want = [(100, Some(200), "bare"), (200, Some(300), "x"), (300, Some(400), "bare"), (400, None, "y")];
+        assert_eq!(spans(&t), want.map(|(f, to, a)| (f, to, a.to_owned())));
+        // The address released before the attach (learned after it): the
+        // attach gives it back to nobody.
+        let t = Timeline::from_marks([open(100, "eni-a", "bare"), close(150, "eni-a"), relabel(200, "eni-a", "x")]);
+        assert_eq!(spans(&t), [(100, Some(150), "bare".to_owned())]);
+        // Released in the second of the attach: released.
+        let t = Timeline::from_marks([open(100, "eni-a", "bare"), relabel(200, "eni-a", "x"), close(200, "eni-a")]);
+        assert_eq!(spans(&t), [(100, Some(200), "bare".to_owned())]);
+        // Taken by another ENI since: the relabel neither gives it back nor
+        // ends the new owner's interval.
+        let t = Timeline::from_marks([open(100, "eni-a", "bare"), open(150, "eni-b", "z"), relabel(200, "eni-a", "x")]);
+        assert_eq!(spans(&t), [(100, Some(150), "bare".to_owned()), (150, None, "z".to_owned())]);
+        // Taken back later: the next relabel counts again.
+        let t = Timeline::from_marks([
+            open(100, "eni-a", "bare"),
+            close(150, "eni-a"),
+            relabel(200, "eni-a", "x"),
+            open(300, "eni-a", "bare"),
+            relabel(400, "eni-a", "y"),
+        ]);
+        let want = [(100, Some(150), "bare"), (300, Some(400), "bare"), (400, None, "y")];
+        assert_eq!(spans(&t), want.map(|(f, to, a)| (f, to, a.to_owned())));
+    }
+
+    #[test]
+    fn an_instance_close_follows_the_relabelled_owner() {
+        let mut attached = owner("eni-a", "x");
+        attached.instance_id = Some("i-1".into());
+        let stop = Mark::Close {
+            at: UnixTime(300),
+            eni_id: "eni-a".into(),
+            instance_id: Some("i-1".into()),
+            found_gone: false,
+        };
+        let t = Timeline::from_marks([
+            open(100, "eni-a", "bare"),
+            Mark::Relabel { at: UnixTime(200), owner: attached },
+            stop.clone(),
+        ]);
+        assert_eq!(app_at(&t, 250), Some("x"));
+        assert_eq!(app_at(&t, 350), None, "attached to the instance when it ended");
+        assert_eq!(t.end_of_holding(0), Some(2));
+        let detached = Timeline::from_marks([open(100, "eni-a", "bare"), stop]);
+        assert_eq!(app_at(&detached, 350), Some("bare"));
+        assert_eq!(detached.end_of_holding(0), None);
     }
 
     #[test]
@@ -459,9 +611,10 @@ mod tests {
     #[test]
     fn sort_keys_order_like_keys() {
         let a = close(99, "eni-z");
-        let b = open(99, "eni-a", "x");
-        let c = open(100, "eni-a", "x");
-        assert!(a.key() < b.key() && b.key() < c.key());
-        assert!(a.sort_key() < b.sort_key() && b.sort_key() < c.sort_key());
+        let b = open(99, "eni-z", "x");
+        let c = relabel(99, "eni-a", "x");
+        let d = open(100, "eni-a", "x");
+        assert!(a.key() < b.key() && b.key() < c.key() && c.key() < d.key());
+        assert!(a.sort_key() < b.sort_key() && b.sort_key() < c.sort_key() && c.sort_key() < d.sort_key());
     }
 }
