@@ -151,6 +151,7 @@ struct EniInfo {
     owner: Owner,
     addresses: Vec<IpAddr>,
     deleted_at: Option<UnixTime>,
+    since: UnixTime,
 }
 
 /// Logging ENIs looked up, with when: `None` when the table knows nothing.
@@ -345,6 +346,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                         owner: r.eni.owner(&self.policy),
                         addresses: r.eni.addresses().collect(),
                         deleted_at: r.deleted_at,
+                        since: r.attached_since(),
                     })
                 });
                 enis.insert(name, (info.clone(), now));
@@ -812,6 +814,7 @@ impl<S: OwnershipStore, K: RecordSink, O: ObjectStore, Q: RetryQueue> Enricher<S
                         owner: &i.owner,
                         addresses: &i.addresses,
                         deleted_at: i.deleted_at,
+                        since: i.since,
                     }),
                     src_owner: flow.src_query.and_then(|q| owners[q as usize].0),
                     dst_owner: flow.dst_query.and_then(|q| owners[q as usize].0),

@@ -200,6 +200,12 @@ pub struct LoggingEni<'a> {
     pub addresses: &'a [IpAddr],
     /// When the ENI was deleted, if it was.
     pub deleted_at: Option<UnixTime>,
+    /// Since when `owner` holds ([`EniRecord::attached_since`]): the ENI
+    /// may have been attached elsewhere before (it moved between
+    /// applications), so earlier flows do not take it.
+    ///
+    /// [`EniRecord::attached_since`]: crate::ownership::EniRecord::attached_since
+    pub since: UnixTime,
 }
 
 /// What is known of a whole flow before its sides are decided.
@@ -245,7 +251,10 @@ pub fn attribute<'a>(flow: &FlowFacts<'a>, ranges: Option<&'a IpRanges>) -> Side
                 table_known,
                 is_logging_side,
                 interface_id: flow.interface_id,
-                logging_eni: if is_logging_side { eni.map(|e| e.owner) } else { None },
+                logging_eni: match eni {
+                    Some(e) if is_logging_side && flow.start.is_some_and(|s| s >= e.since) => Some(e.owner),
+                    _ => None,
+                },
             },
             ranges,
         )
@@ -308,7 +317,7 @@ mod tests {
     fn the_logging_side_by_addresses_then_table_then_direction() {
         let log = Owner::new("eni-log", OwnerKind::Instance);
         let addresses = ["10.0.0.2".parse().unwrap()];
-        let eni = LoggingEni { owner: &log, addresses: &addresses, deleted_at: None };
+        let eni = LoggingEni { owner: &log, addresses: &addresses, deleted_at: None, since: UnixTime(0) };
         // The ENI holds the destination: the destination logged it.
         let f = FlowFacts { logging_eni: Some(eni), ..flow("10.0.0.1", "10.0.0.2") };
         assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Dst));
@@ -317,7 +326,7 @@ mod tests {
         // The ENI's record lists both (one of them released): the table
         // tells.
         let both = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
-        let stale = LoggingEni { owner: &log, addresses: &both, deleted_at: None };
+        let stale = LoggingEni { owner: &log, addresses: &both, deleted_at: None, since: UnixTime(0) };
         let f = FlowFacts { logging_eni: Some(stale), dst_owner: Some(&log), ..flow("10.0.0.1", "10.0.0.2") };
         assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Dst));
         // The table gives the source to the logging ENI.
@@ -333,12 +342,20 @@ mod tests {
     fn a_deleted_eni_and_a_flow_without_start_say_nothing() {
         let log = Owner::new("eni-log", OwnerKind::Instance);
         let addresses = ["10.0.0.1".parse().unwrap()];
-        let deleted = LoggingEni { owner: &log, addresses: &addresses, deleted_at: Some(UnixTime(1000)) };
+        let deleted =
+            LoggingEni { owner: &log, addresses: &addresses, deleted_at: Some(UnixTime(1000)), since: UnixTime(0) };
         let f = FlowFacts { logging_eni: Some(deleted), ..flow("10.0.0.1", "10.0.0.2") };
         assert_eq!(attribute(&f, None).src, SideOwner::Unattributed, "deleted at the flow's start");
         let alive = LoggingEni { deleted_at: Some(UnixTime(1001)), ..deleted };
         let f = FlowFacts { logging_eni: Some(alive), ..flow("10.0.0.1", "10.0.0.2") };
         assert_eq!(attribute(&f, None).src, SideOwner::LoggingEni(&log));
+        // Attached as it is now only since after the flow's start (it
+        // moved between instances): the record's owner is not the flow's,
+        // though it still tells the logging side.
+        let moved = LoggingEni { since: UnixTime(1001), ..alive };
+        let f = FlowFacts { logging_eni: Some(moved), ..flow("10.0.0.1", "10.0.0.2") };
+        assert_eq!(logging_side(&f, f.logging_eni), Some(Side::Src));
+        assert_eq!(attribute(&f, None).src, SideOwner::Unattributed, "attached elsewhere at the flow's start");
         let other = Owner::new("eni-other", OwnerKind::Instance);
         let f =
             FlowFacts { start: None, src_owner: Some(&other), dst_owner: Some(&other), ..flow("10.0.0.1", "10.0.0.2") };

@@ -190,6 +190,20 @@ impl EniRecord {
         }
     }
 
+    /// Since when the ENI has been attached as it is now, as far as the
+    /// record tells: its attachment's start (an attach, or the first
+    /// description showing it); bare, its latest detach; else (never seen
+    /// attached) ever since it was known. Before that, the record's owner
+    /// is not the ENI's.
+    pub fn attached_since(&self) -> UnixTime {
+        let attachment = |id: &String| self.attachments.get(id).map(|a| a.at);
+        match (&self.eni.instance_id, &self.eni.attachment_id) {
+            (Some(_), Some(id)) => attachment(id).unwrap_or(self.updated_at),
+            (Some(_), None) => self.updated_at,
+            (None, _) => self.attachments.values().filter_map(|a| a.detached_at).max().unwrap_or(UnixTime(i64::MIN)),
+        }
+    }
+
     /// Whether `attachment_id` is, or was, this ENI's.
     pub fn has_attachment(&self, attachment_id: &str) -> bool {
         self.eni.attachment_id.as_deref() == Some(attachment_id) || self.attachments.contains_key(attachment_id)
@@ -471,5 +485,30 @@ impl<S: OwnershipStore> OwnershipStore for &S {
     }
     fn calls(&self) -> u64 {
         (**self).calls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attached_since_is_the_start_of_what_the_record_says_now() {
+        let mut r = EniRecord::new(Eni::new("eni-1"), UnixTime(100));
+        assert_eq!(r.attached_since(), UnixTime(i64::MIN), "never seen attached");
+        r.remember_attachment("att-1", "i-1", UnixTime(200), true);
+        r.eni.instance_id = Some("i-1".into());
+        r.eni.attachment_id = Some("att-1".into());
+        assert_eq!(r.attached_since(), UnixTime(200));
+        // Detached, then described bare.
+        r.attachments.get_mut("att-1").unwrap().detached_at = Some(UnixTime(300));
+        r.eni.instance_id = None;
+        r.eni.attachment_id = None;
+        assert_eq!(r.attached_since(), UnixTime(300));
+        // Described attached, by an attachment it had not seen: as of the
+        // description.
+        r.eni.instance_id = Some("i-2".into());
+        r.updated_at = UnixTime(500);
+        assert_eq!(r.attached_since(), UnixTime(500));
     }
 }
