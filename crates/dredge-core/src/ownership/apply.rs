@@ -21,7 +21,8 @@ use super::timeline::{AddressKey, Mark};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Marks written (possibly zero: nothing to change).
+    /// Marks written (possibly zero: nothing to change); `opened` counts
+    /// relabels too.
     Applied { opened: usize, closed: usize, unscoped: usize },
     /// The change names an ENI (or attachment, association) the table does
     /// not know: kept, and applied when the ENI becomes known.
@@ -405,9 +406,11 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         }
     }
 
-    /// Opens `addresses`, held since `since` but learned only now, at each
-    /// later owner change the record remembers (attaches and detaches seen
-    /// before the addresses were), while the ENI still held them.
+    /// Relabels `addresses`, held since `since` but learned only now, at
+    /// each later owner change the record remembers (attaches and detaches
+    /// seen before the addresses were), while the ENI still held them as
+    /// far as the record knows; a release learned later voids them in the
+    /// timeline.
     async fn replay_attachments(
         &self,
         record: &EniRecord,
@@ -626,7 +629,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         record.remember_attachment(attachment, instance_id, *at, true);
                     }
                     self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
-                    // Owned as attached from `at`, whatever is newer in the record.
+                    // Relabelled as attached from `at`, whatever is newer in the record.
                     let addresses: Vec<IpAddr> = eni.addresses().collect();
                     m.relabel(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
