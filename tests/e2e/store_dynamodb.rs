@@ -513,6 +513,38 @@ async fn late_history_beyond_the_head_is_dated_too() {
     assert_eq!(expires_at_of(&store, &other, &held).await, Some(T0 + 30 + retention));
 }
 
+/// An instance's end dates the open of its interface; a detach learned
+/// afterwards, from before the end, shows the interface was spared: the
+/// open is undated again (a head of two marks: the same through the
+/// history behind it).
+#[tokio::test]
+async fn a_detach_learned_after_an_instance_end_undates_the_open() {
+    let Some(client) = moto_client("a_detach_learned_after_an_instance_end_undates_the_open").await else { return };
+    let retention = 30 * 86_400;
+    for head_marks in [DEFAULT_HEAD_MARKS, 2] {
+        let store = fresh_store(client.clone(), head_marks).await;
+        let key = in_vpc("vpc-1", "10.9.1.1");
+        let attached = owner("eni-d", "app");
+        let open = Mark::Open { at: at(T0), owner: attached.clone() };
+        let end = Mark::Close {
+            at: at(T0 + 300),
+            eni_id: "eni-d".into(),
+            instance_id: attached.instance_id.clone(),
+            found_gone: false,
+        };
+        store.put_marks(&[(key.clone(), open.clone()), (key.clone(), end)]).await.expect("put_marks");
+        assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 300 + retention), "ended by its instance");
+        let mut bare = attached.clone();
+        bare.instance_id = None;
+        let detach = Mark::Relabel { at: at(T0 + 200), owner: bare };
+        store.put_marks(&[(key.clone(), detach.clone())]).await.expect("put_marks");
+        assert_eq!(expires_at_of(&store, &key, &open).await, None, "head of {head_marks}: held on, detached");
+        assert_eq!(expires_at_of(&store, &key, &detach).await, None);
+        let owners = store.lookup(&[(key.clone(), at(T0 + 400))]).await.expect("lookup");
+        assert_eq!(owners[0].as_ref().map(|o| o.instance_id.clone()), Some(None), "the bare interface");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_converge() {
     let Some(client) = moto_client("concurrent_writers_converge").await else { return };

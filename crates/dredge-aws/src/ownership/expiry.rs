@@ -10,6 +10,11 @@
 //! expires. A relabel that is void (its ENI did not hold the address then)
 //! is dated the same way: it may turn valid when a late open arrives, and
 //! an end may only move earlier.
+//!
+//! One end can move later: a close for an instance ends an open only while
+//! its ENI was attached to that instance, and a detach learned after the
+//! close (a relabel between them) shows it was not. The open is then
+//! undated again ([`revived_opens`]).
 
 use std::collections::BTreeMap;
 
@@ -47,6 +52,22 @@ pub(crate) fn ended_opens(marks: &[Mark]) -> Vec<(usize, usize)> {
                     }
                 }
             }
+        }
+    }
+    out
+}
+
+/// The opens in `marks` (sorted by key) that a relabel among `inputs`
+/// belongs to and that nothing ends: an instance's close may have dated
+/// them before the relabel showed their ENI detached from it.
+pub(crate) fn revived_opens(marks: &[Mark], inputs: &[Mark]) -> Vec<usize> {
+    let ended: Vec<usize> = ended_opens(marks).into_iter().map(|(open, _)| open).collect();
+    let mut out = Vec::new();
+    for input in inputs.iter().filter(|m| matches!(m, Mark::Relabel { .. })) {
+        let before = marks.partition_point(|m| m.key() < input.key());
+        let Some(open) = marks[..before].iter().rposition(Mark::is_open) else { continue };
+        if marks[open].eni_id() == input.eni_id() && !ended.contains(&open) && !out.contains(&open) {
+            out.push(open);
         }
     }
     out
@@ -130,6 +151,33 @@ mod tests {
         let ends: Vec<(i64, i64)> =
             ended_opens(t.marks()).into_iter().map(|(o, e)| (t.marks()[o].at().0, t.marks()[e].at().0)).collect();
         assert_eq!(ends, vec![(150, 200), (200, 250), (250, 300), (100, 300), (350, 400), (160, 400)]);
+    }
+
+    #[test]
+    fn a_detach_learned_after_an_instance_close_revives_the_open() {
+        let attached = |at: i64, instance: Option<&str>| {
+            let mut owner = Owner::new("a", OwnerKind::Instance);
+            owner.instance_id = instance.map(str::to_owned);
+            owner
+        };
+        let open = Mark::Open { at: UnixTime(100), owner: attached(100, Some("i-1")) };
+        let end =
+            Mark::Close { at: UnixTime(300), eni_id: "a".into(), instance_id: Some("i-1".into()), found_gone: false };
+        let before = Timeline::from_marks([open.clone(), end.clone()]);
+        assert_eq!(ended_opens(before.marks()), vec![(0, 1)], "dated by the instance's end");
+        let detach = Mark::Relabel { at: UnixTime(200), owner: attached(200, None) };
+        let after = Timeline::from_marks([open, detach.clone(), end]);
+        assert!(ended_opens(after.marks()).is_empty(), "detached first: the instance's end spares it");
+        assert_eq!(revived_opens(after.marks(), std::slice::from_ref(&detach)), vec![0]);
+        // A relabel of another ENI, or one whose holding ended, revives nothing.
+        let other = Mark::Relabel { at: UnixTime(200), owner: Owner::new("b", OwnerKind::Instance) };
+        assert!(revived_opens(after.marks(), &[other]).is_empty());
+        let gone = Timeline::from_marks([
+            Mark::Open { at: UnixTime(100), owner: attached(100, None) },
+            Mark::close(UnixTime(150), "a"),
+            detach.clone(),
+        ]);
+        assert!(revived_opens(gone.marks(), &[detach]).is_empty());
     }
 
     #[test]

@@ -351,37 +351,43 @@ impl DynamoOwnershipStore {
         self.date_ended_opens(&key, &history, &inputs).await
     }
 
-    /// Sets `expires_at` on every open of `history` that an input ends or
-    /// that is an input and already ended. Lowers only: the first end of an
-    /// open can only move earlier as facts arrive, so concurrent and
-    /// replayed writers converge on it.
+    /// Sets `expires_at` on every open and relabel of `history` that an
+    /// input ends or that is an input and already ended. Lowers only: the
+    /// first end of a mark only moves earlier as facts arrive, so concurrent
+    /// and replayed writers converge on it. The one exception, an open an
+    /// input relabel shows an instance's close did not end, is undated
+    /// ([`expiry::revived_opens`]).
     async fn date_ended_opens(&self, key: &AddressKey, history: &Timeline, inputs: &[Mark]) -> StoreResult<()> {
         let is_input = |m: &Mark| inputs.iter().any(|i| i.key() == m.key());
         let marks = history.marks();
-        let updates: Vec<_> = expiry::ended_opens(marks)
+        let dated = expiry::ended_opens(marks)
             .into_iter()
             .filter(|(open, end)| is_input(&marks[*open]) || is_input(&marks[*end]))
-            .map(|(open, end)| {
+            .map(|(open, end)| (open, Some(self.expires(marks[end].at()))));
+        let undated = expiry::revived_opens(marks, inputs).into_iter().map(|open| (open, None));
+        let updates: Vec<_> = dated
+            .chain(undated)
+            .map(|(mark, expires_at)| {
                 let me = self.clone();
                 let pk = items::address_pk(key);
-                let sk = items::mark_sk(&marks[open]);
-                let expires_at = self.expires(marks[end].at());
-                async move { me.lower_expiry(pk, sk, expires_at).await }
+                let sk = items::mark_sk(&marks[mark]);
+                async move { me.set_expiry(pk, sk, expires_at).await }
             })
             .collect();
         run_all(updates).await.map(drop)
     }
 
-    async fn lower_expiry(&self, pk: String, sk: String, expires_at: i64) -> StoreResult<()> {
-        self.requests
-            .update_if(
-                items::key(pk, &sk),
-                "SET #e = :e",
-                "attribute_exists(#pk) AND (attribute_not_exists(#e) OR #e > :e)",
-                &[("#pk", items::PK), ("#e", items::EXPIRES_AT)],
-                vec![(":e", items::n(expires_at))],
-            )
-            .await
+    /// Lowers a mark's expiry to `expires_at`, or (`None`) removes it.
+    async fn set_expiry(&self, pk: String, sk: String, expires_at: Option<i64>) -> StoreResult<()> {
+        let names = [("#pk", items::PK), ("#e", items::EXPIRES_AT)];
+        let key = items::key(pk, &sk);
+        match expires_at {
+            Some(e) => {
+                let lower = "attribute_exists(#pk) AND (attribute_not_exists(#e) OR #e > :e)";
+                self.requests.update_if(key, "SET #e = :e", lower, &names, vec![(":e", items::n(e))]).await
+            }
+            None => self.requests.update_if(key, "REMOVE #e", "attribute_exists(#e)", &names[1..], vec![]).await,
+        }
     }
 
     /// All mark items of one address.

@@ -265,8 +265,8 @@ impl Timeline {
         }
     }
 
-    /// [`Timeline::resolve`], naming the owner's open mark by its index in
-    /// [`Timeline::marks`].
+    /// [`Timeline::resolve`], naming the mark that names the owner (its
+    /// open, or its latest relabel) by its index in [`Timeline::marks`].
     pub fn locate(&self, at: UnixTime, complete: bool) -> Located {
         // The newest open at or before `at`, as its ENI's relabels since
         // label it, unless a close of the ENI (as labelled then) came after.
