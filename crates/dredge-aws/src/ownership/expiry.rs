@@ -155,17 +155,17 @@ mod tests {
 
     #[test]
     fn a_detach_learned_after_an_instance_close_revives_the_open() {
-        let attached = |at: i64, instance: Option<&str>| {
+        let attached = |instance: Option<&str>| {
             let mut owner = Owner::new("a", OwnerKind::Instance);
             owner.instance_id = instance.map(str::to_owned);
             owner
         };
-        let open = Mark::Open { at: UnixTime(100), owner: attached(100, Some("i-1")) };
+        let open = Mark::Open { at: UnixTime(100), owner: attached(Some("i-1")) };
         let end =
             Mark::Close { at: UnixTime(300), eni_id: "a".into(), instance_id: Some("i-1".into()), found_gone: false };
         let before = Timeline::from_marks([open.clone(), end.clone()]);
         assert_eq!(ended_opens(before.marks()), vec![(0, 1)], "dated by the instance's end");
-        let detach = Mark::Relabel { at: UnixTime(200), owner: attached(200, None) };
+        let detach = Mark::Relabel { at: UnixTime(200), owner: attached(None) };
         let after = Timeline::from_marks([open, detach.clone(), end]);
         assert!(ended_opens(after.marks()).is_empty(), "detached first: the instance's end spares it");
         assert_eq!(revived_opens(after.marks(), std::slice::from_ref(&detach)), vec![0]);
@@ -173,7 +173,7 @@ mod tests {
         let other = Mark::Relabel { at: UnixTime(200), owner: Owner::new("b", OwnerKind::Instance) };
         assert!(revived_opens(after.marks(), &[other]).is_empty());
         let gone = Timeline::from_marks([
-            Mark::Open { at: UnixTime(100), owner: attached(100, None) },
+            Mark::Open { at: UnixTime(100), owner: attached(None) },
             Mark::close(UnixTime(150), "a"),
             detach.clone(),
         ]);
