@@ -385,16 +385,24 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         Eni { instance_id: Some(instance_id.to_owned()), attachment_id: attachment_id.cloned(), ..eni.clone() }
     }
 
-    /// The ENI as attached at `at`, as far as the record tells: by the
-    /// attachment live then; bare when its attachment now began later by
-    /// its own attach event; else as it is now (a description only bounds
-    /// when an attachment began). A change learned after a later attach
-    /// must not take that attach's owner.
+    /// The ENI as attached at `at`, as far as the record tells: as it is
+    /// now from the record's newest description on; before, by the
+    /// attachment live then (one that is not the record's now, without a
+    /// detach seen, ended by that description at the latest); bare when its
+    /// attachment now began later by its own attach event; else as it is
+    /// now (a description only bounds when an attachment began). A change
+    /// learned after a later attach must not take that attach's owner.
     fn as_of(record: &EniRecord, at: UnixTime) -> Eni {
+        if at >= record.updated_at {
+            return record.eni.clone();
+        }
+        let current = record.eni.attachment_id.as_deref();
+        let ended =
+            |id: &str, detached: Option<UnixTime>| detached.or((Some(id) != current).then_some(record.updated_at));
         let live = record
             .attachments
             .iter()
-            .filter(|(_, a)| a.at <= at && a.detached_at.is_none_or(|d| d > at))
+            .filter(|(id, a)| a.at <= at && ended(id, a.detached_at).is_none_or(|d| d > at))
             .max_by_key(|(id, a)| (a.at, *id));
         if let Some((id, a)) = live {
             return Self::attached(&record.eni, &a.instance_id, Some(id));
@@ -574,8 +582,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         };
                         record.awaiting.remove(allocation);
                         if !record.removed_after(*ip, since) {
-                            m.open(&owner, &self.policy, since, [*ip]);
-                            self.close_known_later_ends(&record, &described, &[*ip], since, &mut m).await?;
+                            let then = self.view(&Self::as_of(&record, since)).await?;
+                            m.open(&then, &self.policy, since, [*ip]);
+                            self.close_known_later_ends(&record, &then, &[*ip], since, &mut m).await?;
+                            self.replay_attachments(&record, &[*ip], since, &mut m).await?;
                         }
                     }
                     self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
@@ -671,9 +681,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let then = Self::as_of(&record, *at);
                     m.open(&self.view(&then).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &then, addresses, *at, &mut m).await?;
-                    let learned: Vec<IpAddr> =
-                        addresses.iter().copied().filter(|a| !record.eni.addresses().any(|b| b == *a)).collect();
-                    self.replay_attachments(&record, &learned, *at, &mut m).await?;
+                    // Opened as owned then: relabelled at the owner changes
+                    // since (repeats of known relabels are the same facts).
+                    self.replay_attachments(&record, addresses, *at, &mut m).await?;
                     for address in addresses {
                         record.add(*address, *at);
                     }
@@ -739,6 +749,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let then = Self::as_of(&record, *at);
                     m.open(&self.view(&then).await?, &self.policy, *at, [public_ip]);
                     self.close_known_later_ends(&record, &then, &[public_ip], *at, &mut m).await?;
+                    self.replay_attachments(&record, &[public_ip], *at, &mut m).await?;
                     if !record.removed_after(public_ip, *at) {
                         record.add(public_ip, *at);
                         push_unique(&mut record.eni.elastic_addresses, public_ip);
@@ -970,6 +981,64 @@ mod tests {
     fn app_at(store: &MemoryStore, addr: &str, at: i64) -> Option<String> {
         let key = AddressKey::new(Scope::Vpc(VPC.into()), addr.parse().unwrap());
         ready(store.lookup(&[(key, UnixTime(at))])).unwrap().pop().flatten().and_then(|o| o.app)
+    }
+
+    fn instance_at(store: &MemoryStore, key: AddressKey, at: i64) -> Option<Option<String>> {
+        ready(store.lookup(&[(key, UnixTime(at))])).unwrap().pop().flatten().map(|o| o.instance_id)
+    }
+
+    /// A detach that never arrived: a reconcile shows the interface bare,
+    /// so an assign after it is the bare interface's, not the instance's it
+    /// left.
+    #[test]
+    fn a_change_after_a_description_takes_the_described_owner() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        ready(applier.apply(&up(100, &eni("eni-a", "i-1", "a-prod-v001", &["10.0.0.50"])))).unwrap();
+        let mut bare = Applier::<MemoryStore>::bare(&eni("eni-a", "i-1", "a-prod-v001", &["10.0.0.50"]));
+        bare.tags.clear();
+        ready(applier.reconcile(&[bare], UnixTime(500), &SnapshotScope::default())).unwrap();
+        let second: IpAddr = "10.0.0.51".parse().unwrap();
+        let assign = Change::AddressesAssigned { at: UnixTime(600), eni_id: "eni-a".into(), addresses: vec![second] };
+        ready(applier.apply(&assign)).unwrap();
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        assert_eq!(instance_at(&store, key, 650), Some(None), "the bare interface's");
+    }
+
+    /// An address taken before an attach but learned after it (and after a
+    /// description that already listed it): owned as the bare interface
+    /// until the attach, then as attached, as in time order.
+    #[test]
+    fn an_address_learned_late_is_relabelled_at_a_later_attach() {
+        let mut bare = Eni::new("eni-b");
+        bare.vpc_id = Some(VPC.into());
+        bare.private_addresses = vec!["10.0.0.60".parse().unwrap()];
+        let second: IpAddr = "10.0.0.61".parse().unwrap();
+        let mut described = bare.clone();
+        described.private_addresses.push(second);
+        described.instance_id = Some("i-1".into());
+        described.attachment_id = Some("att-b".into());
+        let changes = [
+            up(100, &bare),
+            Change::Attached {
+                at: UnixTime(200),
+                eni_id: "eni-b".into(),
+                instance_id: "i-1".into(),
+                attachment_id: Some("att-b".into()),
+            },
+            up(300, &described),
+            Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-b".into(), addresses: vec![second] },
+        ];
+        for order in [[0, 3, 1, 2], [0, 1, 2, 3], [0, 1, 3, 2]] {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for i in order {
+                ready(applier.apply(&changes[i])).unwrap();
+            }
+            let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+            assert_eq!(instance_at(&store, key.clone(), 170), Some(None), "order {order:?}");
+            assert_eq!(instance_at(&store, key, 250), Some(Some("i-1".into())), "order {order:?}");
+        }
     }
 
     /// Address 10.0.0.5: app x from 100, x's instance gone at 200, app y

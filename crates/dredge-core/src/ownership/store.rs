@@ -122,7 +122,14 @@ impl EniRecord {
             exact,
             detached_at: None,
         });
-        a.at = a.at.min(at);
+        // The attach event's own time replaces a description's bound (a
+        // description dated as of the event that asked for it may even
+        // come before it).
+        if exact && !a.exact {
+            a.at = at;
+        } else if exact == a.exact {
+            a.at = a.at.min(at);
+        }
         a.exact |= exact;
         while self.attachments.len() > MAX_REMEMBERED {
             let oldest = self.attachments.iter().min_by_key(|(id, a)| (a.at, *id)).map(|(id, _)| id.clone());
@@ -200,7 +207,14 @@ impl EniRecord {
         match (&self.eni.instance_id, &self.eni.attachment_id) {
             (Some(_), Some(id)) => attachment(id).unwrap_or(self.updated_at),
             (Some(_), None) => self.updated_at,
-            (None, _) => self.attachments.values().filter_map(|a| a.detached_at).max().unwrap_or(UnixTime(i64::MIN)),
+            // Bare: since the latest detach; an attachment whose detach was
+            // never seen ended by the description that shows it bare.
+            (None, _) => self
+                .attachments
+                .values()
+                .map(|a| a.detached_at.unwrap_or(self.updated_at))
+                .max()
+                .unwrap_or(UnixTime(i64::MIN)),
         }
     }
 
