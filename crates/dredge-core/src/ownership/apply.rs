@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::change::Change;
 use super::eni::{merge_tags, push_unique, Eni};
 use super::evidence::{scope_label, Attached, Sighting};
-use super::owner::{TagPolicy, ASG_TAG};
+use super::owner::{Owner, TagPolicy, ASG_TAG};
 use super::scope::Scope;
 use super::store::{
     EniRecord, EniRef, EniWrite, InstanceNote, InstanceRecord, OwnershipStore, StoreError, StoreResult,
@@ -450,6 +450,38 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         Ok(())
     }
 
+    /// An interface detached at `at` from an instance that had ended
+    /// before outlived that end (EC2 detaches the interfaces it does not
+    /// delete): the end's close did not release its addresses. Each is
+    /// opened again at the end with the owner it had just before (a close
+    /// and an open in one second: held). Only a detach tells for sure that
+    /// the interface was still attached when the instance ended; an attach
+    /// elsewhere without it leaves the gap to a reconcile.
+    async fn outlived_instance_end(
+        &self,
+        record: &EniRecord,
+        attachment_id: &str,
+        at: UnixTime,
+        m: &mut Marks,
+    ) -> StoreResult<()> {
+        let Some(a) = record.attachments.get(attachment_id) else { return Ok(()) };
+        let Some(instance) = self.store.instance(&a.instance_id).await? else { return Ok(()) };
+        let end = instance.changed_at;
+        if instance.running || end < a.at || end > at || record.deleted_at.is_some_and(|d| d <= end) {
+            return Ok(());
+        }
+        for address in record.eni.addresses() {
+            let Some(key) = m.key(&record.eni, address) else { continue };
+            let timeline = self.store.timeline(&key).await?;
+            let attached = |o: &&Owner| o.eni_id == record.eni.eni_id && o.instance_id.as_ref() == Some(&a.instance_id);
+            if let Some(owner) = timeline.owner_at(UnixTime(end.0 - 1)).filter(attached) {
+                m.marks.push((key, Mark::Open { at: end, owner: owner.clone() }));
+                m.opened += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Completes the opens of the instance's other ENIs with tags learned
     /// only now (an interface attached before the instance's own was
     /// known): the fuller version of each fact replaces the one written.
@@ -665,6 +697,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         record.eni = bare.clone();
                         record.updated_at = record.updated_at.max(*at);
                     }
+                    self.outlived_instance_end(&record, attachment_id, *at, &mut m).await?;
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
                     m.relabel(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
@@ -1039,6 +1072,41 @@ mod tests {
             assert_eq!(instance_at(&store, key.clone(), 170), Some(None), "order {order:?}");
             assert_eq!(instance_at(&store, key, 250), Some(Some("i-1".into())), "order {order:?}");
         }
+    }
+
+    /// An interface its instance's end did not delete, detached and
+    /// attached to another instance: it keeps its address throughout, in
+    /// every delivery order, with one history.
+    #[test]
+    fn an_interface_outliving_its_instance_keeps_its_address() {
+        let address: IpAddr = "10.0.0.70".parse().unwrap();
+        let mut e = eni("eni-s", "i-1", "s-prod-v001", &["10.0.0.70"]);
+        e.attachment_id = Some("att-1".into());
+        let changes = [
+            up(100, &e),
+            down(200, "i-1"),
+            Change::Detached { at: UnixTime(210), attachment_id: "att-1".into() },
+            Change::Attached {
+                at: UnixTime(300),
+                eni_id: "eni-s".into(),
+                instance_id: "i-2".into(),
+                attachment_id: Some("att-2".into()),
+            },
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), address);
+        let mut histories = Vec::new();
+        for order in [[0, 1, 2, 3], [0, 2, 1, 3], [0, 2, 3, 1], [0, 3, 2, 1], [0, 1, 3, 2], [0, 3, 1, 2]] {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for i in order {
+                ready(applier.apply(&changes[i])).unwrap();
+            }
+            assert_eq!(instance_at(&store, key.clone(), 205), Some(Some("i-1".into())), "order {order:?}");
+            assert_eq!(instance_at(&store, key.clone(), 250), Some(None), "detached, order {order:?}");
+            assert_eq!(instance_at(&store, key.clone(), 350), Some(Some("i-2".into())), "order {order:?}");
+            histories.push(ready(store.timeline(&key)).unwrap().intervals(&key));
+        }
+        assert!(histories.windows(2).all(|w| w[0] == w[1]), "{histories:#?}");
     }
 
     /// Address 10.0.0.5: app x from 100, x's instance gone at 200, app y

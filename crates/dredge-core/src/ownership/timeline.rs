@@ -331,13 +331,27 @@ impl Timeline {
         self.marks.iter().rev().find(|m| m.is_open()).map(Mark::at)
     }
 
-    /// The intervals the marks describe, oldest first. Consecutive opens of
-    /// the same owner merge into one interval.
+    /// The intervals the marks describe, oldest first: one per owner for as
+    /// long as it holds, whatever marks say so (consecutive opens and
+    /// relabels of the same owner, a close and a re-open in one second);
+    /// none of no length.
     pub fn intervals(&self, key: &AddressKey) -> Vec<Interval> {
         let mut out: Vec<Interval> = Vec::new();
         let mut current: Option<(UnixTime, &Owner)> = None;
         let finish = |from: UnixTime, to: Option<UnixTime>, owner: &Owner, out: &mut Vec<Interval>| {
-            out.push(Interval { scope: key.scope.clone(), address: key.address, from, to, owner: owner.clone() });
+            if to == Some(from) {
+                return;
+            }
+            match out.last_mut() {
+                Some(last) if last.to == Some(from) && last.owner == *owner => last.to = to,
+                _ => out.push(Interval {
+                    scope: key.scope.clone(),
+                    address: key.address,
+                    from,
+                    to,
+                    owner: owner.clone(),
+                }),
+            }
         };
         for mark in &self.marks {
             match mark {
