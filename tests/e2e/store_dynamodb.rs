@@ -515,11 +515,13 @@ async fn late_history_beyond_the_head_is_dated_too() {
 
 /// An instance's end dates the open of its interface; a detach learned
 /// afterwards, from before the end, shows the interface was spared: the
-/// open is undated again (a head of two marks: the same through the
-/// history behind it).
+/// open is dated afresh, later or not at all (a head of two marks: the
+/// same through the history behind it).
 #[tokio::test]
-async fn a_detach_learned_after_an_instance_end_undates_the_open() {
-    let Some(client) = moto_client("a_detach_learned_after_an_instance_end_undates_the_open").await else { return };
+async fn a_detach_learned_after_an_instance_end_dates_the_open_afresh() {
+    let Some(client) = moto_client("a_detach_learned_after_an_instance_end_dates_the_open_afresh").await else {
+        return;
+    };
     let retention = 30 * 86_400;
     for head_marks in [DEFAULT_HEAD_MARKS, 2] {
         let store = fresh_store(client.clone(), head_marks).await;
@@ -532,16 +534,25 @@ async fn a_detach_learned_after_an_instance_end_undates_the_open() {
             instance_id: attached.instance_id.clone(),
             found_gone: false,
         };
-        store.put_marks(&[(key.clone(), open.clone()), (key.clone(), end)]).await.expect("put_marks");
+        store.put_marks(&[(key.clone(), open.clone()), (key.clone(), end.clone())]).await.expect("put_marks");
         assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 300 + retention), "ended by its instance");
         let mut bare = attached.clone();
         bare.instance_id = None;
-        let detach = Mark::Relabel { at: at(T0 + 200), owner: bare };
+        let detach = Mark::Relabel { at: at(T0 + 200), owner: bare.clone() };
         store.put_marks(&[(key.clone(), detach.clone())]).await.expect("put_marks");
         assert_eq!(expires_at_of(&store, &key, &open).await, None, "head of {head_marks}: held on, detached");
         assert_eq!(expires_at_of(&store, &key, &detach).await, None);
         let owners = store.lookup(&[(key.clone(), at(T0 + 400))]).await.expect("lookup");
         assert_eq!(owners[0].as_ref().map(|o| o.instance_id.clone()), Some(None), "the bare interface");
+        // The same with a later open (a reconcile's) already there when the
+        // detach arrives: the open ends there now, later than it was dated.
+        let key = in_vpc("vpc-1", "10.9.1.2");
+        let reconciled = Mark::Open { at: at(T0 + 800), owner: bare };
+        store.put_marks(&[(key.clone(), open.clone()), (key.clone(), end.clone())]).await.expect("put_marks");
+        store.put_marks(&[(key.clone(), reconciled)]).await.expect("put_marks");
+        assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 300 + retention));
+        store.put_marks(&[(key.clone(), detach.clone())]).await.expect("put_marks");
+        assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 800 + retention), "head of {head_marks}");
     }
 }
 

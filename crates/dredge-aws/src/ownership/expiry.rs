@@ -11,10 +11,11 @@
 //! is dated the same way: it may turn valid when a late open arrives, and
 //! an end may only move earlier.
 //!
-//! One end can move later: a close for an instance ends an open only while
-//! its ENI was attached to that instance, and a detach learned after the
-//! close (a relabel between them) shows it was not. The open is then
-//! undated again ([`revived_opens`]).
+//! An open's end can move later: a close for an instance ends an open only
+//! while its ENI was attached to that instance, and a detach learned after
+//! the close (a relabel between them) shows it was not. The open whose
+//! holding a new relabel falls in is therefore dated afresh, later or
+//! earlier or not at all ([`relabelled_opens`]).
 
 use std::collections::BTreeMap;
 
@@ -57,17 +58,19 @@ pub(crate) fn ended_opens(marks: &[Mark]) -> Vec<(usize, usize)> {
     out
 }
 
-/// The opens in `marks` (sorted by key) that a relabel among `inputs`
-/// belongs to and that nothing ends: an instance's close may have dated
-/// them before the relabel showed their ENI detached from it.
-pub(crate) fn revived_opens(marks: &[Mark], inputs: &[Mark]) -> Vec<usize> {
-    let ended: Vec<usize> = ended_opens(marks).into_iter().map(|(open, _)| open).collect();
-    let mut out = Vec::new();
+/// The opens in `marks` (sorted by key) whose holding a relabel among
+/// `inputs` falls in, each with the index of the mark that ends it now
+/// (`None`: nothing does). The relabel may have moved that end either way:
+/// an instance's close dated before it may no longer reach the open.
+pub(crate) fn relabelled_opens(marks: &[Mark], inputs: &[Mark]) -> Vec<(usize, Option<usize>)> {
+    let ended = ended_opens(marks);
+    let mut out: Vec<(usize, Option<usize>)> = Vec::new();
     for input in inputs.iter().filter(|m| matches!(m, Mark::Relabel { .. })) {
         let before = marks.partition_point(|m| m.key() < input.key());
         let Some(open) = marks[..before].iter().rposition(Mark::is_open) else { continue };
-        if marks[open].eni_id() == input.eni_id() && !ended.contains(&open) && !out.contains(&open) {
-            out.push(open);
+        if marks[open].eni_id() == input.eni_id() && out.iter().all(|(o, _)| *o != open) {
+            let end = ended.iter().find(|(o, _)| *o == open).map(|(_, e)| *e);
+            out.push((open, end));
         }
     }
     out
@@ -154,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_detach_learned_after_an_instance_close_revives_the_open() {
+    fn a_detach_learned_after_an_instance_close_dates_the_open_afresh() {
         let attached = |instance: Option<&str>| {
             let mut owner = Owner::new("a", OwnerKind::Instance);
             owner.instance_id = instance.map(str::to_owned);
@@ -168,16 +171,21 @@ mod tests {
         let detach = Mark::Relabel { at: UnixTime(200), owner: attached(None) };
         let after = Timeline::from_marks([open, detach.clone(), end]);
         assert!(ended_opens(after.marks()).is_empty(), "detached first: the instance's end spares it");
-        assert_eq!(revived_opens(after.marks(), std::slice::from_ref(&detach)), vec![0]);
-        // A relabel of another ENI, or one whose holding ended, revives nothing.
+        assert_eq!(relabelled_opens(after.marks(), std::slice::from_ref(&detach)), vec![(0, None)]);
+        // Ended later than dated: by a reconcile's open of the bare interface.
+        let mut later = after.clone();
+        later.insert(Mark::Open { at: UnixTime(800), owner: attached(None) });
+        assert_eq!(relabelled_opens(later.marks(), std::slice::from_ref(&detach)), vec![(0, Some(3))]);
+        // A relabel of another ENI dates nothing; one after the holding
+        // ended dates the open by that end.
         let other = Mark::Relabel { at: UnixTime(200), owner: Owner::new("b", OwnerKind::Instance) };
-        assert!(revived_opens(after.marks(), &[other]).is_empty());
+        assert!(relabelled_opens(after.marks(), &[other]).is_empty());
         let gone = Timeline::from_marks([
             Mark::Open { at: UnixTime(100), owner: attached(None) },
             Mark::close(UnixTime(150), "a"),
             detach.clone(),
         ]);
-        assert!(revived_opens(gone.marks(), &[detach]).is_empty());
+        assert_eq!(relabelled_opens(gone.marks(), &[detach]), vec![(0, Some(1))]);
     }
 
     #[test]

@@ -13,6 +13,16 @@ use super::items::{self, Head, Item};
 use super::requests::{run_all, Written};
 use super::{expiry, retry_policy, DynamoOwnershipStore};
 
+/// How a mark's `expires_at` is updated.
+enum Expiry {
+    /// To this time, unless it is already earlier.
+    Lower(i64),
+    /// To this time, whatever it was.
+    Reset(i64),
+    /// Removed: nothing ends the mark.
+    Never,
+}
+
 /// Attempts at a head update that keeps losing to concurrent writers.
 const HEAD_ATTEMPTS: u32 = 12;
 /// Marks per page when reading an address's history backwards.
@@ -354,39 +364,47 @@ impl DynamoOwnershipStore {
     /// Sets `expires_at` on every open and relabel of `history` that an
     /// input ends or that is an input and already ended. Lowers only: the
     /// first end of a mark only moves earlier as facts arrive, so concurrent
-    /// and replayed writers converge on it. The one exception, an open an
-    /// input relabel shows an instance's close did not end, is undated
-    /// ([`expiry::revived_opens`]).
+    /// and replayed writers converge on it. The exception is an open an
+    /// input relabel falls in the holding of: its end may move later (an
+    /// instance's close no longer reaching it), so it is set as it is now,
+    /// or removed ([`expiry::relabelled_opens`]).
     async fn date_ended_opens(&self, key: &AddressKey, history: &Timeline, inputs: &[Mark]) -> StoreResult<()> {
         let is_input = |m: &Mark| inputs.iter().any(|i| i.key() == m.key());
         let marks = history.marks();
         let dated = expiry::ended_opens(marks)
             .into_iter()
             .filter(|(open, end)| is_input(&marks[*open]) || is_input(&marks[*end]))
-            .map(|(open, end)| (open, Some(self.expires(marks[end].at()))));
-        let undated = expiry::revived_opens(marks, inputs).into_iter().map(|open| (open, None));
+            .map(|(open, end)| (open, Expiry::Lower(self.expires(marks[end].at()))));
+        let relabelled = expiry::relabelled_opens(marks, inputs)
+            .into_iter()
+            .map(|(open, end)| (open, end.map_or(Expiry::Never, |e| Expiry::Reset(self.expires(marks[e].at())))));
         let updates: Vec<_> = dated
-            .chain(undated)
-            .map(|(mark, expires_at)| {
+            .chain(relabelled)
+            .map(|(mark, expiry)| {
                 let me = self.clone();
                 let pk = items::address_pk(key);
                 let sk = items::mark_sk(&marks[mark]);
-                async move { me.set_expiry(pk, sk, expires_at).await }
+                async move { me.set_expiry(pk, sk, expiry).await }
             })
             .collect();
         run_all(updates).await.map(drop)
     }
 
-    /// Lowers a mark's expiry to `expires_at`, or (`None`) removes it.
-    async fn set_expiry(&self, pk: String, sk: String, expires_at: Option<i64>) -> StoreResult<()> {
+    async fn set_expiry(&self, pk: String, sk: String, expiry: Expiry) -> StoreResult<()> {
         let names = [("#pk", items::PK), ("#e", items::EXPIRES_AT)];
         let key = items::key(pk, &sk);
-        match expires_at {
-            Some(e) => {
+        match expiry {
+            Expiry::Lower(e) => {
                 let lower = "attribute_exists(#pk) AND (attribute_not_exists(#e) OR #e > :e)";
                 self.requests.update_if(key, "SET #e = :e", lower, &names, vec![(":e", items::n(e))]).await
             }
-            None => self.requests.update_if(key, "REMOVE #e", "attribute_exists(#e)", &names[1..], vec![]).await,
+            Expiry::Reset(e) => {
+                let set = "attribute_exists(#pk)";
+                self.requests.update_if(key, "SET #e = :e", set, &names, vec![(":e", items::n(e))]).await
+            }
+            Expiry::Never => {
+                self.requests.update_if(key, "REMOVE #e", "attribute_exists(#e)", &names[1..], vec![]).await
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! The ownership history of one address as a set of marks: "ENI e opened
-//! the address at t" (with its owner) and "ENI e released it at t". Marks are
+//! the address at t" (with its owner), "ENI e released it at t", and "from
+//! t, what ENI e holds is owned by ..." (a relabel, below). Marks are
 //! facts; intervals derive from them. Because a set of facts does not depend
 //! on the order it was learned in, replayed, duplicated and out-of-order
 //! deliveries converge to the same history.
