@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             applier_stop_releases_only_auto_assigned_addresses,
             applier_moves_an_eni_between_applications,
             applier_a_release_learned_after_a_later_attach,
+            applier_tells_who_took_an_address_from_the_latest_record,
             applier_keeps_changes_for_unknown_enis,
             an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
@@ -194,7 +195,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
-    let relabel = |t: i64, eni: &str, app: &str| Mark::Relabel { at: at(t), owner: owner(eni, app) };
+    let relabel = |t: i64, eni: &str, app: &str| Mark::relabel(at(t), owner(eni, app));
     let key = in_vpc("vpc-1", "10.0.0.6");
     let marks = [
         open(T0, "eni-a", "bare"),
@@ -846,6 +847,67 @@ where
         }
         let answers = lookup_apps(&store, &probes).await;
         let want = [app("<eni-g>"), app("alpha"), app("<eni-g>"), None, None];
+        assert_eq!(answers, want, "order {order:?}");
+        let intervals = |t: Timeline, k: &AddressKey| t.intervals(k);
+        let history = (
+            intervals(store.timeline(&primary).await.expect("timeline"), &primary),
+            intervals(store.timeline(&second).await.expect("timeline"), &second),
+        );
+        histories.push((order, history));
+    }
+    for (order, h) in &histories {
+        assert_eq!(h, &histories[0].1, "order {order:?} gives the same intervals as {:?}", histories[0].0);
+    }
+}
+
+/// An address assigned to an interface between two instances (detached
+/// from one, not yet attached to the next), with a description that shows
+/// only the second attachment: whatever the order, the owner it was taken
+/// by is the bare interface, told again by each record that changes the
+/// answer, and the last telling wins (its basis).
+pub async fn applier_tells_who_took_an_address_from_the_latest_record<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let secondary = ip("10.0.0.45");
+    let mut described = Eni::new("eni-g");
+    described.vpc_id = Some("vpc-1".into());
+    described.private_addresses = vec![ip("10.0.0.44"), secondary];
+    described.instance_id = Some("i-b".into());
+    described.attachment_id = Some("att-g2".into());
+    let changes = [
+        floating(T0 + 10, "eni-g", "10.0.0.44"),
+        attach(T0 + 20, "eni-g", "i-a", "att-g1"),
+        Change::Detached { at: at(T0 + 40), attachment_id: "att-g1".into() },
+        Change::AddressesAssigned { at: at(T0 + 50), eni_id: "eni-g".into(), addresses: vec![secondary] },
+        attach(T0 + 100, "eni-g", "i-b", "att-g2"),
+        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+    ];
+    let (primary, second) = (in_vpc("vpc-1", "10.0.0.44"), in_vpc("vpc-1", "10.0.0.45"));
+    let probes = [
+        (primary.clone(), T0 + 30),
+        (primary.clone(), T0 + 45),
+        (second.clone(), T0 + 45),
+        (second.clone(), T0 + 60),
+        (second.clone(), T0 + 150),
+    ];
+    let mut histories = Vec::new();
+    // A sample of the 720 orders, the same every run.
+    for order in permutations(changes.len()).into_iter().step_by(23) {
+        let store = new_store().await;
+        let applier = Applier::new(&store, TagPolicy::default());
+        for (id, instance, app) in [("eni-a", "i-a", "alpha"), ("eni-b", "i-b", "beta")] {
+            let mut eni = instance_eni(id, instance, &format!("{app}-prod-v001"), &format!("10.0.1.{}", id.len()));
+            eni.tags.insert("app".into(), app.into());
+            applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+        }
+        for i in &order {
+            applier.apply(&changes[*i]).await.expect("apply");
+        }
+        let answers = lookup_apps(&store, &probes).await;
+        let want = [app("alpha"), app("<eni-g>"), None, app("<eni-g>"), app("beta")];
         assert_eq!(answers, want, "order {order:?}");
         let intervals = |t: Timeline, k: &AddressKey| t.intervals(k);
         let history = (

@@ -493,7 +493,7 @@ async fn late_history_beyond_the_head_is_dated_too() {
         let eni = format!("eni-{c}");
         marks.push(open(T0 + c * 100, &eni, &format!("app-{c}")));
         // Attached meanwhile: the relabel ends with the holding.
-        marks.push(Mark::Relabel { at: at(T0 + c * 100 + 30), owner: owner(&eni, "attached") });
+        marks.push(Mark::relabel(at(T0 + c * 100 + 30), owner(&eni, "attached")));
         marks.push(close(T0 + c * 100 + 60, &eni));
     }
     // Newest first, one at a time: every older mark lands behind the head.
@@ -538,7 +538,7 @@ async fn a_detach_learned_after_an_instance_end_dates_the_open_afresh() {
         assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 300 + retention), "ended by its instance");
         let mut bare = attached.clone();
         bare.instance_id = None;
-        let detach = Mark::Relabel { at: at(T0 + 200), owner: bare.clone() };
+        let detach = Mark::relabel(at(T0 + 200), bare.clone());
         store.put_marks(&[(key.clone(), detach.clone())]).await.expect("put_marks");
         assert_eq!(expires_at_of(&store, &key, &open).await, None, "head of {head_marks}: held on, detached");
         assert_eq!(expires_at_of(&store, &key, &detach).await, None);

@@ -132,7 +132,7 @@ mod tests {
         let relabel = |at: i64, eni: &str, instance: Option<&str>| {
             let mut owner = Owner::new(eni, OwnerKind::Instance);
             owner.instance_id = instance.map(str::to_owned);
-            Mark::Relabel { at: UnixTime(at), owner }
+            Mark::relabel(UnixTime(at), owner)
         };
         let stop = |at: i64, instance: &str| Mark::Close {
             at: UnixTime(at),
@@ -168,7 +168,7 @@ mod tests {
             Mark::Close { at: UnixTime(300), eni_id: "a".into(), instance_id: Some("i-1".into()), found_gone: false };
         let before = Timeline::from_marks([open.clone(), end.clone()]);
         assert_eq!(ended_opens(before.marks()), vec![(0, 1)], "dated by the instance's end");
-        let detach = Mark::Relabel { at: UnixTime(200), owner: attached(None) };
+        let detach = Mark::relabel(UnixTime(200), attached(None));
         let after = Timeline::from_marks([open, detach.clone(), end]);
         assert!(ended_opens(after.marks()).is_empty(), "detached first: the instance's end spares it");
         assert_eq!(relabelled_opens(after.marks(), std::slice::from_ref(&detach)), vec![(0, None)]);
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(relabelled_opens(later.marks(), std::slice::from_ref(&detach)), vec![(0, Some(3))]);
         // A relabel of another ENI dates nothing; one after the holding
         // ended dates the open by that end.
-        let other = Mark::Relabel { at: UnixTime(200), owner: Owner::new("b", OwnerKind::Instance) };
+        let other = Mark::relabel(UnixTime(200), Owner::new("b", OwnerKind::Instance));
         assert!(relabelled_opens(after.marks(), &[other]).is_empty());
         let gone = Timeline::from_marks([
             Mark::Open { at: UnixTime(100), owner: attached(None) },

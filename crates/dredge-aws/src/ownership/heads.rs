@@ -255,7 +255,8 @@ impl DynamoOwnershipStore {
             // Replaced only if still the version read: the attributes that
             // tell versions apart are as read.
             let names: &[&str] = match &mark {
-                Mark::Open { .. } | Mark::Relabel { .. } => &[items::OWNER],
+                Mark::Open { .. } => &[items::OWNER],
+                Mark::Relabel { .. } => &[items::OWNER, items::BASIS],
                 Mark::Close { .. } => &[items::INSTANCE_ID, items::FOUND_GONE],
             };
             let placeholders: Vec<(String, String)> =

@@ -42,6 +42,8 @@ pub(crate) const OWNER: &str = "owner";
 pub(crate) const INSTANCE_ID: &str = "instance_id";
 /// On a reconcile's close: released at or before its time.
 pub(crate) const FOUND_GONE: &str = "found_gone";
+/// A relabel's basis (`Mark::Relabel`), when not 0.
+pub(crate) const BASIS: &str = "basis";
 // Head items.
 const MARKS: &str = "marks";
 const COMPLETE: &str = "complete";
@@ -142,9 +144,16 @@ pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) 
     item.insert(AT.into(), n(mark.at().0));
     item.insert(ENI_ID.into(), s(mark.eni_id()));
     match mark {
-        Mark::Open { owner, .. } | Mark::Relabel { owner, .. } => {
-            item.insert(KIND.into(), s(if mark.is_open() { "open" } else { "relabel" }));
+        Mark::Open { owner, .. } => {
+            item.insert(KIND.into(), s("open"));
             item.insert(OWNER.into(), s(json(owner)?));
+        }
+        Mark::Relabel { owner, basis, .. } => {
+            item.insert(KIND.into(), s("relabel"));
+            item.insert(OWNER.into(), s(json(owner)?));
+            if *basis > 0 {
+                item.insert(BASIS.into(), n(*basis as i64));
+            }
         }
         Mark::Close { instance_id, found_gone, .. } => {
             item.insert(KIND.into(), s("close"));
@@ -166,7 +175,10 @@ pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
     let at = UnixTime(get_n(item, AT).ok_or_else(|| corrupt("no `at`", item))?);
     match get_s(item, KIND) {
         Some("open") => Ok(Mark::Open { at, owner: from_json::<Owner>(item, OWNER)? }),
-        Some("relabel") => Ok(Mark::Relabel { at, owner: from_json::<Owner>(item, OWNER)? }),
+        Some("relabel") => {
+            let basis = get_n(item, BASIS).map_or(0, |b| b as u64);
+            Ok(Mark::Relabel { at, owner: from_json::<Owner>(item, OWNER)?, basis })
+        }
         Some("close") => {
             let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
             let instance_id = get_s(item, INSTANCE_ID).map(str::to_owned);
@@ -389,8 +401,9 @@ mod tests {
         let open = Mark::Open { at: UnixTime(1_700_000_000), owner: owner() };
         let close = Mark::close(UnixTime(1_700_000_000), "eni-1");
         let gone = Mark::found_gone(UnixTime(1_700_000_000), "eni-1");
-        let relabel = Mark::Relabel { at: UnixTime(1_700_000_000), owner: owner() };
-        for m in [&open, &close, &gone, &relabel] {
+        let relabel = Mark::relabel(UnixTime(1_700_000_000), owner());
+        let retold = Mark::Relabel { at: UnixTime(1_700_000_000), owner: owner(), basis: 7 };
+        for m in [&open, &close, &gone, &relabel, &retold] {
             let item = mark_item(&key, m, Some(5)).unwrap();
             assert_eq!(&parse_mark(&item).unwrap(), m);
             assert_eq!(get_n(&item, EXPIRES_AT), Some(5));

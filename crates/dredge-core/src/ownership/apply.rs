@@ -149,7 +149,13 @@ impl Marks {
     /// timeline's to tell, from the opens and closes: a release may be
     /// learned after the attach.
     fn relabel(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
-        self.push_for(eni, addresses, Mark::Relabel { at, owner: eni.owner(policy) });
+        self.push_for(eni, addresses, Mark::relabel(at, eni.owner(policy)));
+    }
+
+    /// The ENI took `address` at `at` as `eni` after all: so the record of
+    /// version `basis` tells it ([`Mark::Relabel`]).
+    fn retell(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, address: IpAddr, basis: u64) {
+        self.push_for(eni, [address], Mark::Relabel { at, owner: eni.owner(policy), basis });
     }
 
     fn push_for(&mut self, eni: &Eni, addresses: impl IntoIterator<Item = IpAddr>, mark: Mark) {
@@ -414,6 +420,22 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         }
     }
 
+    /// Relabels each address a change dated (an assign, an association)
+    /// whose owner then the record now tells otherwise than `before` did:
+    /// the change took the record's answer of its time, and an attach,
+    /// detach or description learned since dated an attachment afresh.
+    /// The same owner then as had the record known it first.
+    async fn relabel_retold(&self, before: &EniRecord, after: &EniRecord, m: &mut Marks) -> StoreResult<()> {
+        let attachment = |e: &Eni| (e.instance_id.clone(), e.attachment_id.clone());
+        for (address, since) in &after.added {
+            let then = Self::as_of(after, *since);
+            if attachment(&then) != attachment(&Self::as_of(before, *since)) {
+                m.retell(&self.view(&then).await?, &self.policy, *since, *address, before.version);
+            }
+        }
+        Ok(())
+    }
+
     /// Relabels `addresses`, held since `since` but learned only now, at
     /// each later owner change the record remembers (attaches and detaches
     /// seen before the addresses were), while the ENI still held them as
@@ -628,6 +650,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         None => Vec::new(),
                     };
                     self.replay_attachments(&record, &learned, *at, &mut m).await?;
+                    if let Some(old) = &existing {
+                        self.relabel_retold(old, &record, &mut m).await?;
+                    }
                     if let Some(instance) = &described.instance_id {
                         let note = InstanceNote::Interface(described.eni_id.clone());
                         self.store.note_instance(instance, &note).await?;
@@ -675,6 +700,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let addresses: Vec<IpAddr> = eni.addresses().collect();
                     m.relabel(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
+                    self.relabel_retold(&before, &record, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&before), &record))
                 })
@@ -686,6 +712,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let Some(mut record) = self.store.eni(&reference).await? else {
                         return self.defer(reference, change).await;
                     };
+                    let before = record.clone();
                     // A detached ENI belongs to no instance, but still holds its
                     // addresses, as a bare interface. An older attachment's end
                     // is superseded by the next attach's own open.
@@ -701,6 +728,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
                     m.relabel(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
+                    self.relabel_retold(&before, &record, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&record), &record))
                 })
@@ -1038,9 +1066,21 @@ mod tests {
         assert_eq!(instance_at(&store, key, 650), Some(None), "the bare interface's");
     }
 
-    /// An address taken before an attach but learned after it (and after a
-    /// description that already listed it): owned as the bare interface
-    /// until the attach, then as attached, as in time order.
+    /// Every ordering of `0..n`.
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        (0..n).fold(vec![Vec::new()], |orders, _| {
+            orders
+                .iter()
+                .flat_map(|o| (0..n).filter(|i| !o.contains(i)).map(move |i| [o.as_slice(), &[i]].concat()))
+                .collect()
+        })
+    }
+
+    /// An address taken before an attach, in every delivery order (learned
+    /// after the attach, after a description that already listed it, or
+    /// while that description was all that told of the attachment): owned
+    /// as the bare interface until the attach, then as attached, with one
+    /// history.
     #[test]
     fn an_address_learned_late_is_relabelled_at_a_later_attach() {
         let mut bare = Eni::new("eni-b");
@@ -1062,15 +1102,59 @@ mod tests {
             up(300, &described),
             Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-b".into(), addresses: vec![second] },
         ];
-        for order in [[0, 3, 1, 2], [0, 1, 2, 3], [0, 1, 3, 2]] {
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let mut histories = Vec::new();
+        for order in permutations(changes.len()) {
             let store = MemoryStore::new();
             let applier = Applier::new(&store, TagPolicy::default());
-            for i in order {
-                ready(applier.apply(&changes[i])).unwrap();
+            for i in &order {
+                ready(applier.apply(&changes[*i])).unwrap();
             }
-            let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
             assert_eq!(instance_at(&store, key.clone(), 170), Some(None), "order {order:?}");
-            assert_eq!(instance_at(&store, key, 250), Some(Some("i-1".into())), "order {order:?}");
+            assert_eq!(instance_at(&store, key.clone(), 250), Some(Some("i-1".into())), "order {order:?}");
+            histories.push((order, ready(store.timeline(&key)).unwrap().intervals(&key)));
+        }
+        for (order, h) in &histories {
+            assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
+        }
+    }
+
+    /// An address taken while the interface was between two instances:
+    /// every order of the attach, detach and assign tells the owner then
+    /// afresh (attached, then bare), and the label told last wins.
+    #[test]
+    fn the_owner_an_address_was_taken_by_is_told_from_the_latest_record() {
+        let mut bare = Eni::new("eni-c");
+        bare.vpc_id = Some(VPC.into());
+        bare.private_addresses = vec!["10.0.0.80".parse().unwrap()];
+        let second: IpAddr = "10.0.0.81".parse().unwrap();
+        let attach = |at: i64, instance: &str, attachment: &str| Change::Attached {
+            at: UnixTime(at),
+            eni_id: "eni-c".into(),
+            instance_id: instance.into(),
+            attachment_id: Some(attachment.into()),
+        };
+        let changes = [
+            up(100, &bare),
+            attach(120, "i-1", "att-1"),
+            Change::Detached { at: UnixTime(140), attachment_id: "att-1".into() },
+            Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-c".into(), addresses: vec![second] },
+            attach(200, "i-2", "att-2"),
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let mut histories = Vec::new();
+        for order in permutations(changes.len()) {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for i in &order {
+                ready(applier.apply(&changes[*i])).unwrap();
+            }
+            assert_eq!(instance_at(&store, key.clone(), 160), Some(None), "order {order:?}");
+            assert_eq!(instance_at(&store, key.clone(), 250), Some(Some("i-2".into())), "order {order:?}");
+            histories.push((order, ready(store.timeline(&key)).unwrap().intervals(&key)));
+        }
+        for (order, h) in &histories {
+            assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
         }
     }
 

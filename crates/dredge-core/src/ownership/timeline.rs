@@ -59,6 +59,12 @@ pub enum Mark {
     Relabel {
         at: UnixTime,
         owner: Owner,
+        /// What the owner was told from: 0 for an attach or detach, the
+        /// version of the ENI's record for a label that retells who took
+        /// an address then (`Applier::relabel_retold`). Of two labels for
+        /// one second, the one told from the later record wins.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        basis: u64,
     },
     /// The ENI released the address; with `instance_id`, only if it was
     /// attached to that instance then (an instance's end does not reach an
@@ -76,7 +82,16 @@ pub enum Mark {
     },
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Mark {
+    /// An attach's or a detach's label (see [`Mark::Relabel`]).
+    pub fn relabel(at: UnixTime, owner: Owner) -> Mark {
+        Mark::Relabel { at, owner, basis: 0 }
+    }
+
     pub fn at(&self) -> UnixTime {
         match self {
             Mark::Open { at, .. } | Mark::Relabel { at, .. } | Mark::Close { at, .. } => *at,
@@ -108,7 +123,7 @@ impl Mark {
     pub fn with_owner(&self, owner: Owner) -> Mark {
         match self {
             Mark::Open { at, .. } => Mark::Open { at: *at, owner },
-            Mark::Relabel { at, .. } => Mark::Relabel { at: *at, owner },
+            Mark::Relabel { at, basis, .. } => Mark::Relabel { at: *at, owner, basis: *basis },
             Mark::Close { .. } => self.clone(),
         }
     }
@@ -141,13 +156,16 @@ impl Mark {
 
     /// Whether this version of a fact (same [`Mark::key`]) replaces
     /// `stored`: an open whose owner tells more ([`Owner::supersedes`]); a
+    /// relabel told from a later record, else whose owner tells more; a
     /// close from an event over a reconcile's, then a close of the ENI
     /// whatever it is attached to over one for a single instance. A total
     /// order, so any arrival order keeps the same one.
     pub fn supersedes(&self, stored: &Mark) -> bool {
         match (self, stored) {
-            (Mark::Open { owner, .. }, Mark::Open { owner: old, .. })
-            | (Mark::Relabel { owner, .. }, Mark::Relabel { owner: old, .. }) => owner.supersedes(old),
+            (Mark::Open { owner, .. }, Mark::Open { owner: old, .. }) => owner.supersedes(old),
+            (Mark::Relabel { owner, basis, .. }, Mark::Relabel { owner: old, basis: old_basis, .. }) => {
+                basis > old_basis || (basis == old_basis && owner.supersedes(old))
+            }
             (
                 Mark::Close { instance_id: new, found_gone: new_gone, .. },
                 Mark::Close { instance_id: old, found_gone: old_gone, .. },
@@ -365,7 +383,7 @@ impl Timeline {
                     current = Some((*at, owner));
                 }
                 // Inside its ENI's holding only; else void.
-                Mark::Relabel { at, owner } => match current {
+                Mark::Relabel { at, owner, .. } => match current {
                     Some((_, cur)) if cur == owner => {}
                     Some((from, cur)) if cur.eni_id == owner.eni_id => {
                         finish(from, Some(*at), cur, &mut out);
@@ -458,7 +476,7 @@ mod tests {
     }
 
     fn relabel(at: i64, eni: &str, app: &str) -> Mark {
-        Mark::Relabel { at: UnixTime(at), owner: owner(eni, app) }
+        Mark::relabel(UnixTime(at), owner(eni, app))
     }
 
     /// Owners and intervals tell the same history.
@@ -521,11 +539,8 @@ mod tests {
             instance_id: Some("i-1".into()),
             found_gone: false,
         };
-        let t = Timeline::from_marks([
-            open(100, "eni-a", "bare"),
-            Mark::Relabel { at: UnixTime(200), owner: attached },
-            stop.clone(),
-        ]);
+        let t =
+            Timeline::from_marks([open(100, "eni-a", "bare"), Mark::relabel(UnixTime(200), attached), stop.clone()]);
         assert_eq!(app_at(&t, 250), Some("x"));
         assert_eq!(app_at(&t, 350), None, "attached to the instance when it ended");
         assert_eq!(t.end_of_holding(0), Some(2));
