@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::interceptors::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextMut};
@@ -134,6 +134,67 @@ impl Intercept for LeaveHalfUnprocessed {
             );
         }
         out.unprocessed_keys = Some(unprocessed);
+        Ok(())
+    }
+}
+
+/// Once armed, holds the next UpdateItem the client sends until released:
+/// a writer whose update lands after another writer's.
+#[derive(Debug, Clone, Default)]
+struct HoldNextUpdate {
+    armed: Arc<AtomicBool>,
+    /// 0 idle, 1 holding, 2 released.
+    state: Arc<(Mutex<u8>, Condvar)>,
+}
+
+impl HoldNextUpdate {
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    fn set(&self, state: u8) {
+        *self.state.0.lock().unwrap() = state;
+        self.state.1.notify_all();
+    }
+
+    async fn holding(&self) {
+        for _ in 0..3000 {
+            if *self.state.0.lock().unwrap() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no UpdateItem was held");
+    }
+
+    fn release(&self) {
+        self.set(2);
+    }
+}
+
+impl Intercept for HoldNextUpdate {
+    fn name(&self) -> &'static str {
+        "HoldNextUpdate"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or("");
+        if !target.ends_with(".UpdateItem") || !self.armed.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.set(1);
+        // Blocks the thread: the writer runs on a runtime of its own.
+        let (lock, released) = &*self.state;
+        let guard = lock.lock().unwrap();
+        let (state, _) = released.wait_timeout_while(guard, Duration::from_secs(30), |s| *s != 2).unwrap();
+        if *state != 2 {
+            return Err("held UpdateItem never released".into());
+        }
         Ok(())
     }
 }
@@ -554,6 +615,53 @@ async fn a_detach_learned_after_an_instance_end_dates_the_open_afresh() {
         store.put_marks(&[(key.clone(), detach.clone())]).await.expect("put_marks");
         assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 800 + retention), "head of {head_marks}");
     }
+}
+
+/// Two writers race on one open's date: one merges an instance's end
+/// (which dates the open) from a head without the detach the other merges
+/// next (which shows the end did not reach the interface). The first
+/// writer's update is held until the second is done: the date told from
+/// the older head does not land over the newer one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_date_told_from_an_older_head_never_lands_over_a_newer_ones() {
+    let case = "a_date_told_from_an_older_head_never_lands_over_a_newer_ones";
+    let Some(config) = dredge_tests::moto_config(case).await else { return };
+    let store = fresh_store(Client::new(&config), DEFAULT_HEAD_MARKS).await;
+    let hold = HoldNextUpdate::default();
+    let key = in_vpc("vpc-1", "10.9.2.1");
+    let attached = owner("eni-d", "app");
+    let open = Mark::Open { at: at(T0), owner: attached.clone() };
+    store.put_marks(&[(key.clone(), open.clone())]).await.expect("put_marks");
+    let end = Mark::Close {
+        at: at(T0 + 300),
+        eni_id: "eni-d".into(),
+        instance_id: attached.instance_id.clone(),
+        found_gone: false,
+    };
+    hold.arm();
+    // On a thread and runtime of its own, with its own client: the held
+    // request blocks nothing the test needs (a blocked worker of the
+    // test's runtime can stall its timers).
+    let writer = std::thread::spawn({
+        let (hold, table, batch) = (hold.clone(), store.table().to_owned(), vec![(key.clone(), end)]);
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let config = dredge_tests::moto_config(case).await.expect("moto");
+                let conf = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(hold).build();
+                DynamoOwnershipStore::new(Client::from_conf(conf), table).put_marks(&batch).await
+            })
+        }
+    });
+    hold.holding().await;
+    let mut bare = attached;
+    bare.instance_id = None;
+    store.put_marks(&[(key.clone(), Mark::relabel(at(T0 + 200), bare))]).await.expect("put_marks");
+    assert_eq!(expires_at_of(&store, &key, &open).await, None, "undated by the newer head");
+    hold.release();
+    let written = tokio::task::spawn_blocking(move || writer.join()).await.expect("join");
+    written.expect("writer thread").expect("put_marks");
+    assert_eq!(expires_at_of(&store, &key, &open).await, None, "the older head's date did not land");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,12 +13,9 @@ use super::items::{self, Head, Item};
 use super::requests::{run_all, Written};
 use super::{expiry, retry_policy, DynamoOwnershipStore};
 
-/// How a mark's `expires_at` is updated.
+/// A mark's `expires_at` as one merged history dates it.
 enum Expiry {
-    /// To this time, unless it is already earlier.
-    Lower(i64),
-    /// To this time, whatever it was.
-    Reset(i64),
+    At(i64),
     /// Removed: nothing ends the mark.
     Never,
 }
@@ -275,9 +272,11 @@ impl DynamoOwnershipStore {
             let attribute_names: Vec<(&str, &str)> =
                 placeholders.iter().zip(names).map(|((a, _), name)| (a.as_str(), *name)).collect();
             let mut item = item.clone();
-            // A dated mark keeps its expiry.
-            if let Some(e) = stored_item.get(items::EXPIRES_AT) {
-                item.insert(items::EXPIRES_AT.into(), e.clone());
+            // A dated mark keeps its expiry, and what dated it.
+            for name in [items::EXPIRES_AT, items::DATED_BY] {
+                if let Some(v) = stored_item.get(name) {
+                    item.insert(name.into(), v.clone());
+                }
             }
             written = self.requests.put_if(item, &conditions.join(" AND "), &attribute_names, values).await?;
         }
@@ -285,15 +284,15 @@ impl DynamoOwnershipStore {
     }
 
     /// Merges `inputs` into the head of `key` under optimistic concurrency.
-    /// Returns the merged marks (the head as it was, plus `inputs`) and
-    /// where the head's window started (`None`: the head is the whole
-    /// history).
+    /// Returns the merged marks (the head as it was, plus `inputs`), where
+    /// the head's window started (`None`: the head is the whole history)
+    /// and the version of the head that holds them.
     async fn merge_head(
         &self,
         key: &AddressKey,
         inputs: &[Mark],
         mut head: Option<Head>,
-    ) -> StoreResult<(Timeline, Option<Mark>)> {
+    ) -> StoreResult<(Timeline, Option<Mark>, i64)> {
         let retry = retry_policy(HEAD_ATTEMPTS);
         for attempt in 1..=retry.attempts {
             let (mut ctx, complete_before, version) = match &head {
@@ -312,10 +311,11 @@ impl DynamoOwnershipStore {
             let expires_at = expiry::head_expiry(&marks, complete, self.retention);
             if let Some(h) = &head {
                 if h.marks == marks && h.complete == complete && h.expires_at == expires_at {
-                    return Ok((ctx, window_start));
+                    return Ok((ctx, window_start, h.version));
                 }
             }
-            let new = Head { marks, complete, version: version.map_or(1, |v| v + 1), expires_at, seen };
+            let new_version = version.map_or(1, |v| v + 1);
+            let new = Head { marks, complete, version: new_version, expires_at, seen };
             let item = items::head_item(key, &new)?;
             let written = match version {
                 None => self.requests.put_if(item, "attribute_not_exists(#pk)", &[("#pk", items::PK)], vec![]).await?,
@@ -324,7 +324,7 @@ impl DynamoOwnershipStore {
                 }
             };
             match written {
-                Written::Done(_) => return Ok((ctx, window_start)),
+                Written::Done(_) => return Ok((ctx, window_start, new_version)),
                 Written::Refused(stored) => {
                     tracing::debug!(%key, attempt, "head changed concurrently; merging again");
                     head = match stored {
@@ -348,7 +348,7 @@ impl DynamoOwnershipStore {
     /// then dates the opens they end and the opens among them that are
     /// already ended.
     async fn merge_address(&self, key: AddressKey, inputs: Vec<Mark>, head: Option<Head>) -> StoreResult<()> {
-        let (ctx, window_start) = self.merge_head(&key, &inputs, head).await?;
+        let (ctx, window_start, version) = self.merge_head(&key, &inputs, head).await?;
         let history = if expiry::head_explains(&ctx, window_start.as_ref(), &inputs) {
             ctx
         } else {
@@ -359,54 +359,59 @@ impl DynamoOwnershipStore {
             }
             full
         };
-        self.date_ended_opens(&key, &history, &inputs).await
+        self.date_ended_opens(&key, &history, &inputs, version).await
     }
 
     /// Sets `expires_at` on every open and relabel of `history` that an
-    /// input ends or that is an input and already ended. Lowers only: the
-    /// first end of a mark only moves earlier as facts arrive, so concurrent
-    /// and replayed writers converge on it. The exception is an open an
-    /// input relabel falls in the holding of: its end may move later (an
-    /// instance's close no longer reaching it), so it is set as it is now,
-    /// or removed ([`expiry::relabelled_opens`]).
-    async fn date_ended_opens(&self, key: &AddressKey, history: &Timeline, inputs: &[Mark]) -> StoreResult<()> {
+    /// input ends or that is an input and already ended, and on every open
+    /// an input relabel falls in the holding of, whose end may move later
+    /// (an instance's close no longer reaching it) or go
+    /// ([`expiry::relabelled_opens`]). `history` holds everything the head
+    /// of `version` does: each date is written with the version it was
+    /// told from and never over a later one's, so of writers racing (one
+    /// dating from a head without the other's relabel), the later head's
+    /// dates stay, whatever order their updates land in.
+    async fn date_ended_opens(
+        &self,
+        key: &AddressKey,
+        history: &Timeline,
+        inputs: &[Mark],
+        version: i64,
+    ) -> StoreResult<()> {
         let is_input = |m: &Mark| inputs.iter().any(|i| i.key() == m.key());
         let marks = history.marks();
         let dated = expiry::ended_opens(marks)
             .into_iter()
             .filter(|(open, end)| is_input(&marks[*open]) || is_input(&marks[*end]))
-            .map(|(open, end)| (open, Expiry::Lower(self.expires(marks[end].at()))));
+            .map(|(open, end)| (open, Expiry::At(self.expires(marks[end].at()))));
         let relabelled = expiry::relabelled_opens(marks, inputs)
             .into_iter()
-            .map(|(open, end)| (open, end.map_or(Expiry::Never, |e| Expiry::Reset(self.expires(marks[e].at())))));
+            .map(|(open, end)| (open, end.map_or(Expiry::Never, |e| Expiry::At(self.expires(marks[e].at())))));
         let updates: Vec<_> = dated
             .chain(relabelled)
             .map(|(mark, expiry)| {
                 let me = self.clone();
                 let pk = items::address_pk(key);
                 let sk = items::mark_sk(&marks[mark]);
-                async move { me.set_expiry(pk, sk, expiry).await }
+                async move { me.set_expiry(pk, sk, expiry, version).await }
             })
             .collect();
         run_all(updates).await.map(drop)
     }
 
-    async fn set_expiry(&self, pk: String, sk: String, expiry: Expiry) -> StoreResult<()> {
-        let names = [("#pk", items::PK), ("#e", items::EXPIRES_AT)];
+    async fn set_expiry(&self, pk: String, sk: String, expiry: Expiry, version: i64) -> StoreResult<()> {
+        let names = [("#pk", items::PK), ("#d", items::DATED_BY), ("#e", items::EXPIRES_AT)];
         let key = items::key(pk, &sk);
-        match expiry {
-            Expiry::Lower(e) => {
-                let lower = "attribute_exists(#pk) AND (attribute_not_exists(#e) OR #e > :e)";
-                self.requests.update_if(key, "SET #e = :e", lower, &names, vec![(":e", items::n(e))]).await
+        let not_later = "attribute_exists(#pk) AND (attribute_not_exists(#d) OR #d <= :d)";
+        let mut values = vec![(":d", items::n(version))];
+        let update = match expiry {
+            Expiry::At(e) => {
+                values.push((":e", items::n(e)));
+                "SET #e = :e, #d = :d"
             }
-            Expiry::Reset(e) => {
-                let set = "attribute_exists(#pk)";
-                self.requests.update_if(key, "SET #e = :e", set, &names, vec![(":e", items::n(e))]).await
-            }
-            Expiry::Never => {
-                self.requests.update_if(key, "REMOVE #e", "attribute_exists(#e)", &names[1..], vec![]).await
-            }
-        }
+            Expiry::Never => "REMOVE #e SET #d = :d",
+        };
+        self.requests.update_if(key, update, not_later, &names, values).await
     }
 
     /// All mark items of one address.

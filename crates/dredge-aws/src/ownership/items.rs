@@ -20,6 +20,9 @@ pub(crate) const GSI1PK: &str = "gsi1pk";
 pub(crate) const GSI1SK: &str = "gsi1sk";
 /// The TTL attribute (epoch seconds).
 pub(crate) const EXPIRES_AT: &str = "expires_at";
+/// On a mark item: the version of the address's head its `expires_at` was
+/// told from.
+pub(crate) const DATED_BY: &str = "dated_by";
 
 pub(crate) const HEAD_SK: &str = "HEAD";
 pub(crate) const MARK_PREFIX: &str = "M#";
