@@ -196,8 +196,10 @@ fn table_right(k: &Knowledge<'_>, side: &Side, at: Time) -> bool {
 }
 
 /// Why a side was misattributed, in a few words: what went wrong, whether
-/// the events telling the truth had arrived, and whether the table's final
-/// history is right (the enricher read it too early) or wrong.
+/// the side was knowable when its flow was processed (an event of the
+/// holding delivered, or a reconcile run during it: see the module doc),
+/// and whether the table's final history is right (the enricher read it
+/// too early) or wrong.
 fn cause(world: &World, truth: &Truth, reported: &Reported, knowable: bool, table_right: bool) -> String {
     let what = match truth {
         Truth::Fleet { segment } => {
@@ -210,7 +212,7 @@ fn cause(world: &World, truth: &Truth, reported: &Reported, knowable: bool, tabl
         }
         Truth::Aws { .. } | Truth::Internet => "a released address still answered its old holder",
     };
-    let when = if knowable { "events had arrived" } else { "events not delivered yet" };
+    let when = if knowable { "knowable by then" } else { "not knowable yet" };
     let table = if table_right { "the table's history is right" } else { "the table's history is wrong" };
     format!("{what} ({when}; {table})")
 }
