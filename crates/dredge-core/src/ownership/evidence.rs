@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::owner::{Owner, OwnerKind};
 use super::time::UnixTime;
-use super::timeline::Timeline;
+use super::timeline::{Mark, Timeline};
 
 /// What a sighting knows of the instance the ENI was attached to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -84,18 +84,31 @@ impl Sighting {
 /// Whether the owner that `timeline.marks()[open]` (an open or relabel) names is known to
 /// still hold the address at `at`: a sighting of it at or after `at`, or a
 /// close of its holding after `at` at the release's own time (a
-/// reconcile's close only says the release came before it).
+/// reconcile's close only says the release came before it), or an attach
+/// or detach of its ENI after `at` (at its own time too).
 pub fn known_at(timeline: &Timeline, open: usize, seen: &[Sighting], at: UnixTime) -> bool {
     let marks = timeline.marks();
     let Some(owner) = marks[open].owner() else { return false };
     // Where this holding ends as far as the table knows: its close, or
     // another ENI's open. A sighting from after that is of a later holding
     // by the same ENI, and says nothing of this one.
-    let end = timeline.end_of_holding(open).map(|i| &marks[i]);
-    if end.is_some_and(|m| m.at() > at && m.is_exact_close()) {
+    let end = timeline.end_of_holding(open);
+    // Where the ENI is labelled otherwise within it (another attachment,
+    // or none). A relabel is an attach's or a detach's own time; a
+    // snapshot's open says only that the change came before it, and a
+    // close after it tells nothing of this label.
+    let change = marks[open + 1..end.unwrap_or(marks.len())]
+        .iter()
+        .find(|m| m.owner().is_some_and(|o| o.eni_id == owner.eni_id && o.instance_id != owner.instance_id));
+    let bound = match change {
+        Some(m) => m.at() > at && !m.is_open(),
+        None => end.is_some_and(|i| marks[i].at() > at && marks[i].is_exact_close()),
+    };
+    if bound {
         return true;
     }
-    seen.iter().any(|s| s.at >= at && end.is_none_or(|e| s.at < e.at()) && s.confirms(owner))
+    let until = change.or(end.map(|i| &marks[i])).map(Mark::at);
+    seen.iter().any(|s| s.at >= at && until.is_none_or(|u| s.at < u) && s.confirms(owner))
 }
 
 /// Whether "nobody held the address at `at`" (the timeline's answer) is
@@ -219,6 +232,31 @@ mod tests {
         let later = [seen("eni-a", Attached::To("i-1".into()), 450)];
         assert!(!known_at(&t, 0, &later, UnixTime(150)));
         assert!(known_at(&t, 2, &later, UnixTime(420)));
+        // An instance's end bounds the label it closes, not an earlier one
+        // of the ENI's: a snapshot found it attached since some time.
+        let bare = owner("eni-a", None, OwnerKind::Interface);
+        let t = Timeline::from_marks([
+            Mark::Open { at: UnixTime(100), owner: bare.clone() },
+            Mark::Open { at: UnixTime(400), owner: a.clone() },
+            Mark::Close {
+                at: UnixTime(500),
+                eni_id: "eni-a".into(),
+                instance_id: Some("i-1".into()),
+                found_gone: false,
+            },
+        ]);
+        assert!(!known_at(&t, 0, &[], UnixTime(150)), "bare until some time before 400");
+        assert!(known_at(&t, 1, &[], UnixTime(450)));
+        let bare_seen = [seen("eni-a", Attached::Nothing, 300), seen("eni-a", Attached::Nothing, 450)];
+        assert!(known_at(&t, 0, &bare_seen, UnixTime(150)), "seen bare at 300");
+        assert!(!known_at(&t, 0, &bare_seen[1..], UnixTime(150)), "a bare sighting after the attach is of later");
+        // An attach event's relabel bounds the label before it.
+        let t = Timeline::from_marks([
+            Mark::Open { at: UnixTime(100), owner: bare.clone() },
+            Mark::relabel(UnixTime(400), a.clone()),
+        ]);
+        assert!(known_at(&t, 0, &[], UnixTime(150)));
+        assert!(!known_at(&t, 1, &[], UnixTime(450)), "the attached label: nothing bounds it yet");
         // A reconcile that found it gone at 300 says only "before 300".
         let t = Timeline::from_marks([open, Mark::found_gone(UnixTime(300), "eni-a")]);
         assert!(!known_at(&t, 0, &[], UnixTime(150)));
