@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             applier_keeps_changes_for_unknown_enis,
             an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
+            a_retold_owner_survives_a_lost_race,
             sightings_and_the_reconcile_horizon,
         );
     };
@@ -1039,6 +1040,51 @@ where
     let answers =
         lookup_apps(&store, &[(global("54.0.0.60"), T0 + 150), (in_vpc("vpc-1", "10.0.0.68"), T0 + 150)]).await;
     assert_eq!(answers, vec![None, Some("conc".to_owned())]);
+}
+
+/// Two attaches learned late, applied concurrently, each retelling who an
+/// earlier assign's address was taken by: the one that loses the record
+/// write retells again from the winner's record, so its first attempt's
+/// label (told from the same version as the winner's) does not stay.
+pub async fn a_retold_owner_survives_a_lost_race<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = new_store().await;
+    let applier = Applier::new(&store, TagPolicy::default());
+    for (id, instance, app, address) in [
+        ("eni-3", "i-3", "three", "10.0.1.3"),
+        ("eni-9", "i-9", "nine", "10.0.1.9"),
+        ("eni-2", "i-2", "two", "10.0.1.2"),
+    ] {
+        let mut eni = instance_eni(id, instance, &format!("{app}-prod-v001"), address);
+        eni.tags.insert("app".into(), app.into());
+        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+    }
+    let secondary = ip("10.0.0.81");
+    let mut described = Eni::new("eni-r");
+    described.vpc_id = Some("vpc-1".into());
+    described.private_addresses = vec![ip("10.0.0.80"), secondary];
+    described.instance_id = Some("i-2".into());
+    described.attachment_id = Some("att-2".into());
+    for change in [
+        floating(T0 + 10, "eni-r", "10.0.0.80"),
+        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+        Change::AddressesAssigned { at: at(T0 + 50), eni_id: "eni-r".into(), addresses: vec![secondary] },
+    ] {
+        applier.apply(&change).await.expect("apply");
+    }
+    let yielding = Yielding(&store);
+    let (first, second) =
+        (Applier::new(&yielding, TagPolicy::default()), Applier::new(&yielding, TagPolicy::default()));
+    let (w, l) = (attach(T0 + 45, "eni-r", "i-3", "att-3"), attach(T0 + 30, "eni-r", "i-9", "att-9"));
+    for outcome in join_all([first.apply(&w), second.apply(&l)]).await {
+        outcome.expect("applied despite the conflict");
+    }
+    let key = in_vpc("vpc-1", "10.0.0.81");
+    assert_eq!(lookup_apps(&store, &[(key, T0 + 60)]).await, vec![app("three")], "attached to i-3 since 45");
 }
 
 /// Polls futures together until all are done, each answer in its place:

@@ -664,6 +664,34 @@ async fn a_date_told_from_an_older_head_never_lands_over_a_newer_ones() {
     assert_eq!(expires_at_of(&store, &key, &open).await, None, "the older head's date did not land");
 }
 
+/// A relabel retold for another instance (a newer basis) replaces the
+/// version an instance's close had dated: nothing ends the new one, so it
+/// does not keep that date.
+#[tokio::test]
+async fn a_retold_relabel_does_not_keep_the_replaced_versions_date() {
+    let Some(client) = moto_client("a_retold_relabel_does_not_keep_the_replaced_versions_date").await else {
+        return;
+    };
+    let store = fresh_store(client, DEFAULT_HEAD_MARKS).await;
+    let key = in_vpc("vpc-1", "10.9.3.1");
+    let on = |instance: Option<&str>| {
+        let mut o = owner("eni-g", "app");
+        o.instance_id = instance.map(str::to_owned);
+        o
+    };
+    let told = |instance: &str, basis: u64| Mark::Relabel { at: at(T0 + 50), owner: on(Some(instance)), basis };
+    let end =
+        Mark::Close { at: at(T0 + 400), eni_id: "eni-g".into(), instance_id: Some("i-1".into()), found_gone: false };
+    for mark in [Mark::Open { at: at(T0), owner: on(None) }, told("i-1", 3), end] {
+        store.put_marks(&[(key.clone(), mark)]).await.expect("put_marks");
+    }
+    assert!(expires_at_of(&store, &key, &told("i-1", 3)).await.is_some(), "ended by i-1's close");
+    store.put_marks(&[(key.clone(), told("i-2", 4))]).await.expect("put_marks");
+    let owners = store.lookup(&[(key.clone(), at(T0 + 500))]).await.expect("lookup");
+    assert_eq!(owners[0].as_ref().and_then(|o| o.instance_id.clone()).as_deref(), Some("i-2"));
+    assert_eq!(expires_at_of(&store, &key, &told("i-2", 4)).await, None, "the current owner's label never expires");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_converge() {
     let Some(client) = moto_client("concurrent_writers_converge").await else { return };

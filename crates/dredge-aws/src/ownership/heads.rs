@@ -272,10 +272,14 @@ impl DynamoOwnershipStore {
             let attribute_names: Vec<(&str, &str)> =
                 placeholders.iter().zip(names).map(|((a, _), name)| (a.as_str(), *name)).collect();
             let mut item = item.clone();
-            // A dated mark keeps its expiry, and what dated it.
-            for name in [items::EXPIRES_AT, items::DATED_BY] {
-                if let Some(v) = stored_item.get(name) {
-                    item.insert(name.into(), v.clone());
+            // A dated open keeps its expiry, and what dated it. A relabel's
+            // new version may name another instance, which another close
+            // ends: it is dated afresh as an input of the merge.
+            if !matches!(mark, Mark::Relabel { .. }) {
+                for name in [items::EXPIRES_AT, items::DATED_BY] {
+                    if let Some(v) = stored_item.get(name) {
+                        item.insert(name.into(), v.clone());
+                    }
                 }
             }
             written = self.requests.put_if(item, &conditions.join(" AND "), &attribute_names, values).await?;

@@ -149,13 +149,20 @@ impl Marks {
     /// timeline's to tell, from the opens and closes: a release may be
     /// learned after the attach.
     fn relabel(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
-        self.push_for(eni, addresses, Mark::relabel(at, eni.owner(policy)));
+        self.label(eni, policy, at, addresses, 0);
     }
 
-    /// The ENI took `address` at `at` as `eni` after all: so the record of
-    /// version `basis` tells it ([`Mark::Relabel`]).
-    fn retell(&mut self, eni: &Eni, policy: &TagPolicy, at: UnixTime, address: IpAddr, basis: u64) {
-        self.push_for(eni, [address], Mark::Relabel { at, owner: eni.owner(policy), basis });
+    /// [`Marks::relabel`] told from the ENI record of version `basis`
+    /// (see [`Mark::Relabel`]).
+    fn label(
+        &mut self,
+        eni: &Eni,
+        policy: &TagPolicy,
+        at: UnixTime,
+        addresses: impl IntoIterator<Item = IpAddr>,
+        basis: u64,
+    ) {
+        self.push_for(eni, addresses, Mark::Relabel { at, owner: eni.owner(policy), basis });
     }
 
     fn push_for(&mut self, eni: &Eni, addresses: impl IntoIterator<Item = IpAddr>, mark: Mark) {
@@ -424,14 +431,39 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// whose owner then the record now tells otherwise than `before` did:
     /// the change took the record's answer of its time, and an attach,
     /// detach or description learned since dated an attachment afresh.
-    /// The same owner then as had the record known it first.
-    async fn relabel_retold(&self, before: &EniRecord, after: &EniRecord, m: &mut Marks) -> StoreResult<()> {
+    /// The same owner then as had the record known it first. A `retried`
+    /// change retells every one: its first attempt may have told from the
+    /// same version as the writer it lost to, and differently.
+    async fn relabel_retold(
+        &self,
+        before: &EniRecord,
+        after: &EniRecord,
+        retried: bool,
+        m: &mut Marks,
+    ) -> StoreResult<()> {
         let attachment = |e: &Eni| (e.instance_id.clone(), e.attachment_id.clone());
+        // Before the oldest attachment the record still remembers, one it
+        // has forgotten may have been live: its answer there is no news.
+        let forgot = before.attachments.keys().any(|id| !after.attachments.contains_key(id));
+        let remembered_since = after.attachments.values().map(|a| a.at).min();
+        let mut views: Vec<Eni> = Vec::new();
         for (address, since) in &after.added {
-            let then = Self::as_of(after, *since);
-            if attachment(&then) != attachment(&Self::as_of(before, *since)) {
-                m.retell(&self.view(&then).await?, &self.policy, *since, *address, before.version);
+            if forgot && remembered_since.is_none_or(|r| *since < r) {
+                continue;
             }
+            let then = Self::as_of(after, *since);
+            if !retried && attachment(&then) == attachment(&Self::as_of(before, *since)) {
+                continue;
+            }
+            let view = match views.iter().find(|v| attachment(v) == attachment(&then)) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.view(&then).await?;
+                    views.push(v.clone());
+                    v
+                }
+            };
+            m.label(&view, &self.policy, *since, [*address], before.version);
         }
         Ok(())
     }
@@ -549,8 +581,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 
     /// Tries a change until no concurrent writer gets in its way.
     async fn attempt(&self, change: &Change) -> StoreResult<Done> {
-        for _ in 0..MAX_ATTEMPTS {
-            match self.apply_one(change).await {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.apply_one(change, attempt > 0).await {
                 Ok(done) => return Ok(done),
                 Err(Retry::Conflict) => continue,
                 Err(Retry::Store(e)) => return Err(e),
@@ -579,7 +611,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// Each kind of change runs as its own boxed future: in one, the
     /// temporaries of every branch's store calls made a single poll frame of
     /// over a megabyte in debug builds, past a test thread's 2 MiB stack.
-    async fn apply_one(&self, change: &Change) -> Attempt<Done> {
+    async fn apply_one(&self, change: &Change, retried: bool) -> Attempt<Done> {
         let mut m = Marks::default();
         match change {
             Change::EniUp { at, eni } => {
@@ -605,7 +637,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         // A newer event (or a deletion) already described it:
                         // keep that, completed from this older description.
                         Some(mut newer) if newer.updated_at > *at => {
-                            newer.eni.fill_from(&described);
+                            // Its attachment is the newer record's own.
+                            newer.eni.fill_from(&Self::bare(&described));
                             if newer.eni.addresses().next().is_none() {
                                 newer.eni.private_addresses = described.private_addresses.clone();
                                 newer.eni.public_addresses = described.public_addresses.clone();
@@ -636,6 +669,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         };
                         record.awaiting.remove(allocation);
                         if !record.removed_after(*ip, since) {
+                            record.add(*ip, since);
                             let then = self.view(&Self::as_of(&record, since)).await?;
                             m.open(&then, &self.policy, since, [*ip]);
                             self.close_known_later_ends(&record, &then, &[*ip], since, &mut m).await?;
@@ -651,7 +685,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     };
                     self.replay_attachments(&record, &learned, *at, &mut m).await?;
                     if let Some(old) = &existing {
-                        self.relabel_retold(old, &record, &mut m).await?;
+                        self.relabel_retold(old, &record, retried, &mut m).await?;
                     }
                     if let Some(instance) = &described.instance_id {
                         let note = InstanceNote::Interface(described.eni_id.clone());
@@ -700,7 +734,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let addresses: Vec<IpAddr> = eni.addresses().collect();
                     m.relabel(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
-                    self.relabel_retold(&before, &record, &mut m).await?;
+                    self.relabel_retold(&before, &record, retried, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&before), &record))
                 })
@@ -728,7 +762,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
                     m.relabel(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
-                    self.relabel_retold(&before, &record, &mut m).await?;
+                    self.relabel_retold(&before, &record, retried, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&record), &record))
                 })
@@ -881,7 +915,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     self.store.note_instance(instance_id, &InstanceNote::Stopped(*at)).await?;
                     let mut records = self.store.enis_of_instance(instance_id).await?;
                     for record in &mut records {
+                        let before = record.clone();
                         Self::release_auto_assigned(record, Some(instance_id), *at, &mut m);
+                        self.relabel_retold(&before, record, retried, &mut m).await?;
                     }
                     let outcome = m.outcome();
                     // Marks first: if a record write fails the change is retried.
@@ -980,7 +1016,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// Stores a snapshot's description of an ENI unless a newer one is
     /// stored, over concurrent writers.
     async fn store_described(&self, eni: &Eni, at: UnixTime) -> StoreResult<()> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let existing = self.record_of(&eni.eni_id).await?;
             let mut record = match existing.clone() {
                 Some(old) if old.updated_at > at => return Ok(()),
@@ -1000,6 +1036,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 let (auto, other) = (gone(true), gone(false));
                 record.remove(&auto, at, true);
                 record.remove(&other, at, false);
+                // What the snapshot tells of the attachments retells the
+                // owners assigns took.
+                let mut m = Marks::default();
+                self.relabel_retold(old, &record, attempt > 0, &mut m).await?;
+                if !m.marks.is_empty() {
+                    self.store.put_marks(&m.marks).await?;
+                }
             }
             if self.store.put_eni(&record).await? == EniWrite::Written {
                 // Every name, not only the new ones: a run that made the
@@ -1015,6 +1058,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 mod tests {
     use super::*;
     use crate::ownership::testing::ready;
+    use crate::ownership::timeline::Interval;
     use crate::ownership::MemoryStore;
 
     const VPC: &str = "vpc-1";
@@ -1117,6 +1161,167 @@ mod tests {
         for (order, h) in &histories {
             assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
         }
+    }
+
+    fn attach(at: i64, eni: &str, instance: &str, attachment: &str) -> Change {
+        Change::Attached {
+            at: UnixTime(at),
+            eni_id: eni.into(),
+            instance_id: instance.into(),
+            attachment_id: Some(attachment.into()),
+        }
+    }
+
+    fn floating(id: &str, addrs: &[&str]) -> Eni {
+        let mut e = Eni::new(id);
+        e.vpc_id = Some(VPC.into());
+        e.private_addresses = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        e
+    }
+
+    /// The intervals of `keys` after `fixed`, then `changes` in every
+    /// order: the distinct ones, with an order that gives each.
+    fn histories(fixed: &[Change], changes: &[Change], keys: &[AddressKey]) -> Vec<(Vec<usize>, Vec<Interval>)> {
+        let mut out: Vec<(Vec<usize>, Vec<Interval>)> = Vec::new();
+        for order in permutations(changes.len()) {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for c in fixed.iter().chain(order.iter().map(|i| &changes[*i])) {
+                ready(applier.apply(c)).unwrap();
+            }
+            let h: Vec<Interval> = keys.iter().flat_map(|k| ready(store.timeline(k)).unwrap().intervals(k)).collect();
+            if !out.iter().any(|(_, x)| *x == h) {
+                out.push((order, h));
+            }
+        }
+        out
+    }
+
+    /// Retold in every order: an assign of more addresses than the record
+    /// remembers attachments for, and an Elastic IP named by allocation
+    /// only (dated from the association by the description).
+    #[test]
+    fn every_address_a_change_dated_is_retold() {
+        let bare = floating("eni-b", &["10.0.0.60"]);
+        let many: Vec<IpAddr> = (1..=9).map(|i| format!("10.0.1.{i}").parse().unwrap()).collect();
+        let eip: IpAddr = "3.3.3.3".parse().unwrap();
+        let mut described = bare.clone();
+        described.private_addresses.extend(&many);
+        described.public_addresses.push(eip);
+        described.elastic_addresses.push(eip);
+        described.allocations.insert("eipalloc-1".into(), eip);
+        described.associations.insert("eipassoc-1".into(), eip);
+        described.instance_id = Some("i-1".into());
+        described.attachment_id = Some("att-b".into());
+        let changes = [
+            attach(200, "eni-b", "i-1", "att-b"),
+            up(300, &described),
+            Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-b".into(), addresses: many.clone() },
+            Change::PublicAssociated {
+                at: UnixTime(160),
+                public_ip: None,
+                allocation_id: Some("eipalloc-1".into()),
+                association_id: Some("eipassoc-1".into()),
+                eni_id: Some("eni-b".into()),
+                instance_id: None,
+            },
+        ];
+        let vpc = |a: &IpAddr| AddressKey::new(Scope::Vpc(VPC.into()), *a);
+        let keys = [vpc(&many[0]), vpc(&many[8]), AddressKey::new(Scope::Global, eip)];
+        let found = histories(&[up(100, &bare)], &changes, &keys);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let bare_then =
+            |k: &AddressKey| found[0].1.iter().any(|i| i.address == k.address && i.owner.instance_id.is_none());
+        assert!(keys.iter().all(bare_then), "bare until the attach: {found:#?}");
+    }
+
+    /// A reconcile's description retells like a description event: the
+    /// same history whether the assign came before or after it.
+    #[test]
+    fn a_reconcile_retells_what_assigns_were_taken_by() {
+        let bare = floating("eni-c", &["10.0.0.80"]);
+        let second: IpAddr = "10.0.0.81".parse().unwrap();
+        let mut described = bare.clone();
+        described.private_addresses.push(second);
+        described.instance_id = Some("i-2".into());
+        described.attachment_id = Some("att-2".into());
+        let fixed = [
+            up(100, &bare),
+            attach(120, "eni-c", "i-1", "att-1"),
+            Change::Detached { at: UnixTime(140), attachment_id: "att-1".into() },
+        ];
+        let assign = Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-c".into(), addresses: vec![second] };
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let mut seen = Vec::new();
+        for reconcile_first in [false, true] {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for c in &fixed {
+                ready(applier.apply(c)).unwrap();
+            }
+            let snapshot = [described.clone()];
+            let scope = SnapshotScope::default();
+            let reconcile = || ready(applier.reconcile(&snapshot, UnixTime(300), &scope)).unwrap();
+            if reconcile_first {
+                reconcile();
+                ready(applier.apply(&assign)).unwrap();
+            } else {
+                ready(applier.apply(&assign)).unwrap();
+                reconcile();
+            }
+            seen.push(ready(store.timeline(&key)).unwrap().intervals(&key));
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
+
+    /// An attachment the record forgot (the ninth since) says nothing new
+    /// of the times it covered: what an assign then was taken by stays.
+    #[test]
+    fn a_forgotten_attachment_retells_nothing() {
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        let second: IpAddr = "10.0.0.91".parse().unwrap();
+        ready(applier.apply(&up(0, &floating("eni-f", &["10.0.0.90"])))).unwrap();
+        for n in 1..=9i64 {
+            ready(applier.apply(&attach(n * 10, "eni-f", &format!("i-{n}"), &format!("att-{n}")))).unwrap();
+            if n == 1 {
+                let assign =
+                    Change::AddressesAssigned { at: UnixTime(15), eni_id: "eni-f".into(), addresses: vec![second] };
+                ready(applier.apply(&assign)).unwrap();
+            }
+            if n < 9 {
+                let at = UnixTime(n * 10 + if n == 1 { 7 } else { 5 });
+                ready(applier.apply(&Change::Detached { at, attachment_id: format!("att-{n}") })).unwrap();
+            }
+        }
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        assert_eq!(instance_at(&store, key, 16), Some(Some("i-1".into())));
+    }
+
+    /// A description older than the record's detach does not attach the
+    /// record again: an assign after the detach stays the bare interface's.
+    #[test]
+    fn an_older_description_leaves_a_newer_detach() {
+        let bare = floating("eni-g", &["10.0.0.70"]);
+        let mut described = bare.clone();
+        described.instance_id = Some("i-2".into());
+        described.attachment_id = Some("att-2".into());
+        let second: IpAddr = "10.0.0.71".parse().unwrap();
+        let store = MemoryStore::new();
+        let applier = Applier::new(&store, TagPolicy::default());
+        for c in [
+            up(10, &bare),
+            attach(60, "eni-g", "i-2", "att-2"),
+            Change::Detached { at: UnixTime(90), attachment_id: "att-2".into() },
+            Change::AddressesAssigned { at: UnixTime(130), eni_id: "eni-g".into(), addresses: vec![second] },
+            up(60, &described),
+        ] {
+            ready(applier.apply(&c)).unwrap();
+        }
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        assert_eq!(instance_at(&store, key, 140), Some(None), "detached at 90");
+        let record = ready(store.eni(&EniRef::Id("eni-g".into()))).unwrap().unwrap();
+        assert_eq!(record.eni.instance_id, None);
     }
 
     /// An address taken while the interface was between two instances:

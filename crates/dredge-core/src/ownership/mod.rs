@@ -31,7 +31,7 @@ pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
 pub use store::{
     Attachment, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore,
-    Removal, StoreError, StoreResult, MAX_REMEMBERED,
+    Removal, StoreError, StoreResult, MAX_ADDED, MAX_REMEMBERED,
 };
 pub use time::{BadTime, UnixTime};
 pub use timeline::{AddressKey, Interval, Located, Mark, Resolution, Timeline};

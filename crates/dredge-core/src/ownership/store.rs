@@ -39,8 +39,9 @@ pub struct EniRecord {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed: BTreeMap<IpAddr, Removal>,
     /// Addresses the ENI took by a change (an assign, an association),
-    /// with the latest time, newest [`MAX_REMEMBERED`]: an older removal
-    /// learned later must not take them away.
+    /// with the latest time, newest [`MAX_ADDED`]: an older removal learned
+    /// later must not take them away, and the owner each was taken by is
+    /// retold when the record's answer for its time changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub added: BTreeMap<IpAddr, UnixTime>,
     /// Elastic IPs an association event named by allocation only, with the
@@ -83,6 +84,10 @@ pub struct Removal {
 
 /// How many attachments and removals a record keeps.
 pub const MAX_REMEMBERED: usize = 8;
+
+/// How many added addresses a record keeps: one assign may name dozens
+/// (an EKS node's warm pool of secondary addresses).
+pub const MAX_ADDED: usize = 64;
 
 impl InstanceRecord {
     /// Whether this record should replace `stored` (see
@@ -175,7 +180,7 @@ impl EniRecord {
     pub fn add(&mut self, address: IpAddr, at: UnixTime) {
         let t = self.added.entry(address).or_insert(at);
         *t = (*t).max(at);
-        while self.added.len() > MAX_REMEMBERED {
+        while self.added.len() > MAX_ADDED {
             let oldest = self.added.iter().min_by_key(|(ip, t)| (**t, **ip)).map(|(ip, _)| *ip);
             oldest.map(|ip| self.added.remove(&ip));
         }
