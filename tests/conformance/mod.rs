@@ -20,9 +20,9 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use dredge_core::ownership::{
-    AddressKey, Applier, Change, Eni, EniRecord, EniRef, EniWrite, InstanceNote, InstanceNotes, InstanceRecord, Mark,
-    Outcome, Owner, OwnerKind, OwnershipStore, ReconcileStats, Resolution, Scope, Sighting, SnapshotScope, StoreResult,
-    TagPolicy, Timeline, UnixTime, ASG_TAG,
+    AddressKey, Applier, Change, Eni, EniRecord, EniRef, EniWrite, InstanceNote, InstanceNotes, InstanceRecord,
+    Interval, Mark, Outcome, Owner, OwnerKind, OwnershipStore, ReconcileStats, Resolution, Scope, Sighting,
+    SnapshotScope, StoreResult, TagPolicy, Timeline, UnixTime, ASG_TAG,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$setup` is an
@@ -836,29 +836,10 @@ where
         (second.clone(), T0 + 160),
         (second.clone(), T0 + 250),
     ];
-    let mut histories = Vec::new();
-    for order in permutations(changes.len()) {
-        let store = new_store().await;
-        let applier = Applier::new(&store, TagPolicy::default());
-        let mut eni = instance_eni("eni-a", "i-a", "alpha-prod-v001", "10.0.0.41");
-        eni.tags.insert("app".into(), "alpha".into());
-        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
-        for i in &order {
-            applier.apply(&changes[*i]).await.expect("apply");
-        }
-        let answers = lookup_apps(&store, &probes).await;
-        let want = [app("<eni-g>"), app("alpha"), app("<eni-g>"), None, None];
-        assert_eq!(answers, want, "order {order:?}");
-        let intervals = |t: Timeline, k: &AddressKey| t.intervals(k);
-        let history = (
-            intervals(store.timeline(&primary).await.expect("timeline"), &primary),
-            intervals(store.timeline(&second).await.expect("timeline"), &second),
-        );
-        histories.push((order, history));
-    }
-    for (order, h) in &histories {
-        assert_eq!(h, &histories[0].1, "order {order:?} gives the same intervals as {:?}", histories[0].0);
-    }
+    let setup = [app_instance("eni-a", "i-a", "alpha", "10.0.0.41")];
+    let want = [app("<eni-g>"), app("alpha"), app("<eni-g>"), None, None];
+    let orders = permutations(changes.len());
+    assert_order_free(new_store, &setup, &changes, orders, &probes, &want, &[primary, second]).await;
 }
 
 /// An address assigned to an interface between two instances (detached
@@ -894,27 +875,49 @@ where
         (second.clone(), T0 + 60),
         (second.clone(), T0 + 150),
     ];
-    let mut histories = Vec::new();
+    let setup = [app_instance("eni-a", "i-a", "alpha", "10.0.1.1"), app_instance("eni-b", "i-b", "beta", "10.0.1.2")];
+    let want = [app("alpha"), app("<eni-g>"), None, app("<eni-g>"), app("beta")];
     // A sample of the 720 orders, the same every run.
-    for order in permutations(changes.len()).into_iter().step_by(23) {
+    let orders = permutations(changes.len()).into_iter().step_by(23);
+    assert_order_free(new_store, &setup, &changes, orders, &probes, &want, &[primary, second]).await;
+}
+
+/// An application's instance and its interface, up at `T0`: attached
+/// owners take its app.
+fn app_instance(id: &str, instance: &str, app: &str, address: &str) -> Change {
+    let mut eni = instance_eni(id, instance, &format!("{app}-prod-v001"), address);
+    eni.tags.insert("app".into(), app.into());
+    Change::EniUp { at: at(T0), eni: Box::new(eni) }
+}
+
+/// Applies `setup`, then `changes` in each of `orders`, each on a fresh
+/// store: every order answers `probes` with `want` and gives the same
+/// intervals for `keys`.
+async fn assert_order_free<S, F, Fut>(
+    new_store: F,
+    setup: &[Change],
+    changes: &[Change],
+    orders: impl IntoIterator<Item = Vec<usize>>,
+    probes: &[(AddressKey, i64)],
+    want: &[Option<String>],
+    keys: &[AddressKey],
+) where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let mut histories: Vec<(Vec<usize>, Vec<Vec<Interval>>)> = Vec::new();
+    for order in orders {
         let store = new_store().await;
         let applier = Applier::new(&store, TagPolicy::default());
-        for (id, instance, app) in [("eni-a", "i-a", "alpha"), ("eni-b", "i-b", "beta")] {
-            let mut eni = instance_eni(id, instance, &format!("{app}-prod-v001"), &format!("10.0.1.{}", id.len()));
-            eni.tags.insert("app".into(), app.into());
-            applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+        for change in setup.iter().chain(order.iter().map(|i| &changes[*i])) {
+            applier.apply(change).await.expect("apply");
         }
-        for i in &order {
-            applier.apply(&changes[*i]).await.expect("apply");
+        assert_eq!(lookup_apps(&store, probes).await, want, "order {order:?}");
+        let mut history = Vec::new();
+        for key in keys {
+            history.push(store.timeline(key).await.expect("timeline").intervals(key));
         }
-        let answers = lookup_apps(&store, &probes).await;
-        let want = [app("alpha"), app("<eni-g>"), None, app("<eni-g>"), app("beta")];
-        assert_eq!(answers, want, "order {order:?}");
-        let intervals = |t: Timeline, k: &AddressKey| t.intervals(k);
-        let history = (
-            intervals(store.timeline(&primary).await.expect("timeline"), &primary),
-            intervals(store.timeline(&second).await.expect("timeline"), &second),
-        );
         histories.push((order, history));
     }
     for (order, h) in &histories {
@@ -1054,14 +1057,12 @@ where
 {
     let store = new_store().await;
     let applier = Applier::new(&store, TagPolicy::default());
-    for (id, instance, app, address) in [
-        ("eni-3", "i-3", "three", "10.0.1.3"),
-        ("eni-9", "i-9", "nine", "10.0.1.9"),
-        ("eni-2", "i-2", "two", "10.0.1.2"),
+    for setup in [
+        app_instance("eni-3", "i-3", "three", "10.0.1.3"),
+        app_instance("eni-9", "i-9", "nine", "10.0.1.9"),
+        app_instance("eni-2", "i-2", "two", "10.0.1.2"),
     ] {
-        let mut eni = instance_eni(id, instance, &format!("{app}-prod-v001"), address);
-        eni.tags.insert("app".into(), app.into());
-        applier.apply(&Change::EniUp { at: at(T0), eni: Box::new(eni) }).await.expect("up");
+        applier.apply(&setup).await.expect("up");
     }
     let secondary = ip("10.0.0.81");
     let mut described = Eni::new("eni-r");

@@ -1147,20 +1147,7 @@ mod tests {
             Change::AddressesAssigned { at: UnixTime(150), eni_id: "eni-b".into(), addresses: vec![second] },
         ];
         let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
-        let mut histories = Vec::new();
-        for order in permutations(changes.len()) {
-            let store = MemoryStore::new();
-            let applier = Applier::new(&store, TagPolicy::default());
-            for i in &order {
-                ready(applier.apply(&changes[*i])).unwrap();
-            }
-            assert_eq!(instance_at(&store, key.clone(), 170), Some(None), "order {order:?}");
-            assert_eq!(instance_at(&store, key.clone(), 250), Some(Some("i-1".into())), "order {order:?}");
-            histories.push((order, ready(store.timeline(&key)).unwrap().intervals(&key)));
-        }
-        for (order, h) in &histories {
-            assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
-        }
+        assert_one_history(&changes, &key, &[(170, None), (250, Some("i-1"))]);
     }
 
     fn attach(at: i64, eni: &str, instance: &str, attachment: &str) -> Change {
@@ -1177,6 +1164,27 @@ mod tests {
         e.vpc_id = Some(VPC.into());
         e.private_addresses = addrs.iter().map(|a| a.parse().unwrap()).collect();
         e
+    }
+
+    /// `changes` in every order: the instance `key`'s owner was attached
+    /// to at each probe time, and one history.
+    fn assert_one_history(changes: &[Change], key: &AddressKey, probes: &[(i64, Option<&str>)]) {
+        let mut histories: Vec<(Vec<usize>, Vec<Interval>)> = Vec::new();
+        for order in permutations(changes.len()) {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for i in &order {
+                ready(applier.apply(&changes[*i])).unwrap();
+            }
+            for (t, instance) in probes {
+                let want = Some(instance.map(str::to_owned));
+                assert_eq!(instance_at(&store, key.clone(), *t), want, "at {t}, order {order:?}");
+            }
+            histories.push((order, ready(store.timeline(key)).unwrap().intervals(key)));
+        }
+        for (order, h) in &histories {
+            assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
+        }
     }
 
     /// The intervals of `keys` after `fixed`, then `changes` in every
@@ -1347,20 +1355,7 @@ mod tests {
             attach(200, "i-2", "att-2"),
         ];
         let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
-        let mut histories = Vec::new();
-        for order in permutations(changes.len()) {
-            let store = MemoryStore::new();
-            let applier = Applier::new(&store, TagPolicy::default());
-            for i in &order {
-                ready(applier.apply(&changes[*i])).unwrap();
-            }
-            assert_eq!(instance_at(&store, key.clone(), 160), Some(None), "order {order:?}");
-            assert_eq!(instance_at(&store, key.clone(), 250), Some(Some("i-2".into())), "order {order:?}");
-            histories.push((order, ready(store.timeline(&key)).unwrap().intervals(&key)));
-        }
-        for (order, h) in &histories {
-            assert_eq!(h, &histories[0].1, "order {order:?}, against {:?}", histories[0].0);
-        }
+        assert_one_history(&changes, &key, &[(160, None), (250, Some("i-2"))]);
     }
 
     /// An interface its instance's end did not delete, detached and
