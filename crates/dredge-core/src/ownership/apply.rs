@@ -350,7 +350,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         let attached_at = |t: UnixTime| gone.is_none_or(|g| g > t);
         if let Some(instance_id) = &eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await? {
-                if !inst.running && inst.changed_at >= at && attached_at(inst.changed_at) {
+                // A detach seen (after the end) tells it outlived the end
+                // (`outlived_instance_end`): the end released nothing.
+                if !inst.running && inst.changed_at >= at && detached.is_none() && attached_at(inst.changed_at) {
                     let held = record.held_through(addresses, at, inst.changed_at);
                     m.close_for(eni, Some(instance_id), inst.changed_at, held);
                 }
@@ -396,6 +398,23 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// The ENI attached to `instance_id`.
     fn attached(eni: &Eni, instance_id: &str, attachment_id: Option<&String>) -> Eni {
         Eni { instance_id: Some(instance_id.to_owned()), attachment_id: attachment_id.cloned(), ..eni.clone() }
+    }
+
+    /// What an attach or detach at `at` labels: the addresses the record
+    /// holds now, and those it may have held then but not now (given up
+    /// later, or taken by a change and dropped by a newer description):
+    /// a release or description learned first must not keep the label off
+    /// them. A relabel outside the ENI's holding is void, so the extra are
+    /// harmless.
+    fn maybe_held(record: &EniRecord, at: UnixTime, now: &[IpAddr]) -> Vec<IpAddr> {
+        let kept_then = |a: &IpAddr| record.removed.get(a).is_none_or(|r| r.at > at);
+        let later = record.removed.iter().filter(|(_, r)| r.at > at).map(|(ip, _)| *ip);
+        let taken = record.added.keys().copied().filter(kept_then);
+        let mut all = now.to_vec();
+        for a in later.chain(taken) {
+            push_unique(&mut all, a);
+        }
+        all
     }
 
     /// The ENI as attached at `at`, as far as the record tells: as it is
@@ -618,21 +637,33 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                 Box::pin(async move {
                     let existing = self.record_of(&eni.eni_id).await?;
                     let mut described = (**eni).clone();
+                    let mut later: Vec<IpAddr> = Vec::new();
                     if let Some(old) = &existing {
-                        // A newer record's attachment is not this older
-                        // description's: it may have been attached since.
-                        if old.updated_at > *at {
-                            described.fill_from(&Self::bare(&old.eni));
-                        } else {
+                        // The record's attachment completes only a newer
+                        // description of the same instance: a newer record
+                        // may have been attached since, and a description
+                        // showing no instance or another is detached from
+                        // the record's (a detach learned later).
+                        if old.updated_at <= *at && old.eni.instance_id == described.instance_id {
                             described.fill_from(&old.eni);
+                        } else {
+                            described.fill_from(&Self::bare(&old.eni));
                         }
                         // What the ENI gave up after this description is gone.
-                        let later: Vec<IpAddr> = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
+                        later = described.addresses().filter(|a| old.removed_after(*a, *at)).collect();
                         described.remove_addresses(&later);
                     }
                     let addresses: Vec<IpAddr> = described.addresses().collect();
                     let owner = self.view(&described).await?;
-                    m.open(&owner, &self.policy, *at, addresses.iter().copied());
+                    m.open(&owner, &self.policy, *at, addresses.iter().chain(&later).copied());
+                    // Held then, given up at the removal (its close may be a
+                    // reconcile's, or missing: at the latest then).
+                    for a in &later {
+                        let gone = existing.as_ref().and_then(|o| o.removed.get(a)).map(|r| r.at);
+                        if let (Some(gone), Some(key)) = (gone, m.key(&described, *a)) {
+                            m.marks.push((key, Mark::found_gone(gone, described.eni_id.clone())));
+                        }
+                    }
                     let mut record = match existing.clone() {
                         // A newer event (or a deletion) already described it:
                         // keep that, completed from this older description.
@@ -676,13 +707,15 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                             self.replay_attachments(&record, &[*ip], since, &mut m).await?;
                         }
                     }
-                    self.close_known_later_ends(&record, &described, &addresses, *at, &mut m).await?;
+                    let held: Vec<IpAddr> = addresses.iter().chain(&later).copied().collect();
+                    self.close_known_later_ends(&record, &described, &held, *at, &mut m).await?;
                     let learned: Vec<IpAddr> = match &existing {
                         Some(old) => {
                             addresses.iter().copied().filter(|a| !old.eni.addresses().any(|b| b == *a)).collect()
                         }
                         None => Vec::new(),
                     };
+                    let learned: Vec<IpAddr> = learned.into_iter().chain(later.iter().copied()).collect();
                     self.replay_attachments(&record, &learned, *at, &mut m).await?;
                     if let Some(old) = &existing {
                         self.relabel_retold(old, &record, retried, &mut m).await?;
@@ -732,8 +765,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     self.store.note_instance(instance_id, &InstanceNote::Interface(eni_id.clone())).await?;
                     // Relabelled as attached from `at`, whatever is newer in the record.
                     let addresses: Vec<IpAddr> = eni.addresses().collect();
-                    m.relabel(&self.view(&eni).await?, &self.policy, *at, addresses.iter().copied());
-                    self.close_known_later_ends(&record, &eni, &addresses, *at, &mut m).await?;
+                    let labelled = Self::maybe_held(&before, *at, &addresses);
+                    m.relabel(&self.view(&eni).await?, &self.policy, *at, labelled.iter().copied());
+                    self.close_known_later_ends(&record, &eni, &labelled, *at, &mut m).await?;
                     self.relabel_retold(&before, &record, retried, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
                     Ok(Done::wrote(outcome, Some(&before), &record))
@@ -760,7 +794,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     }
                     self.outlived_instance_end(&record, attachment_id, *at, &mut m).await?;
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
-                    m.relabel(&self.view(&bare).await?, &self.policy, *at, addresses.iter().copied());
+                    let labelled = Self::maybe_held(&before, *at, &addresses);
+                    m.relabel(&self.view(&bare).await?, &self.policy, *at, labelled);
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
                     self.relabel_retold(&before, &record, retried, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
@@ -903,7 +938,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         })
                         .await?;
                     for record in self.store.enis_of_instance(instance_id).await? {
-                        m.close_for(&record.eni, Some(instance_id), *at, record.eni.addresses().collect::<Vec<_>>());
+                        let now: Vec<IpAddr> = record.eni.addresses().collect();
+                        m.close_for(&record.eni, Some(instance_id), *at, Self::maybe_held(&record, *at, &now));
                     }
                     Ok(self.finish(m, None).await?.into())
                 })
@@ -1330,6 +1366,142 @@ mod tests {
         assert_eq!(instance_at(&store, key, 140), Some(None), "detached at 90");
         let record = ready(store.eni(&EniRef::Id("eni-g".into()))).unwrap().unwrap();
         assert_eq!(record.eni.instance_id, None);
+    }
+
+    /// Ends learned before what they end, each in every order with one
+    /// history: an unassign before its instance's end (the end still
+    /// closes the address at its time), an instance's end before an
+    /// assign whose interface a later detach shows outlived it, and an
+    /// unassign before the older description that listed the address.
+    #[test]
+    fn ends_learned_first_keep_their_own_time() {
+        let bare = floating("eni-h", &["10.0.0.60"]);
+        let second: IpAddr = "10.0.0.61".parse().unwrap();
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let assign =
+            |at: i64| Change::AddressesAssigned { at: UnixTime(at), eni_id: "eni-h".into(), addresses: vec![second] };
+        let unassign =
+            |at: i64| Change::AddressesUnassigned { at: UnixTime(at), eni_id: "eni-h".into(), addresses: vec![second] };
+        let end = |at: i64, instance: &str| down(at, instance);
+        let mut described = bare.clone();
+        described.private_addresses.push(second);
+        described.instance_id = Some("i-1".into());
+        described.attachment_id = Some("att-1".into());
+        // The changes, and the instance the owner is attached to at times
+        // (`None`: no owner).
+        type Probes<'a> = &'a [(i64, Option<Option<&'a str>>)];
+        let cases: [(Vec<Change>, Probes); 3] = [
+            (
+                vec![attach(110, "eni-h", "i-2", "att-2"), assign(125), end(145, "i-2"), unassign(150)],
+                &[(130, Some(Some("i-2"))), (147, None)],
+            ),
+            (
+                vec![
+                    assign(15),
+                    attach(20, "eni-h", "i-1", "att-1"),
+                    end(30, "i-1"),
+                    Change::Detached { at: UnixTime(50), attachment_id: "att-1".into() },
+                ],
+                &[(17, Some(None)), (40, Some(Some("i-1"))), (60, Some(None))],
+            ),
+            (
+                vec![attach(20, "eni-h", "i-1", "att-1"), up(40, &described), unassign(55)],
+                &[(45, Some(Some("i-1"))), (60, None)],
+            ),
+        ];
+        for (changes, probes) in cases {
+            let found = histories(&[up(10, &bare)], &changes, std::slice::from_ref(&key));
+            assert_eq!(found.len(), 1, "{found:#?}");
+            let (order, _) = &found[0];
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            for c in std::iter::once(&up(10, &bare)).chain(order.iter().map(|i| &changes[*i])) {
+                ready(applier.apply(c)).unwrap();
+            }
+            for (t, want) in probes {
+                let want = want.map(|i| i.map(str::to_owned));
+                assert_eq!(instance_at(&store, key.clone(), *t), want, "at {t} of {changes:?}");
+            }
+        }
+    }
+
+    /// Random histories of one interface (attached and detached up to
+    /// twice, a secondary address assigned and maybe released, a
+    /// description), every event delivered: in time order and in 40
+    /// shuffled orders each, the same intervals.
+    #[test]
+    fn random_interface_histories_give_one_history_in_any_order() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: i64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as i64
+        };
+        let second: IpAddr = "10.0.0.71".parse().unwrap();
+        let keys = [
+            AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.70".parse().unwrap()),
+            AddressKey::new(Scope::Vpc(VPC.into()), second),
+        ];
+        let base = floating("eni-g", &["10.0.0.70"]);
+        for world in 0..200 {
+            let mut changes = vec![up(10, &base)];
+            let mut attachments = Vec::new();
+            let mut t = 20 + 10 * next(3);
+            let count = 1 + next(2);
+            for j in 1..=count {
+                let detached = (j < count || next(2) == 0).then(|| t + 20 + 10 * next(4));
+                attachments.push((j, t, detached));
+                changes.push(attach(t, "eni-g", &format!("i-{j}"), &format!("att-{j}")));
+                if let Some(d) = detached {
+                    changes.push(Change::Detached { at: UnixTime(d), attachment_id: format!("att-{j}") });
+                }
+                t = detached.unwrap_or(t) + 10 + 10 * next(3);
+            }
+            let assigned = 15 + 5 * next(30);
+            let released = (next(3) == 0).then(|| assigned + 5 + 5 * next(10));
+            changes.push(Change::AddressesAssigned {
+                at: UnixTime(assigned),
+                eni_id: "eni-g".into(),
+                addresses: vec![second],
+            });
+            if let Some(r) = released {
+                changes.push(Change::AddressesUnassigned {
+                    at: UnixTime(r),
+                    eni_id: "eni-g".into(),
+                    addresses: vec![second],
+                });
+            }
+            // A description of the interface as it was then.
+            let seen = 30 + 10 * next(25);
+            let mut described = base.clone();
+            if assigned <= seen && released.is_none_or(|r| r > seen) {
+                described.private_addresses.push(second);
+            }
+            if let Some((j, _, _)) = attachments.iter().find(|(_, a, d)| *a <= seen && d.is_none_or(|d| d > seen)) {
+                described.instance_id = Some(format!("i-{j}"));
+                described.attachment_id = Some(format!("att-{j}"));
+            }
+            changes.push(up(seen, &described));
+            let history = |order: &[usize]| {
+                let store = MemoryStore::new();
+                let applier = Applier::new(&store, TagPolicy::default());
+                for i in order {
+                    ready(applier.apply(&changes[*i])).unwrap();
+                }
+                keys.iter().flat_map(|k| ready(store.timeline(k)).unwrap().intervals(k)).collect::<Vec<_>>()
+            };
+            let mut in_time: Vec<usize> = (0..changes.len()).collect();
+            in_time.sort_by_key(|i| changes[*i].at());
+            let want = history(&in_time);
+            for _ in 0..40 {
+                let mut order = in_time.clone();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, next(i as i64 + 1) as usize);
+                }
+                assert_eq!(history(&order), want, "world {world}, order {order:?} of {changes:#?}");
+            }
+        }
     }
 
     /// An address taken while the interface was between two instances:
