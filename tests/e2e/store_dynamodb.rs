@@ -594,6 +594,7 @@ async fn a_detach_learned_after_an_instance_end_dates_the_open_afresh() {
             eni_id: "eni-d".into(),
             instance_id: attached.instance_id.clone(),
             found_gone: false,
+            spared: false,
         };
         store.put_marks(&[(key.clone(), open.clone()), (key.clone(), end.clone())]).await.expect("put_marks");
         assert_eq!(expires_at_of(&store, &key, &open).await, Some(T0 + 300 + retention), "ended by its instance");
@@ -637,6 +638,7 @@ async fn a_date_told_from_an_older_head_never_lands_over_a_newer_ones() {
         eni_id: "eni-d".into(),
         instance_id: attached.instance_id.clone(),
         found_gone: false,
+        spared: false,
     };
     hold.arm();
     // On a thread and runtime of its own, with its own client: the held
@@ -680,8 +682,13 @@ async fn a_retold_relabel_does_not_keep_the_replaced_versions_date() {
         o
     };
     let told = |instance: &str, basis: u64| Mark::Relabel { at: at(T0 + 50), owner: on(Some(instance)), basis };
-    let end =
-        Mark::Close { at: at(T0 + 400), eni_id: "eni-g".into(), instance_id: Some("i-1".into()), found_gone: false };
+    let end = Mark::Close {
+        at: at(T0 + 400),
+        eni_id: "eni-g".into(),
+        instance_id: Some("i-1".into()),
+        found_gone: false,
+        spared: false,
+    };
     for mark in [Mark::Open { at: at(T0), owner: on(None) }, told("i-1", 3), end] {
         store.put_marks(&[(key.clone(), mark)]).await.expect("put_marks");
     }

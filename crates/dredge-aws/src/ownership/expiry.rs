@@ -139,6 +139,7 @@ mod tests {
             eni_id: "a".into(),
             instance_id: Some(instance.into()),
             found_gone: false,
+            spared: false,
         };
         let t = Timeline::from_marks([
             open(100, "a"),
@@ -164,8 +165,13 @@ mod tests {
             owner
         };
         let open = Mark::Open { at: UnixTime(100), owner: attached(Some("i-1")) };
-        let end =
-            Mark::Close { at: UnixTime(300), eni_id: "a".into(), instance_id: Some("i-1".into()), found_gone: false };
+        let end = Mark::Close {
+            at: UnixTime(300),
+            eni_id: "a".into(),
+            instance_id: Some("i-1".into()),
+            found_gone: false,
+            spared: false,
+        };
         let before = Timeline::from_marks([open.clone(), end.clone()]);
         assert_eq!(ended_opens(before.marks()), vec![(0, 1)], "dated by the instance's end");
         let detach = Mark::relabel(UnixTime(200), attached(None));

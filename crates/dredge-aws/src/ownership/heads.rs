@@ -254,7 +254,7 @@ impl DynamoOwnershipStore {
             let names: &[&str] = match &mark {
                 Mark::Open { .. } => &[items::OWNER],
                 Mark::Relabel { .. } => &[items::OWNER, items::BASIS],
-                Mark::Close { .. } => &[items::INSTANCE_ID, items::FOUND_GONE],
+                Mark::Close { .. } => &[items::INSTANCE_ID, items::FOUND_GONE, items::SPARED],
             };
             let placeholders: Vec<(String, String)> =
                 (0..names.len()).map(|i| (format!("#a{i}"), format!(":a{i}"))).collect();

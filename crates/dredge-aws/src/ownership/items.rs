@@ -45,6 +45,8 @@ pub(crate) const OWNER: &str = "owner";
 pub(crate) const INSTANCE_ID: &str = "instance_id";
 /// On a reconcile's close: released at or before its time.
 pub(crate) const FOUND_GONE: &str = "found_gone";
+/// On an instance's close: the interface outlived the end (ends nothing).
+pub(crate) const SPARED: &str = "spared";
 /// A relabel's basis (`Mark::Relabel`), when not 0.
 pub(crate) const BASIS: &str = "basis";
 // Head items.
@@ -158,13 +160,15 @@ pub(crate) fn mark_item(key: &AddressKey, mark: &Mark, expires_at: Option<i64>) 
                 item.insert(BASIS.into(), n(*basis as i64));
             }
         }
-        Mark::Close { instance_id, found_gone, .. } => {
+        Mark::Close { instance_id, found_gone, spared, .. } => {
             item.insert(KIND.into(), s("close"));
             if let Some(i) = instance_id {
                 item.insert(INSTANCE_ID.into(), s(i.as_str()));
             }
-            if *found_gone {
-                item.insert(FOUND_GONE.into(), AttributeValue::Bool(true));
+            for (name, set) in [(FOUND_GONE, *found_gone), (SPARED, *spared)] {
+                if set {
+                    item.insert(name.into(), AttributeValue::Bool(true));
+                }
             }
         }
     }
@@ -186,7 +190,8 @@ pub(crate) fn parse_mark(item: &Item) -> Result<Mark, StoreError> {
             let eni_id = get_s(item, ENI_ID).ok_or_else(|| corrupt("no `eni_id`", item))?.to_owned();
             let instance_id = get_s(item, INSTANCE_ID).map(str::to_owned);
             let found_gone = get_bool(item, FOUND_GONE).unwrap_or(false);
-            Ok(Mark::Close { at, eni_id, instance_id, found_gone })
+            let spared = get_bool(item, SPARED).unwrap_or(false);
+            Ok(Mark::Close { at, eni_id, instance_id, found_gone, spared })
         }
         _ => Err(corrupt("`kind` is not `open`, `relabel` or `close`", item)),
     }
@@ -406,7 +411,14 @@ mod tests {
         let gone = Mark::found_gone(UnixTime(1_700_000_000), "eni-1");
         let relabel = Mark::relabel(UnixTime(1_700_000_000), owner());
         let retold = Mark::Relabel { at: UnixTime(1_700_000_000), owner: owner(), basis: 7 };
-        for m in [&open, &close, &gone, &relabel, &retold] {
+        let spared = Mark::Close {
+            at: UnixTime(1_700_000_000),
+            eni_id: "eni-1".into(),
+            instance_id: Some("i-1".into()),
+            found_gone: false,
+            spared: true,
+        };
+        for m in [&open, &close, &gone, &relabel, &retold, &spared] {
             let item = mark_item(&key, m, Some(5)).unwrap();
             assert_eq!(&parse_mark(&item).unwrap(), m);
             assert_eq!(get_n(&item, EXPIRES_AT), Some(5));

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::change::Change;
 use super::eni::{merge_tags, push_unique, Eni};
 use super::evidence::{scope_label, Attached, Sighting};
-use super::owner::{Owner, TagPolicy, ASG_TAG};
+use super::owner::{TagPolicy, ASG_TAG};
 use super::scope::Scope;
 use super::store::{
     EniRecord, EniRef, EniWrite, InstanceNote, InstanceRecord, OwnershipStore, StoreError, StoreResult,
@@ -191,8 +191,23 @@ impl Marks {
         for address in addresses {
             if let Some(key) = self.key(eni, address) {
                 let instance_id = instance.map(str::to_owned);
-                self.marks.push((key, Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false }));
+                let close =
+                    Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: false };
+                self.marks.push((key, close));
                 self.closed += 1;
+            }
+        }
+    }
+
+    /// `instance`'s end at `at` did not reach the ENI: its closes of
+    /// `addresses` are replaced by ones that end nothing.
+    fn spare(&mut self, eni: &Eni, instance: &str, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
+        for address in addresses {
+            if let Some(key) = self.key(eni, address) {
+                let instance_id = Some(instance.to_owned());
+                let spared =
+                    Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: true };
+                self.marks.push((key, spared));
             }
         }
     }
@@ -525,11 +540,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
 
     /// An interface detached at `at` from an instance that had ended
     /// before outlived that end (EC2 detaches the interfaces it does not
-    /// delete): the end's close did not release its addresses. Each is
-    /// opened again at the end with the owner it had just before (a close
-    /// and an open in one second: held). Only a detach tells for sure that
-    /// the interface was still attached when the instance ended; an attach
-    /// elsewhere without it leaves the gap to a reconcile.
+    /// delete): the end's close did not release its addresses. Each close
+    /// of what the ENI may have held then is replaced by a spared one,
+    /// which ends nothing, whichever came first; a release learned later
+    /// still ends an address at its own time (a re-open at the end would
+    /// have outlived it). Only a detach tells for sure that the interface
+    /// was still attached when the instance ended; an attach elsewhere
+    /// without it leaves the gap to a reconcile.
     async fn outlived_instance_end(
         &self,
         record: &EniRecord,
@@ -543,15 +560,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         if instance.running || end < a.at || end > at || record.deleted_at.is_some_and(|d| d <= end) {
             return Ok(());
         }
-        for address in record.eni.addresses() {
-            let Some(key) = m.key(&record.eni, address) else { continue };
-            let timeline = self.store.timeline(&key).await?;
-            let attached = |o: &&Owner| o.eni_id == record.eni.eni_id && o.instance_id.as_ref() == Some(&a.instance_id);
-            if let Some(owner) = timeline.owner_at(UnixTime(end.0 - 1)).filter(attached) {
-                m.marks.push((key, Mark::Open { at: end, owner: owner.clone() }));
-                m.opened += 1;
-            }
-        }
+        let now: Vec<IpAddr> = record.eni.addresses().collect();
+        m.spare(&record.eni, &a.instance_id, end, Self::maybe_held(record, end, &now));
         Ok(())
     }
 
@@ -1423,6 +1433,41 @@ mod tests {
                 assert_eq!(instance_at(&store, key.clone(), *t), want, "at {t} of {changes:?}");
             }
         }
+    }
+
+    /// An interface outlived two instances (each detach seen after the
+    /// end), and gave its address up before either: the release, learned
+    /// last, still ends the address at its time (the spared ends revive
+    /// nothing).
+    #[test]
+    fn a_release_learned_last_outlasts_spared_instance_ends() {
+        let second: IpAddr = "10.0.0.51".parse().unwrap();
+        let changes = [
+            attach(55, "eni-e", "i-1", "att-1"),
+            down(80, "i-1"),
+            Change::Detached { at: UnixTime(85), attachment_id: "att-1".into() },
+            attach(105, "eni-e", "i-2", "att-2"),
+            down(155, "i-2"),
+            Change::AddressesAssigned { at: UnixTime(20), eni_id: "eni-e".into(), addresses: vec![second] },
+            Change::Detached { at: UnixTime(160), attachment_id: "att-2".into() },
+            Change::AddressesUnassigned { at: UnixTime(40), eni_id: "eni-e".into(), addresses: vec![second] },
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let mut in_time: Vec<usize> = (0..changes.len()).collect();
+        in_time.sort_by_key(|i| changes[*i].at());
+        let mut histories = Vec::new();
+        for order in [in_time, (0..changes.len()).collect()] {
+            let store = MemoryStore::new();
+            let applier = Applier::new(&store, TagPolicy::default());
+            ready(applier.apply(&up(10, &floating("eni-e", &["10.0.0.50"])))).unwrap();
+            for i in &order {
+                ready(applier.apply(&changes[*i])).unwrap();
+            }
+            assert_eq!(instance_at(&store, key.clone(), 30), Some(None), "order {order:?}");
+            assert_eq!(instance_at(&store, key.clone(), 157), None, "released at 40, order {order:?}");
+            histories.push(ready(store.timeline(&key)).unwrap().intervals(&key));
+        }
+        assert_eq!(histories[0], histories[1]);
     }
 
     /// Random histories of one interface (attached and detached up to

@@ -243,6 +243,7 @@ mod tests {
                 eni_id: "eni-a".into(),
                 instance_id: Some("i-1".into()),
                 found_gone: false,
+                spared: false,
             },
         ]);
         assert!(!known_at(&t, 0, &[], UnixTime(150)), "bare until some time before 400");

@@ -79,6 +79,12 @@ pub enum Mark {
         /// the holding lasted until `at` (`ownership::known_at`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         found_gone: bool,
+        /// The instance's end did not reach the interface: a detach seen
+        /// after it shows the interface outlived it (EC2 detaches what it
+        /// does not delete). Replaces that instance's close and ends
+        /// nothing.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        spared: bool,
     },
 }
 
@@ -130,23 +136,24 @@ impl Mark {
 
     /// A close of `eni_id` at `at`, whatever it is attached to.
     pub fn close(at: UnixTime, eni_id: impl Into<String>) -> Mark {
-        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: false }
+        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: false, spared: false }
     }
 
     /// What a reconcile writes for an address it found gone.
     pub fn found_gone(at: UnixTime, eni_id: impl Into<String>) -> Mark {
-        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: true }
+        Mark::Close { at, eni_id: eni_id.into(), instance_id: None, found_gone: true, spared: false }
     }
 
     /// A close at the release's own time (from an event), not a reconcile's
     /// upper bound.
     pub fn is_exact_close(&self) -> bool {
-        matches!(self, Mark::Close { found_gone: false, .. })
+        matches!(self, Mark::Close { found_gone: false, spared: false, .. })
     }
 
     /// Whether this is a close that ends `owner`'s interval.
     pub fn ends(&self, owner: &Owner) -> bool {
         match self {
+            Mark::Close { spared: true, .. } => false,
             Mark::Close { eni_id, instance_id, .. } => {
                 *eni_id == owner.eni_id && instance_id.as_ref().is_none_or(|i| owner.instance_id.as_ref() == Some(i))
             }
@@ -157,6 +164,8 @@ impl Mark {
     /// Whether this version of a fact (same [`Mark::key`]) replaces
     /// `stored`: an open whose owner tells more ([`Owner::supersedes`]); a
     /// relabel told from a later record, else whose owner tells more; a
+    /// spared instance's close over that instance's close (but not over a
+    /// close of the ENI whatever it is attached to); a
     /// close from an event over a reconcile's, then a close of the ENI
     /// whatever it is attached to over one for a single instance. A total
     /// order, so any arrival order keeps the same one.
@@ -167,11 +176,13 @@ impl Mark {
                 basis > old_basis || (basis == old_basis && owner.supersedes(old))
             }
             (
-                Mark::Close { instance_id: new, found_gone: new_gone, .. },
-                Mark::Close { instance_id: old, found_gone: old_gone, .. },
+                Mark::Close { instance_id: new, found_gone: new_gone, spared: new_spared, .. },
+                Mark::Close { instance_id: old, found_gone: old_gone, spared: old_spared, .. },
             ) => {
-                let rank = |gone: bool, instance: &Option<String>| (!gone, instance.is_none(), instance.clone());
-                rank(*new_gone, new) > rank(*old_gone, old)
+                let rank = |gone: bool, instance: &Option<String>, spared: bool| {
+                    (!gone, instance.is_none(), spared, instance.clone())
+                };
+                rank(*new_gone, new, *new_spared) > rank(*old_gone, old, *old_spared)
             }
             _ => false,
         }
@@ -459,6 +470,7 @@ mod tests {
             eni_id: "eni-a".into(),
             instance_id: Some("i-1".into()),
             found_gone: false,
+            spared: false,
         };
         let t = Timeline::from_marks([
             Mark::Open { at: UnixTime(100), owner: attached.clone() },
@@ -538,6 +550,7 @@ mod tests {
             eni_id: "eni-a".into(),
             instance_id: Some("i-1".into()),
             found_gone: false,
+            spared: false,
         };
         let t =
             Timeline::from_marks([open(100, "eni-a", "bare"), Mark::relabel(UnixTime(200), attached), stop.clone()]);
@@ -636,6 +649,31 @@ mod tests {
         assert_eq!(t.marks().len(), 2);
         assert_eq!(app_at(&t, 450), Some("y"));
         assert_eq!(app_at(&t, 150), None);
+    }
+
+    #[test]
+    fn a_spared_instance_end_ends_nothing_in_any_order() {
+        let mut attached = owner("eni-a", "x");
+        attached.instance_id = Some("i-1".into());
+        let end = |spared: bool, instance: Option<&str>| Mark::Close {
+            at: UnixTime(200),
+            eni_id: "eni-a".into(),
+            instance_id: instance.map(str::to_owned),
+            found_gone: false,
+            spared,
+        };
+        let instance = attached.instance_id.as_deref();
+        for marks in [[end(false, instance), end(true, instance)], [end(true, instance), end(false, instance)]] {
+            let mut t = Timeline::from_marks([Mark::Open { at: UnixTime(100), owner: attached.clone() }]);
+            for m in marks {
+                t.insert(m);
+            }
+            assert_eq!(app_at(&t, 250), Some("x"), "the spared end wins");
+        }
+        // A close of the ENI whatever it is attached to still ends it.
+        let mut t = Timeline::from_marks([Mark::Open { at: UnixTime(100), owner: attached.clone() }, end(false, None)]);
+        t.insert(end(true, instance));
+        assert_eq!(app_at(&t, 250), None);
     }
 
     #[test]
