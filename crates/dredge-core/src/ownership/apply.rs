@@ -289,6 +289,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         self.store.eni(&EniRef::Id(eni_id.to_owned())).await
     }
 
+    /// The record of an ENI the table knows: a deletion learned first
+    /// leaves one without addresses (nor a VPC to scope them by), and what
+    /// names the ENI waits for its description as if there were none.
+    async fn known_record(&self, eni_id: &str) -> StoreResult<Option<EniRecord>> {
+        Ok(self.record_of(eni_id).await?.filter(|r| r.eni.addresses().next().is_some()))
+    }
+
     /// Writes a record over the version it was read at.
     async fn put(&self, record: &EniRecord) -> Attempt<()> {
         match self.store.put_eni(record).await? {
@@ -422,7 +429,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// them. A relabel outside the ENI's holding is void, so the extra are
     /// harmless.
     fn maybe_held(record: &EniRecord, at: UnixTime, now: &[IpAddr]) -> Vec<IpAddr> {
-        let kept_then = |a: &IpAddr| record.removed.get(a).is_none_or(|r| r.at > at);
+        // Given up after `at`, or taken again since the (earliest) removal.
+        let kept_then = |a: &IpAddr| {
+            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| *t > r.at))
+        };
         let later = record.removed.iter().filter(|(_, r)| r.at > at).map(|(ip, _)| *ip);
         let taken = record.added.keys().copied().filter(kept_then);
         let mut all = now.to_vec();
@@ -757,7 +767,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
             Change::Attached { at, eni_id, instance_id, attachment_id } => {
                 Box::pin(async move {
-                    let Some(mut record) = self.record_of(eni_id).await? else {
+                    let Some(mut record) = self.known_record(eni_id).await? else {
                         // Attached before its creation reached the table: kept
                         // for when it does, and the instance's describe shows it.
                         self.store.put_pending(&EniRef::Id(eni_id.clone()), change).await?;
@@ -815,7 +825,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
             Change::AddressesAssigned { at, eni_id, addresses } => {
                 Box::pin(async move {
-                    let Some(mut record) = self.record_of(eni_id).await? else {
+                    let Some(mut record) = self.known_record(eni_id).await? else {
                         return self.defer(EniRef::Id(eni_id.clone()), change).await;
                     };
                     let then = Self::as_of(&record, *at);
@@ -834,7 +844,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             }
             Change::AddressesUnassigned { at, eni_id, addresses } => {
                 Box::pin(async move {
-                    let Some(mut record) = self.record_of(eni_id).await? else {
+                    let Some(mut record) = self.known_record(eni_id).await? else {
                         return self.defer(EniRef::Id(eni_id.clone()), change).await;
                     };
                     m.close(&record.eni, *at, addresses.iter().copied());
@@ -847,7 +857,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             Change::PublicAssociated { at, public_ip, allocation_id, association_id, eni_id, instance_id } => {
                 Box::pin(async move {
                     let record = match (eni_id, instance_id) {
-                        (Some(id), _) => self.record_of(id).await?,
+                        (Some(id), _) => self.known_record(id).await?,
                         // An instance's association goes to its primary ENI;
                         // without device indexes, the one holding the instance's
                         // primary private address is not known, so require a
@@ -1468,6 +1478,52 @@ mod tests {
             histories.push(ready(store.timeline(&key)).unwrap().intervals(&key));
         }
         assert_eq!(histories[0], histories[1]);
+    }
+
+    /// A deletion learned before the interface's description: the assign
+    /// and unassign learned between wait for it, and the address is held
+    /// from the assign to the unassign in every order.
+    #[test]
+    fn changes_after_a_deletion_learned_first_wait_for_the_description() {
+        let second: IpAddr = "10.0.0.41".parse().unwrap();
+        let changes = [
+            up(10, &floating("eni-d", &["10.0.0.40"])),
+            Change::AddressesAssigned { at: UnixTime(35), eni_id: "eni-d".into(), addresses: vec![second] },
+            Change::AddressesUnassigned { at: UnixTime(85), eni_id: "eni-d".into(), addresses: vec![second] },
+            Change::EniDeleted { at: UnixTime(170), eni_id: "eni-d".into() },
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let found = histories(&[], &changes, std::slice::from_ref(&key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let interval = |i: &Interval| (i.from.0, i.to.map(|t| t.0));
+        assert_eq!(found[0].1.iter().map(interval).collect::<Vec<_>>(), vec![(35, Some(85))]);
+    }
+
+    /// An address released and taken again before an attach and a
+    /// detach: both label it, whichever release was learned first.
+    #[test]
+    fn an_address_taken_again_is_labelled_by_later_attaches_and_detaches() {
+        let second: IpAddr = "10.0.0.31".parse().unwrap();
+        let assign =
+            |at: i64| Change::AddressesAssigned { at: UnixTime(at), eni_id: "eni-r".into(), addresses: vec![second] };
+        let unassign =
+            |at: i64| Change::AddressesUnassigned { at: UnixTime(at), eni_id: "eni-r".into(), addresses: vec![second] };
+        let changes = [
+            assign(30),
+            unassign(40),
+            assign(55),
+            attach(60, "eni-r", "i-1", "att-1"),
+            Change::Detached { at: UnixTime(70), attachment_id: "att-1".into() },
+            unassign(110),
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let found = histories(&[up(10, &floating("eni-r", &["10.0.0.30"]))], &changes, std::slice::from_ref(&key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        let want =
+            vec![(30, Some(40), None), (55, Some(60), None), (60, Some(70), Some("i-1".into())), (70, Some(110), None)];
+        assert_eq!(owners, want);
     }
 
     /// Random histories of one interface (attached and detached up to
