@@ -166,12 +166,18 @@ impl Marks {
     }
 
     fn push_for(&mut self, eni: &Eni, addresses: impl IntoIterator<Item = IpAddr>, mark: Mark) {
+        self.opened += self.push_each(eni, addresses, mark);
+    }
+
+    /// `mark` for each of `addresses` the ENI can scope; how many.
+    fn push_each(&mut self, eni: &Eni, addresses: impl IntoIterator<Item = IpAddr>, mark: Mark) -> usize {
+        let before = self.marks.len();
         for address in addresses {
             if let Some(key) = self.key(eni, address) {
                 self.marks.push((key, mark.clone()));
-                self.opened += 1;
             }
         }
+        self.marks.len() - before
     }
 
     fn close(&mut self, eni: &Eni, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
@@ -188,28 +194,17 @@ impl Marks {
         at: UnixTime,
         addresses: impl IntoIterator<Item = IpAddr>,
     ) {
-        for address in addresses {
-            if let Some(key) = self.key(eni, address) {
-                let instance_id = instance.map(str::to_owned);
-                let close =
-                    Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: false };
-                self.marks.push((key, close));
-                self.closed += 1;
-            }
-        }
+        let instance_id = instance.map(str::to_owned);
+        let close = Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: false };
+        self.closed += self.push_each(eni, addresses, close);
     }
 
     /// `instance`'s end at `at` did not reach the ENI: its closes of
     /// `addresses` are replaced by ones that end nothing.
     fn spare(&mut self, eni: &Eni, instance: &str, at: UnixTime, addresses: impl IntoIterator<Item = IpAddr>) {
-        for address in addresses {
-            if let Some(key) = self.key(eni, address) {
-                let instance_id = Some(instance.to_owned());
-                let spared =
-                    Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: true };
-                self.marks.push((key, spared));
-            }
-        }
+        let instance_id = Some(instance.to_owned());
+        let spared = Mark::Close { at, eni_id: eni.eni_id.clone(), instance_id, found_gone: false, spared: true };
+        self.push_each(eni, addresses, spared);
     }
 
     fn outcome(&self) -> Outcome {
