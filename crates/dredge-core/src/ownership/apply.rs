@@ -1178,14 +1178,9 @@ mod tests {
     /// history.
     #[test]
     fn an_address_learned_late_is_relabelled_at_a_later_attach() {
-        let mut bare = Eni::new("eni-b");
-        bare.vpc_id = Some(VPC.into());
-        bare.private_addresses = vec!["10.0.0.60".parse().unwrap()];
+        let bare = floating("eni-b", &["10.0.0.60"]);
         let second: IpAddr = "10.0.0.61".parse().unwrap();
-        let mut described = bare.clone();
-        described.private_addresses.push(second);
-        described.instance_id = Some("i-1".into());
-        described.attachment_id = Some("att-b".into());
+        let described = described_attached(&bare, &[second], "i-1", "att-b");
         let changes = [
             up(100, &bare),
             Change::Attached {
@@ -1214,6 +1209,14 @@ mod tests {
         let mut e = Eni::new(id);
         e.vpc_id = Some(VPC.into());
         e.private_addresses = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        e
+    }
+
+    /// `eni` described attached to `instance` by `attachment`, holding
+    /// `more` besides.
+    fn described_attached(eni: &Eni, more: &[IpAddr], instance: &str, attachment: &str) -> Eni {
+        let mut e = Applier::<MemoryStore>::attached(eni, instance, Some(&attachment.to_owned()));
+        e.private_addresses.extend(more);
         e
     }
 
@@ -1264,14 +1267,11 @@ mod tests {
         let bare = floating("eni-b", &["10.0.0.60"]);
         let many: Vec<IpAddr> = (1..=9).map(|i| format!("10.0.1.{i}").parse().unwrap()).collect();
         let eip: IpAddr = "3.3.3.3".parse().unwrap();
-        let mut described = bare.clone();
-        described.private_addresses.extend(&many);
+        let mut described = described_attached(&bare, &many, "i-1", "att-b");
         described.public_addresses.push(eip);
         described.elastic_addresses.push(eip);
         described.allocations.insert("eipalloc-1".into(), eip);
         described.associations.insert("eipassoc-1".into(), eip);
-        described.instance_id = Some("i-1".into());
-        described.attachment_id = Some("att-b".into());
         let changes = [
             attach(200, "eni-b", "i-1", "att-b"),
             up(300, &described),
@@ -1300,10 +1300,7 @@ mod tests {
     fn a_reconcile_retells_what_assigns_were_taken_by() {
         let bare = floating("eni-c", &["10.0.0.80"]);
         let second: IpAddr = "10.0.0.81".parse().unwrap();
-        let mut described = bare.clone();
-        described.private_addresses.push(second);
-        described.instance_id = Some("i-2".into());
-        described.attachment_id = Some("att-2".into());
+        let described = described_attached(&bare, &[second], "i-2", "att-2");
         let fixed = [
             up(100, &bare),
             attach(120, "eni-c", "i-1", "att-1"),
@@ -1362,9 +1359,7 @@ mod tests {
     #[test]
     fn an_older_description_leaves_a_newer_detach() {
         let bare = floating("eni-g", &["10.0.0.70"]);
-        let mut described = bare.clone();
-        described.instance_id = Some("i-2".into());
-        described.attachment_id = Some("att-2".into());
+        let described = described_attached(&bare, &[], "i-2", "att-2");
         let second: IpAddr = "10.0.0.71".parse().unwrap();
         let store = MemoryStore::new();
         let applier = Applier::new(&store, TagPolicy::default());
@@ -1398,10 +1393,7 @@ mod tests {
         let unassign =
             |at: i64| Change::AddressesUnassigned { at: UnixTime(at), eni_id: "eni-h".into(), addresses: vec![second] };
         let end = |at: i64, instance: &str| down(at, instance);
-        let mut described = bare.clone();
-        described.private_addresses.push(second);
-        described.instance_id = Some("i-1".into());
-        described.attachment_id = Some("att-1".into());
+        let described = described_attached(&bare, &[second], "i-1", "att-1");
         // The changes, and the instance the owner is attached to at times
         // (`None`: no owner).
         type Probes<'a> = &'a [(i64, Option<Option<&'a str>>)];
