@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             applier_moves_an_eni_between_applications,
             applier_a_release_learned_after_a_later_attach,
             applier_tells_who_took_an_address_from_the_latest_record,
+            applier_retells_every_taking_of_an_address,
             applier_keeps_changes_for_unknown_enis,
             an_instance_end_spares_an_interface_detached_before,
             concurrent_appliers_lose_no_update,
@@ -880,6 +881,42 @@ where
     // A sample of the 720 orders, the same every run.
     let orders = permutations(changes.len()).into_iter().step_by(23);
     assert_order_free(new_store, &setup, &changes, orders, &probes, &want, &[primary, second]).await;
+}
+
+/// An address assigned, released and assigned again to an interface
+/// attached to an application's instance only later, with a description
+/// that shows the attachment: an attach learned after both assigns retells
+/// each (the record keeps every taking, not only the latest), so both
+/// holdings are the bare interface's, in every order.
+pub async fn applier_retells_every_taking_of_an_address<S, F, Fut>(new_store: F)
+where
+    S: OwnershipStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let secondary = ip("10.0.0.45");
+    let mut described = Eni::new("eni-g");
+    described.vpc_id = Some("vpc-1".into());
+    described.private_addresses = vec![ip("10.0.0.44"), secondary];
+    described.instance_id = Some("i-a".into());
+    described.attachment_id = Some("att-g1".into());
+    let assign =
+        |t: i64| Change::AddressesAssigned { at: at(T0 + t), eni_id: "eni-g".into(), addresses: vec![secondary] };
+    let changes = [
+        assign(50),
+        Change::AddressesUnassigned { at: at(T0 + 100), eni_id: "eni-g".into(), addresses: vec![secondary] },
+        assign(150),
+        attach(T0 + 200, "eni-g", "i-a", "att-g1"),
+        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+    ];
+    let second = in_vpc("vpc-1", "10.0.0.45");
+    let probes =
+        [(second.clone(), T0 + 60), (second.clone(), T0 + 120), (second.clone(), T0 + 160), (second.clone(), T0 + 250)];
+    let setup = [app_instance("eni-a", "i-a", "alpha", "10.0.1.1"), floating(T0 + 10, "eni-g", "10.0.0.44")];
+    let want = [app("<eni-g>"), None, app("<eni-g>"), app("alpha")];
+    // A sample of the 120 orders, the same every run.
+    let orders = permutations(changes.len()).into_iter().step_by(7);
+    assert_order_free(new_store, &setup, &changes, orders, &probes, &want, &[second]).await;
 }
 
 /// An application's instance and its interface, up at `T0`: attached

@@ -426,7 +426,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     fn maybe_held(record: &EniRecord, at: UnixTime, now: &[IpAddr]) -> Vec<IpAddr> {
         // Given up after `at`, or taken again since the (earliest) removal.
         let kept_then = |a: &IpAddr| {
-            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| *t > r.at))
+            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| t.latest() > r.at))
         };
         let later = record.removed.iter().filter(|(_, r)| r.at > at).map(|(ip, _)| *ip);
         let taken = record.added.keys().copied().filter(kept_then);
@@ -486,12 +486,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         let forgot = before.attachments.keys().any(|id| !after.attachments.contains_key(id));
         let remembered_since = after.attachments.values().map(|a| a.at).min();
         let mut views: Vec<Eni> = Vec::new();
-        for (address, since) in &after.added {
-            if forgot && remembered_since.is_none_or(|r| *since < r) {
+        let takings = after.added.iter().flat_map(|(address, times)| times.iter().map(move |t| (address, t)));
+        for (address, since) in takings {
+            if forgot && remembered_since.is_none_or(|r| since < r) {
                 continue;
             }
-            let then = Self::as_of(after, *since);
-            if !retried && attachment(&then) == attachment(&Self::as_of(before, *since)) {
+            let then = Self::as_of(after, since);
+            if !retried && attachment(&then) == attachment(&Self::as_of(before, since)) {
                 continue;
             }
             let view = match views.iter().find(|v| attachment(v) == attachment(&then)) {
@@ -502,7 +503,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     v
                 }
             };
-            m.label(&view, &self.policy, *since, [*address], before.version);
+            m.label(&view, &self.policy, since, [*address], before.version);
         }
         Ok(())
     }
@@ -1513,9 +1514,36 @@ mod tests {
         assert_eq!(owners, want);
     }
 
+    /// An address assigned, released and assigned again while the
+    /// attachment was known only from a description: an attach learned
+    /// later retells both assigns, not only the latest, so each holding
+    /// is the bare interface's until the attach, in every order.
+    #[test]
+    fn every_assign_of_an_address_taken_twice_is_retold() {
+        let bare = floating("eni-t", &["10.0.0.80"]);
+        let second: IpAddr = "10.0.0.81".parse().unwrap();
+        let described = described_attached(&bare, &[second], "i-1", "att-t");
+        let assign =
+            |at: i64| Change::AddressesAssigned { at: UnixTime(at), eni_id: "eni-t".into(), addresses: vec![second] };
+        let changes = [
+            assign(100),
+            Change::AddressesUnassigned { at: UnixTime(150), eni_id: "eni-t".into(), addresses: vec![second] },
+            assign(200),
+            attach(250, "eni-t", "i-1", "att-t"),
+            up(300, &described),
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let found = histories(&[up(10, &bare)], &changes, std::slice::from_ref(&key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        let want = vec![(100, Some(150), None), (200, Some(250), None), (250, None, Some("i-1".into()))];
+        assert_eq!(owners, want);
+    }
+
     /// Random histories of one interface (attached and detached up to
-    /// twice, a secondary address assigned and maybe released, a
-    /// description), every event delivered: in time order and in 40
+    /// twice, a secondary address assigned and maybe released, maybe
+    /// twice, a description), every event delivered: in time order and in 40
     /// shuffled orders each, the same intervals.
     #[test]
     fn random_interface_histories_give_one_history_in_any_order() {
@@ -1546,24 +1574,35 @@ mod tests {
                 }
                 t = detached.unwrap_or(t) + 10 + 10 * next(3);
             }
-            let assigned = 15 + 5 * next(30);
-            let released = (next(3) == 0).then(|| assigned + 5 + 5 * next(10));
-            changes.push(Change::AddressesAssigned {
-                at: UnixTime(assigned),
-                eni_id: "eni-g".into(),
-                addresses: vec![second],
-            });
-            if let Some(r) = released {
-                changes.push(Change::AddressesUnassigned {
-                    at: UnixTime(r),
+            // The secondary address, held once or (released) twice.
+            let mut holdings = Vec::new();
+            let mut assigned = 15 + 5 * next(30);
+            loop {
+                let released = (next(3) == 0).then(|| assigned + 5 + 5 * next(10));
+                holdings.push((assigned, released));
+                match released {
+                    Some(r) if holdings.len() < 2 && next(2) == 0 => assigned = r + 5 + 5 * next(8),
+                    _ => break,
+                }
+            }
+            for (assigned, released) in &holdings {
+                changes.push(Change::AddressesAssigned {
+                    at: UnixTime(*assigned),
                     eni_id: "eni-g".into(),
                     addresses: vec![second],
                 });
+                if let Some(r) = released {
+                    changes.push(Change::AddressesUnassigned {
+                        at: UnixTime(*r),
+                        eni_id: "eni-g".into(),
+                        addresses: vec![second],
+                    });
+                }
             }
             // A description of the interface as it was then.
             let seen = 30 + 10 * next(25);
             let mut described = base.clone();
-            if assigned <= seen && released.is_none_or(|r| r > seen) {
+            if holdings.iter().any(|(a, r)| *a <= seen && r.is_none_or(|r| r > seen)) {
                 described.private_addresses.push(second);
             }
             if let Some((j, _, _)) = attachments.iter().find(|(_, a, d)| *a <= seen && d.is_none_or(|d| d > seen)) {

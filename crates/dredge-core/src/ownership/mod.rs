@@ -30,8 +30,8 @@ pub use memory::{MemoryStore, STATE_FILE};
 pub use owner::{Owner, OwnerKind, TagPolicy, ASG_TAG};
 pub use scope::{is_private, BadScope, Scope};
 pub use store::{
-    Attachment, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord, OwnershipStore,
-    Removal, StoreError, StoreResult, MAX_ADDED, MAX_REMEMBERED,
+    AddTimes, Attachment, EniRecord, EniRef, EniWrite, Head, InstanceNote, InstanceNotes, InstanceRecord,
+    OwnershipStore, Removal, StoreError, StoreResult, MAX_ADDED, MAX_ADD_TIMES, MAX_REMEMBERED,
 };
 pub use time::{BadTime, UnixTime};
 pub use timeline::{AddressKey, Interval, Located, Mark, Resolution, Timeline};

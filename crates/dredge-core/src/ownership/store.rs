@@ -39,11 +39,11 @@ pub struct EniRecord {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed: BTreeMap<IpAddr, Removal>,
     /// Addresses the ENI took by a change (an assign, an association),
-    /// with the latest time, newest [`MAX_ADDED`]: an older removal learned
-    /// later must not take them away, and the owner each was taken by is
-    /// retold when the record's answer for its time changes.
+    /// with when, newest [`MAX_ADDED`]: an older removal learned later
+    /// must not take them away, and the owner each was taken by is retold
+    /// when the record's answer for its time changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub added: BTreeMap<IpAddr, UnixTime>,
+    pub added: BTreeMap<IpAddr, AddTimes>,
     /// Elastic IPs an association event named by allocation only, with the
     /// earliest such event, newest [`MAX_REMEMBERED`]: the description that
     /// tells the address dates it from the association, not from itself.
@@ -80,6 +80,70 @@ pub struct Removal {
     pub at: UnixTime,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_assigned: bool,
+}
+
+/// When an ENI took one address by a change, newest [`MAX_ADD_TIMES`]: an
+/// address assigned, released and assigned again was taken by an owner
+/// each time. Stored as a number when taken once (the form records had
+/// before), else a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddTimes(Vec<UnixTime>);
+
+/// How many takings of one address a record keeps.
+pub const MAX_ADD_TIMES: usize = 4;
+
+impl AddTimes {
+    /// The newest taking: whether the address was taken again after a
+    /// removal.
+    pub fn latest(&self) -> UnixTime {
+        self.0.last().copied().unwrap_or_default()
+    }
+
+    /// Every taking remembered, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = UnixTime> + '_ {
+        self.0.iter().copied()
+    }
+
+    fn insert(&mut self, at: UnixTime) {
+        if let Err(i) = self.0.binary_search(&at) {
+            self.0.insert(i, at);
+        }
+        if self.0.len() > MAX_ADD_TIMES {
+            self.0.remove(0);
+        }
+    }
+}
+
+impl Serialize for AddTimes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            all => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AddTimes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Once(UnixTime),
+            Times(Vec<UnixTime>),
+        }
+        let mut times = match Form::deserialize(d)? {
+            Form::Once(t) => vec![t],
+            Form::Times(t) => t,
+        };
+        times.sort();
+        times.dedup();
+        if times.is_empty() {
+            return Err(serde::de::Error::custom("an added address without a time"));
+        }
+        let extra = times.len().saturating_sub(MAX_ADD_TIMES);
+        times.drain(..extra);
+        Ok(AddTimes(times))
+    }
 }
 
 /// How many attachments and removals a record keeps.
@@ -156,7 +220,7 @@ impl EniRecord {
             oldest.map(|ip| self.removed.remove(&ip));
         }
         let gone: Vec<IpAddr> =
-            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| *t <= at)).collect();
+            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| t.latest() <= at)).collect();
         if at >= self.updated_at {
             self.eni.remove_addresses(&gone);
         }
@@ -178,10 +242,9 @@ impl EniRecord {
 
     /// Takes `address` at `at`, unless it was given up later.
     pub fn add(&mut self, address: IpAddr, at: UnixTime) {
-        let t = self.added.entry(address).or_insert(at);
-        *t = (*t).max(at);
+        self.added.entry(address).or_insert_with(|| AddTimes(Vec::new())).insert(at);
         while self.added.len() > MAX_ADDED {
-            let oldest = self.added.iter().min_by_key(|(ip, t)| (**t, **ip)).map(|(ip, _)| *ip);
+            let oldest = self.added.iter().min_by_key(|(ip, t)| (t.latest(), **ip)).map(|(ip, _)| *ip);
             oldest.map(|ip| self.added.remove(&ip));
         }
         if !self.removed_after(address, at) {
@@ -529,5 +592,32 @@ mod tests {
         r.eni.instance_id = Some("i-2".into());
         r.updated_at = UnixTime(500);
         assert_eq!(r.attached_since(), UnixTime(500));
+    }
+
+    /// An address taken once is stored as before (a number), so records
+    /// read the same by earlier builds; takings again make a list, newest
+    /// [`MAX_ADD_TIMES`], and both forms read back.
+    #[test]
+    fn add_times_keep_the_one_taking_form_and_the_newest_takings() {
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let mut r = EniRecord::new(Eni::new("eni-1"), UnixTime(100));
+        r.add(ip, UnixTime(150));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["added"]["10.0.0.5"], serde_json::json!(150));
+        assert_eq!(serde_json::from_value::<EniRecord>(json).unwrap(), r);
+
+        for t in [150, 120, 300, 200, 250, 400] {
+            r.add(ip, UnixTime(t));
+        }
+        let times: Vec<i64> = r.added[&ip].iter().map(|t| t.0).collect();
+        assert_eq!(times, vec![200, 250, 300, 400], "newest four, in order");
+        assert_eq!(r.added[&ip].latest(), UnixTime(400));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["added"]["10.0.0.5"], serde_json::json!([200, 250, 300, 400]));
+        assert_eq!(serde_json::from_value::<EniRecord>(json).unwrap(), r);
+
+        let mut empty = serde_json::to_value(&r).unwrap();
+        empty["added"]["10.0.0.5"] = serde_json::json!([]);
+        assert!(serde_json::from_value::<EniRecord>(empty).is_err(), "an address taken at no time");
     }
 }
