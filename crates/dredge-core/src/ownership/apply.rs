@@ -366,12 +366,20 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         let gone = detached.into_iter().chain(record.deleted_at).min();
         let attached_at = |t: UnixTime| gone.is_none_or(|g| g > t);
         if let Some(instance_id) = &eni.instance_id {
-            if let Some(inst) = self.store.instance(instance_id).await? {
-                // A detach seen (after the end) tells it outlived the end
-                // (`outlived_instance_end`): the end released nothing.
-                if !inst.running && inst.changed_at >= at && detached.is_none() && attached_at(inst.changed_at) {
-                    let held = record.held_through(addresses, at, inst.changed_at);
-                    m.close_for(eni, Some(instance_id), inst.changed_at, held);
+            if let Some(inst) = self.store.instance(instance_id).await.map(|i| i.filter(|i| !i.running))? {
+                let end = inst.changed_at;
+                let held = || record.held_through(addresses, at, end);
+                match detached {
+                    None if end >= at && attached_at(end) => m.close_for(eni, Some(instance_id), end, held()),
+                    // A detach seen after the end tells the interface
+                    // outlived it (`outlived_instance_end`): the end
+                    // released nothing, so its close of an address learned
+                    // only now, written by whoever learned the end first,
+                    // is spared too.
+                    Some(d) if end >= at && d >= end && record.deleted_at.is_none_or(|x| x > end) => {
+                        m.spare(eni, instance_id, end, held())
+                    }
+                    _ => {}
                 }
             }
             let auto: Vec<IpAddr> = eni.auto_assigned().filter(|a| addresses.contains(a)).collect();
@@ -424,9 +432,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// them. A relabel outside the ENI's holding is void, so the extra are
     /// harmless.
     fn maybe_held(record: &EniRecord, at: UnixTime, now: &[IpAddr]) -> Vec<IpAddr> {
-        // Given up after `at`, or taken again since the (earliest) removal.
+        // Given up after `at`, or taken again since the (earliest) removal,
+        // in the same second too.
         let kept_then = |a: &IpAddr| {
-            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| t.latest() > r.at))
+            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| t.latest() >= r.at))
         };
         let later = record.removed.iter().filter(|(_, r)| r.at > at).map(|(ip, _)| *ip);
         let taken = record.added.keys().copied().filter(kept_then);
@@ -684,11 +693,15 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         // A newer event (or a deletion) already described it:
                         // keep that, completed from this older description.
                         Some(mut newer) if newer.updated_at > *at => {
-                            // Its attachment is the newer record's own.
+                            // Its attachment is the newer record's own; its
+                            // addresses this description's, unless a change
+                            // since (or a fuller description) told them.
                             newer.eni.fill_from(&Self::bare(&described));
-                            if newer.eni.addresses().next().is_none() {
+                            if newer.addresses_at <= *at || newer.eni.addresses().next().is_none() {
                                 newer.eni.private_addresses = described.private_addresses.clone();
                                 newer.eni.public_addresses = described.public_addresses.clone();
+                                newer.eni.elastic_addresses = described.elastic_addresses.clone();
+                                newer.addresses_at = newer.addresses_at.max(*at);
                             }
                             newer
                         }
@@ -1541,9 +1554,102 @@ mod tests {
         assert_eq!(owners, want);
     }
 
+    /// An address released and taken again in the same second is held
+    /// through it (the timeline sorts the close before the open), so a
+    /// later attach labels it whichever of the two was learned first.
+    #[test]
+    fn an_address_released_and_taken_in_one_second_is_labelled_later() {
+        let bare = floating("eni-s", &["10.0.0.80"]);
+        let second: IpAddr = "10.0.0.81".parse().unwrap();
+        let assign =
+            |at: i64| Change::AddressesAssigned { at: UnixTime(at), eni_id: "eni-s".into(), addresses: vec![second] };
+        let changes = [
+            assign(30),
+            Change::AddressesUnassigned { at: UnixTime(50), eni_id: "eni-s".into(), addresses: vec![second] },
+            assign(50),
+            attach(60, "eni-s", "i-1", "att-s"),
+            Change::Detached { at: UnixTime(80), attachment_id: "att-s".into() },
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let found = histories(&[up(10, &bare)], &changes, std::slice::from_ref(&key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        let want = vec![(30, Some(60), None), (60, Some(80), Some("i-1".into())), (80, None, None)];
+        assert_eq!(owners, want);
+    }
+
+    /// A description older than the record (an attach learned first) but
+    /// newer than its address lists: its addresses are the newest known,
+    /// so the record takes them, and the instance's end learned later
+    /// closes them with the rest (the assign was never seen: only the
+    /// description tells of the address). Every order.
+    #[test]
+    fn an_older_description_newer_than_the_address_lists_gives_its_addresses() {
+        let bare = floating("eni-g", &["10.0.0.70"]);
+        let second: IpAddr = "10.0.0.71".parse().unwrap();
+        let mut with2 = bare.clone();
+        with2.private_addresses.push(second);
+        let changes = [attach(40, "eni-g", "i-1", "att-1"), up(30, &with2), down(90, "i-1")];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let found = histories(&[up(10, &bare)], &changes, std::slice::from_ref(&key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        assert_eq!(owners, vec![(30, Some(40), None), (40, Some(90), Some("i-1".into()))]);
+    }
+
+    /// An instance that ended while its interface stayed attached (the
+    /// detach came later): the end's close is spared whatever was learned
+    /// last: the attach (a description dated the attachment after the
+    /// end), or an assign whose address the end's close reached first.
+    #[test]
+    fn an_end_the_interface_outlived_is_spared_when_the_attach_or_an_assign_comes_last() {
+        let bare = floating("eni-o", &["10.0.0.90"]);
+        let second: IpAddr = "10.0.0.91".parse().unwrap();
+        let mut described = described_attached(&bare, &[second], "i-1", "att-o");
+        let changes = [
+            attach(30, "eni-o", "i-1", "att-o"),
+            down(40, "i-1"),
+            up(60, &described),
+            Change::AddressesAssigned { at: UnixTime(35), eni_id: "eni-o".into(), addresses: vec![second] },
+            Change::Detached { at: UnixTime(80), attachment_id: "att-o".into() },
+        ];
+        let keys = [
+            AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.90".parse().unwrap()),
+            AddressKey::new(Scope::Vpc(VPC.into()), second),
+        ];
+        let found = histories(&[up(10, &bare)], &changes, &keys);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        let i1 = || Some("i-1".to_owned());
+        let want =
+            vec![(10, Some(30), None), (30, Some(80), i1()), (80, None, None), (35, Some(80), i1()), (80, None, None)];
+        assert_eq!(owners, want);
+
+        // Ended in the detach's second, the address taken again last.
+        described.private_addresses.retain(|a| *a != second);
+        let assign =
+            |at: i64| Change::AddressesAssigned { at: UnixTime(at), eni_id: "eni-o".into(), addresses: vec![second] };
+        let changes = [
+            attach(30, "eni-o", "i-1", "att-o"),
+            Change::Detached { at: UnixTime(90), attachment_id: "att-o".into() },
+            down(90, "i-1"),
+            assign(65),
+            Change::AddressesUnassigned { at: UnixTime(75), eni_id: "eni-o".into(), addresses: vec![second] },
+            assign(85),
+        ];
+        let found = histories(&[up(10, &bare)], &changes, &keys[1..]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let owners: Vec<(i64, Option<i64>, Option<String>)> =
+            found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
+        assert_eq!(owners, vec![(65, Some(75), i1()), (85, Some(90), i1()), (90, None, None)]);
+    }
+
     /// Random histories of one interface (attached and detached up to
-    /// twice, a secondary address assigned and maybe released, maybe
-    /// twice, a description), every event delivered: in time order and in 40
+    /// twice, its instances maybe terminated, a secondary address assigned
+    /// and maybe released, maybe twice, a description), every event delivered: in time order and in 40
     /// shuffled orders each, the same intervals.
     #[test]
     fn random_interface_histories_give_one_history_in_any_order() {
@@ -1571,6 +1677,11 @@ mod tests {
                 changes.push(attach(t, "eni-g", &format!("i-{j}"), &format!("att-{j}")));
                 if let Some(d) = detached {
                     changes.push(Change::Detached { at: UnixTime(d), attachment_id: format!("att-{j}") });
+                    // Its instance maybe terminated, before the detach (which
+                    // the interface outlives) or after.
+                    if next(3) == 0 {
+                        changes.push(down(t + 5 + 5 * next((d - t) / 5 + 4), &format!("i-{j}")));
+                    }
                 }
                 t = detached.unwrap_or(t) + 10 + 10 * next(3);
             }
@@ -1581,7 +1692,8 @@ mod tests {
                 let released = (next(3) == 0).then(|| assigned + 5 + 5 * next(10));
                 holdings.push((assigned, released));
                 match released {
-                    Some(r) if holdings.len() < 2 && next(2) == 0 => assigned = r + 5 + 5 * next(8),
+                    // Taken again, maybe in the release's second.
+                    Some(r) if holdings.len() < 2 && next(2) == 0 => assigned = r + 5 * next(8),
                     _ => break,
                 }
             }

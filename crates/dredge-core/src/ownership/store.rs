@@ -219,8 +219,9 @@ impl EniRecord {
             let oldest = self.removed.iter().min_by_key(|(ip, r)| (r.at, **ip)).map(|(ip, _)| *ip);
             oldest.map(|ip| self.removed.remove(&ip));
         }
+        // Taken again in the same second is held (closes sort before opens).
         let gone: Vec<IpAddr> =
-            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| t.latest() <= at)).collect();
+            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| t.latest() < at)).collect();
         if at >= self.updated_at {
             self.eni.remove_addresses(&gone);
         }
