@@ -342,8 +342,9 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         let mut released: Vec<IpAddr> = record.eni.auto_assigned().collect();
         released.extend(record.removed.iter().filter(|(_, r)| r.auto_assigned && r.at > at).map(|(ip, _)| *ip));
         m.close_for(&record.eni, instance, at, released.iter().copied());
+        // Not `updated_at`: a stop tells nothing of the attachment (an
+        // attach elsewhere before it, learned after, must still count).
         record.remove(&released, at, true);
-        record.updated_at = record.updated_at.max(at);
     }
 
     /// Closes, at the time they happened, releases that were learned before
@@ -361,9 +362,17 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
         if let Some(deleted) = record.deleted_at.filter(|d| *d >= at) {
             m.close(eni, deleted, record.held_through(addresses, at, deleted));
         }
-        // An instance's end reaches the ENI only while attached to it.
+        // An instance's end reaches the ENI only while attached to it: until
+        // its detach, its deletion, or the next attach seen (one attachment
+        // at a time; an earlier attach may be learned before its detach).
         let detached = eni.attachment_id.as_ref().and_then(|a| record.attachments.get(a)).and_then(|a| a.detached_at);
-        let gone = detached.into_iter().chain(record.deleted_at).min();
+        let next_attach = record
+            .attachments
+            .iter()
+            .filter(|(id, a)| a.exact && a.at > at && eni.attachment_id.as_ref() != Some(*id))
+            .map(|(_, a)| a.at)
+            .min();
+        let gone = detached.into_iter().chain(record.deleted_at).chain(next_attach).min();
         let attached_at = |t: UnixTime| gone.is_none_or(|g| g > t);
         if let Some(instance_id) = &eni.instance_id {
             if let Some(inst) = self.store.instance(instance_id).await.map(|i| i.filter(|i| !i.running))? {
@@ -690,18 +699,24 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         }
                     }
                     let mut record = match existing.clone() {
-                        // A newer event (or a deletion) already described it:
-                        // keep that, completed from this older description.
+                        // A deletion learned first left a record without
+                        // addresses, which describes nothing: this does (its
+                        // attachment too, which an instance's end looks for).
+                        Some(placeholder) if placeholder.eni.addresses().next().is_none() => {
+                            EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..placeholder }
+                        }
+                        // A newer event already described it: keep that,
+                        // completed from this older description.
                         Some(mut newer) if newer.updated_at > *at => {
                             // Its attachment is the newer record's own; its
                             // addresses this description's, unless a change
-                            // since (or a fuller description) told them.
+                            // since (or a newer description) told them.
                             newer.eni.fill_from(&Self::bare(&described));
-                            if newer.addresses_at <= *at || newer.eni.addresses().next().is_none() {
+                            if newer.addresses_at <= *at {
                                 newer.eni.private_addresses = described.private_addresses.clone();
                                 newer.eni.public_addresses = described.public_addresses.clone();
                                 newer.eni.elastic_addresses = described.elastic_addresses.clone();
-                                newer.addresses_at = newer.addresses_at.max(*at);
+                                newer.addresses_at = *at;
                             }
                             newer
                         }
@@ -717,6 +732,16 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         Some(old) => EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..old },
                         None => EniRecord::new(described.clone(), *at),
                     };
+                    // Whichever lists are newer, what they dropped of the
+                    // other's was given up by their time at the latest (as
+                    // after a reconcile): a stop learned later ends it.
+                    if let Some(old) = &existing {
+                        if record.addresses_at == *at {
+                            record.remove_dropped(&old.eni, *at);
+                        } else {
+                            record.remove_dropped(&described, record.addresses_at);
+                        }
+                    }
                     if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
                         record.remember_attachment(attachment, instance, *at, false);
                     }
@@ -1093,14 +1118,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             // older than it that explains the release (a stop, an Elastic
             // IP) still ends the address at its own time.
             if let Some(old) = &existing {
-                let gone = |auto: bool| -> Vec<IpAddr> {
-                    let kept: Vec<IpAddr> = eni.addresses().collect();
-                    let was_auto: Vec<IpAddr> = old.eni.auto_assigned().collect();
-                    old.eni.addresses().filter(|a| !kept.contains(a) && was_auto.contains(a) == auto).collect()
-                };
-                let (auto, other) = (gone(true), gone(false));
-                record.remove(&auto, at, true);
-                record.remove(&other, at, false);
+                record.remove_dropped(&old.eni, at);
                 // What the snapshot tells of the attachments retells the
                 // owners assigns took.
                 let mut m = Marks::default();
@@ -1645,6 +1663,101 @@ mod tests {
         let owners: Vec<(i64, Option<i64>, Option<String>)> =
             found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect();
         assert_eq!(owners, vec![(65, Some(75), i1()), (85, Some(90), i1()), (90, None, None)]);
+    }
+
+    /// The (from, to, instance) of each interval of `key` in the one
+    /// history `changes` give after `fixed` in every order.
+    fn one_history(fixed: &[Change], changes: &[Change], key: &AddressKey) -> Vec<(i64, Option<i64>, Option<String>)> {
+        let found = histories(fixed, changes, std::slice::from_ref(key));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        found[0].1.iter().map(|i| (i.from.0, i.to.map(|t| t.0), i.owner.instance_id.clone())).collect()
+    }
+
+    /// An instance's end learned before an earlier attachment's attach
+    /// (its detach still unknown) does not close what the interface held:
+    /// a later attachment, which outlived the end, shows that one had
+    /// ended by then.
+    #[test]
+    fn an_earlier_attachment_learned_late_does_not_take_the_end() {
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.72".parse().unwrap());
+        let changes = [
+            attach(20, "eni-h", "i-1", "att-3"),
+            Change::Detached { at: UnixTime(50), attachment_id: "att-3".into() },
+            attach(70, "eni-h", "i-1", "att-4"),
+            Change::Detached { at: UnixTime(110), attachment_id: "att-4".into() },
+            down(80, "i-1"),
+        ];
+        let i1 = || Some("i-1".to_owned());
+        let want = vec![
+            (11, Some(20), None),
+            (20, Some(50), i1()),
+            (50, Some(70), None),
+            (70, Some(110), i1()),
+            (110, None, None),
+        ];
+        assert_eq!(one_history(&[up(11, &floating("eni-h", &["10.0.0.72"]))], &changes, &key), want);
+    }
+
+    /// A deletion learned first, then the interface's description and
+    /// attach: the instance's end still closes its addresses (the
+    /// deletion's placeholder record is not a description).
+    #[test]
+    fn a_deletion_learned_first_keeps_the_attachment_the_end_closes() {
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.70".parse().unwrap());
+        let changes = [
+            up(10, &floating("eni-g", &["10.0.0.70"])),
+            attach(50, "eni-g", "i-3", "att-1"),
+            down(90, "i-3"),
+            Change::EniDeleted { at: UnixTime(100), eni_id: "eni-g".into() },
+        ];
+        let want = vec![(10, Some(50), None), (50, Some(90), Some("i-3".to_owned()))];
+        assert_eq!(one_history(&[], &changes, &key), want);
+
+        // Described attached, stopped, deleted: the stop releases the
+        // auto-assigned public address.
+        let public: IpAddr = "54.0.0.3".parse().unwrap();
+        let mut p = described_attached(&floating("eni-p", &["10.0.0.73"]), &[], "i-2", "att-p");
+        p.public_addresses.push(public);
+        let changes = [
+            up(13, &p),
+            Change::InstanceStopped { at: UnixTime(61), instance_id: "i-2".into() },
+            Change::EniDeleted { at: UnixTime(160), eni_id: "eni-p".into() },
+        ];
+        let key = AddressKey::new(Scope::Global, public);
+        assert_eq!(one_history(&[], &changes, &key), vec![(13, Some(61), Some("i-2".to_owned()))]);
+    }
+
+    /// A stop of the instance an interface left, learned before the attach
+    /// elsewhere, does not date the record past that attach: an assign
+    /// after it takes the new instance's owner.
+    #[test]
+    fn a_stop_of_a_former_instance_does_not_hide_a_later_attach() {
+        let second: IpAddr = "10.0.0.71".parse().unwrap();
+        let changes = [
+            attach(40, "eni-g", "i-1", "att-1"),
+            Change::Detached { at: UnixTime(70), attachment_id: "att-1".into() },
+            attach(100, "eni-g", "i-2", "att-2"),
+            Change::InstanceStopped { at: UnixTime(110), instance_id: "i-1".into() },
+            Change::AddressesAssigned { at: UnixTime(135), eni_id: "eni-g".into(), addresses: vec![second] },
+        ];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let want = vec![(135, None, Some("i-2".to_owned()))];
+        assert_eq!(one_history(&[up(10, &floating("eni-g", &["10.0.0.70"]))], &changes, &key), want);
+    }
+
+    /// A newer description without an auto-assigned public address
+    /// records its release, so a stop learned after it still ends the
+    /// address at the stop.
+    #[test]
+    fn a_description_that_drops_a_public_address_leaves_it_to_the_stop() {
+        let public: IpAddr = "54.0.0.3".parse().unwrap();
+        let p0 = described_attached(&floating("eni-p", &["10.0.0.73"]), &[], "i-1", "att-p");
+        let mut p = p0.clone();
+        p.public_addresses.push(public);
+        let changes =
+            [up(13, &p), Change::InstanceStopped { at: UnixTime(120), instance_id: "i-1".into() }, up(212, &p0)];
+        let key = AddressKey::new(Scope::Global, public);
+        assert_eq!(one_history(&[], &changes, &key), vec![(13, Some(120), Some("i-1".to_owned()))]);
     }
 
     /// Random histories of one interface (attached and detached up to

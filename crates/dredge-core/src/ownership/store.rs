@@ -228,6 +228,19 @@ impl EniRecord {
         self.addresses_at = self.addresses_at.max(at);
     }
 
+    /// Remembers as given up at `at` what `before` listed and the record's
+    /// lists, newer, do not (when exactly is not known): an auto-assigned
+    /// address as such, so a stop or an Elastic IP learned later still
+    /// ends it at its own time.
+    pub fn remove_dropped(&mut self, before: &Eni, at: UnixTime) {
+        let kept: Vec<IpAddr> = self.eni.addresses().collect();
+        let was_auto: Vec<IpAddr> = before.auto_assigned().collect();
+        let (auto, other): (Vec<IpAddr>, Vec<IpAddr>) =
+            before.addresses().filter(|a| !kept.contains(a)).partition(|a| was_auto.contains(a));
+        self.remove(&auto, at, true);
+        self.remove(&other, at, false);
+    }
+
     /// Whether a change at `at` giving the ENI `address` is outdated: the
     /// ENI gave it up later.
     pub fn removed_after(&self, address: IpAddr, at: UnixTime) -> bool {
