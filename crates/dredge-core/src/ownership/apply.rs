@@ -848,8 +848,15 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                     }
                     self.outlived_instance_end(&record, attachment_id, *at, &mut m).await?;
                     let addresses: Vec<IpAddr> = bare.addresses().collect();
-                    let labelled = Self::maybe_held(&before, *at, &addresses);
-                    m.relabel(&self.view(&bare).await?, &self.policy, *at, labelled);
+                    // The next attach seen in the same second labels it: a
+                    // bare label would share its key, and where the attach
+                    // did not label an address (learned after it), win.
+                    let reattached =
+                        record.attachments.iter().any(|(id, a)| id != attachment_id && a.exact && a.at == *at);
+                    if !reattached {
+                        let labelled = Self::maybe_held(&before, *at, &addresses);
+                        m.relabel(&self.view(&bare).await?, &self.policy, *at, labelled);
+                    }
                     self.close_known_later_ends(&record, &bare, &addresses, *at, &mut m).await?;
                     self.relabel_retold(&before, &record, retried, &mut m).await?;
                     let outcome = self.finish(m, Some(&record)).await?;
@@ -1758,6 +1765,27 @@ mod tests {
             [up(13, &p), Change::InstanceStopped { at: UnixTime(120), instance_id: "i-1".into() }, up(212, &p0)];
         let key = AddressKey::new(Scope::Global, public);
         assert_eq!(one_history(&[], &changes, &key), vec![(13, Some(120), Some("i-1".to_owned()))]);
+    }
+
+    /// A detach, the next attach and an assign in one second: the address
+    /// is the new instance's from then, whichever was learned last (the
+    /// detach's bare label would share the attach's key).
+    #[test]
+    fn a_detach_and_the_next_attach_in_one_second_label_as_the_attach() {
+        let second: IpAddr = "10.0.0.71".parse().unwrap();
+        let changes = [
+            attach(50, "eni-g", "i-3", "att-1"),
+            Change::Detached { at: UnixTime(90), attachment_id: "att-1".into() },
+            attach(90, "eni-g", "i-2", "att-2"),
+            Change::AddressesAssigned { at: UnixTime(90), eni_id: "eni-g".into(), addresses: vec![second] },
+        ];
+        let fixed = [up(10, &floating("eni-g", &["10.0.0.70"]))];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        assert_eq!(one_history(&fixed, &changes, &key), vec![(90, None, Some("i-2".to_owned()))]);
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.70".parse().unwrap());
+        let want =
+            vec![(10, Some(50), None), (50, Some(90), Some("i-3".to_owned())), (90, None, Some("i-2".to_owned()))];
+        assert_eq!(one_history(&fixed, &changes, &key), want);
     }
 
     /// Random histories of one interface (attached and detached up to
