@@ -702,9 +702,13 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                         // A deletion learned first left a record without
                         // addresses, which describes nothing: this does (its
                         // attachment too, which an instance's end looks for).
-                        Some(placeholder) if placeholder.eni.addresses().next().is_none() => {
-                            EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..placeholder }
-                        }
+                        Some(placeholder) if placeholder.eni.addresses().next().is_none() => EniRecord {
+                            eni: described.clone(),
+                            updated_at: *at,
+                            addresses_at: *at,
+                            listed_at: *at,
+                            ..placeholder
+                        },
                         // A newer event already described it: keep that,
                         // completed from this older description.
                         Some(mut newer) if newer.updated_at > *at => {
@@ -717,6 +721,7 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                                 newer.eni.public_addresses = described.public_addresses.clone();
                                 newer.eni.elastic_addresses = described.elastic_addresses.clone();
                                 newer.addresses_at = *at;
+                                newer.listed_at = *at;
                             }
                             newer
                         }
@@ -729,17 +734,25 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
                             eni.elastic_addresses = old.eni.elastic_addresses.clone();
                             EniRecord { eni, updated_at: *at, ..old }
                         }
-                        Some(old) => EniRecord { eni: described.clone(), updated_at: *at, addresses_at: *at, ..old },
+                        Some(old) => EniRecord {
+                            eni: described.clone(),
+                            updated_at: *at,
+                            addresses_at: *at,
+                            listed_at: *at,
+                            ..old
+                        },
                         None => EniRecord::new(described.clone(), *at),
                     };
-                    // Whichever lists are newer, what they dropped of the
-                    // other's was given up by their time at the latest (as
-                    // after a reconcile): a stop learned later ends it.
+                    // Of this description's lists and the newest the record
+                    // took whole, what the newer did not list of the older's
+                    // was given up by its time at the latest (as after a
+                    // reconcile): a stop learned later ends it. Lists only
+                    // changes edited since tell nothing of what they lack.
                     if let Some(old) = &existing {
-                        if record.addresses_at == *at {
+                        if record.listed_at == *at {
                             record.remove_dropped(&old.eni, *at);
-                        } else {
-                            record.remove_dropped(&described, record.addresses_at);
+                        } else if record.listed_at > *at {
+                            record.remove_dropped(&described, record.listed_at);
                         }
                     }
                     if let (Some(instance), Some(attachment)) = (&described.instance_id, &described.attachment_id) {
@@ -1117,7 +1130,14 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
             let existing = self.record_of(&eni.eni_id).await?;
             let mut record = match existing.clone() {
                 Some(old) if old.updated_at > at => return Ok(()),
-                Some(old) => EniRecord { eni: eni.clone(), updated_at: at, deleted_at: None, addresses_at: at, ..old },
+                Some(old) => EniRecord {
+                    eni: eni.clone(),
+                    updated_at: at,
+                    deleted_at: None,
+                    addresses_at: at,
+                    listed_at: at,
+                    ..old
+                },
                 None => EniRecord::new(eni.clone(), at),
             };
             record.associations.extend(eni.associations.clone());
@@ -1786,6 +1806,36 @@ mod tests {
         let want =
             vec![(10, Some(50), None), (50, Some(90), Some("i-3".to_owned())), (90, None, Some("i-2".to_owned()))];
         assert_eq!(one_history(&fixed, &changes, &key), want);
+    }
+
+    /// An older description learned after an attach, when only changes
+    /// (a stop releasing nothing, an assign of another address) touched
+    /// the record's lists since its last description: the addresses it
+    /// lists are not taken for given up, and the attach labels them.
+    #[test]
+    fn an_older_description_after_changes_only_gives_up_nothing() {
+        let second: IpAddr = "10.0.0.21".parse().unwrap();
+        let mut described = floating("eni-b", &["10.0.0.20"]);
+        described.private_addresses.push(second);
+        let fixed = [up(12, &floating("eni-b", &["10.0.0.20"]))];
+        let key = AddressKey::new(Scope::Vpc(VPC.into()), second);
+        let i1 = || Some("i-1".to_owned());
+        let stop = Change::InstanceStopped { at: UnixTime(30), instance_id: "i-1".into() };
+        let changes = [attach(50, "eni-b", "i-1", "att-b1"), stop, up(15, &described)];
+        assert_eq!(one_history(&fixed, &changes, &key), vec![(15, Some(50), None), (50, None, i1())]);
+
+        let assign = |at: i64, a: &str| Change::AddressesAssigned {
+            at: UnixTime(at),
+            eni_id: "eni-b".into(),
+            addresses: vec![a.parse().unwrap()],
+        };
+        let changes = [
+            attach(50, "eni-b", "i-1", "att-b1"),
+            assign(25, "10.0.0.22"),
+            up(15, &described),
+            assign(14, "10.0.0.21"),
+        ];
+        assert_eq!(one_history(&fixed, &changes, &key), vec![(14, Some(50), None), (50, None, i1())]);
     }
 
     /// Random histories of one interface (attached and detached up to

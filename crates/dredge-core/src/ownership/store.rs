@@ -53,6 +53,11 @@ pub struct EniRecord {
     /// description): an older description does not replace them.
     #[serde(default)]
     pub addresses_at: UnixTime,
+    /// The newest description whose address lists the record took whole
+    /// (changes since edit them): what it did not list of an older
+    /// description's was given up by then. 0 in records written before.
+    #[serde(default)]
+    pub listed_at: UnixTime,
     /// How many times the record was written: a write succeeds only over
     /// the version it read ([`OwnershipStore::put_eni`]).
     #[serde(default)]
@@ -178,6 +183,7 @@ impl EniRecord {
             added: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             addresses_at: updated_at,
+            listed_at: updated_at,
             version: 0,
         }
     }
@@ -225,7 +231,10 @@ impl EniRecord {
         if at >= self.updated_at {
             self.eni.remove_addresses(&gone);
         }
-        self.addresses_at = self.addresses_at.max(at);
+        // Giving up nothing (a stop without a public address) changes no list.
+        if !addresses.is_empty() {
+            self.addresses_at = self.addresses_at.max(at);
+        }
     }
 
     /// Remembers as given up at `at` what `before` listed and the record's
