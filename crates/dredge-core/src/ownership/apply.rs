@@ -339,12 +339,18 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// later time (a later stop learned first) are released at `at` too.
     /// A stop's closes hold only while attached to `instance`.
     fn release_auto_assigned(record: &mut EniRecord, instance: Option<&str>, at: UnixTime, m: &mut Marks) {
-        let mut released: Vec<IpAddr> = record.eni.auto_assigned().collect();
-        released.extend(record.removed.iter().filter(|(_, r)| r.auto_assigned && r.at > at).map(|(ip, _)| *ip));
-        m.close_for(&record.eni, instance, at, released.iter().copied());
+        // A description after the stop listing an auto-assigned address
+        // shows it was taken after (a stop releases every one): the
+        // record's lists, if that new, hold nothing the stop released.
+        let held: Vec<IpAddr> = if at < record.listed_at { Vec::new() } else { record.eni.auto_assigned().collect() };
+        // Given up later: held at `at` or taken after it (at a restart),
+        // which the record cannot tell. The close ends it if held; its
+        // later removal stays, for the stop that ended it if taken after.
+        let later = record.removed.iter().filter(|(_, r)| r.auto_assigned && r.at >= at).map(|(ip, _)| *ip);
+        m.close_for(&record.eni, instance, at, held.iter().copied().chain(later));
         // Not `updated_at`: a stop tells nothing of the attachment (an
         // attach elsewhere before it, learned after, must still count).
-        record.remove(&released, at, true);
+        record.remove(&held, at, true);
     }
 
     /// Closes, at the time they happened, releases that were learned before
@@ -1836,6 +1842,31 @@ mod tests {
             assign(14, "10.0.0.21"),
         ];
         assert_eq!(one_history(&fixed, &changes, &key), vec![(14, Some(50), None), (50, None, i1())]);
+    }
+
+    /// The primary interface of `i-1` described at `at` with the public
+    /// addresses `publics` (auto-assigned).
+    fn primary(at: i64, publics: &[&str]) -> Change {
+        let mut e = described_attached(&floating("eni-a", &["10.0.0.10"]), &[], "i-1", "att-a");
+        e.public_addresses = publics.iter().map(|a| a.parse().unwrap()).collect();
+        up(at, &e)
+    }
+
+    /// Stops and descriptions of an instance whose public address changes
+    /// at each start: each stop ends the address held then, whichever
+    /// order they come in (an earlier stop learned late does not take an
+    /// address taken after it, and a description in the stop's own second
+    /// does not hide the address from the stop).
+    #[test]
+    fn each_stop_ends_the_public_address_held_then() {
+        let stop = |at: i64| Change::InstanceStopped { at: UnixTime(at), instance_id: "i-1".into() };
+        let second = AddressKey::new(Scope::Global, "54.0.0.2".parse().unwrap());
+        let changes = [primary(10, &["54.0.0.1"]), stop(20), primary(35, &["54.0.0.2"]), stop(40), primary(65, &[])];
+        assert_eq!(one_history(&[], &changes, &second), vec![(35, Some(40), Some("i-1".to_owned()))]);
+
+        let first = AddressKey::new(Scope::Global, "54.0.0.1".parse().unwrap());
+        let changes = [primary(10, &["54.0.0.1"]), stop(40), primary(40, &[])];
+        assert_eq!(one_history(&[], &changes, &first), vec![(10, Some(40), Some("i-1".to_owned()))]);
     }
 
     /// Random histories of one interface (attached and detached up to

@@ -256,10 +256,11 @@ impl EniRecord {
         self.removed.get(&address).is_some_and(|r| r.at > at)
     }
 
-    /// The `addresses` the ENI still held at `until`, having held them at
-    /// `since`: none it gave up in between.
+    /// The `addresses` the ENI still held up to `until`, having held them
+    /// at `since`: none it gave up in between (one given up at `until`
+    /// itself, by what happened then or found gone by then, was).
     pub fn held_through(&self, addresses: &[IpAddr], since: UnixTime, until: UnixTime) -> Vec<IpAddr> {
-        let given_up = |a: &IpAddr| self.removed.get(a).is_some_and(|r| r.at > since && r.at <= until);
+        let given_up = |a: &IpAddr| self.removed.get(a).is_some_and(|r| r.at > since && r.at < until);
         addresses.iter().copied().filter(|a| !given_up(a)).collect()
     }
 
