@@ -335,9 +335,10 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     }
 
     /// Releases the auto-assigned public addresses of `record` at `at`: a
-    /// stop, or an Elastic IP taking their place. Those it released at a
-    /// later time (a later stop learned first) are released at `at` too.
-    /// A stop's closes hold only while attached to `instance`.
+    /// stop, or an Elastic IP taking their place. Those it gave up at `at`
+    /// or later (a later stop or a description learned first) are closed
+    /// at `at` too, which ends them only if held then. A stop's closes
+    /// hold only while attached to `instance`.
     fn release_auto_assigned(record: &mut EniRecord, instance: Option<&str>, at: UnixTime, m: &mut Marks) {
         // A description after the stop listing an auto-assigned address
         // shows it was taken after (a stop releases every one): the
