@@ -855,18 +855,13 @@ where
     Fut: Future<Output = S>,
 {
     let secondary = ip("10.0.0.45");
-    let mut described = Eni::new("eni-g");
-    described.vpc_id = Some("vpc-1".into());
-    described.private_addresses = vec![ip("10.0.0.44"), secondary];
-    described.instance_id = Some("i-b".into());
-    described.attachment_id = Some("att-g2".into());
     let changes = [
         floating(T0 + 10, "eni-g", "10.0.0.44"),
         attach(T0 + 20, "eni-g", "i-a", "att-g1"),
         Change::Detached { at: at(T0 + 40), attachment_id: "att-g1".into() },
         Change::AddressesAssigned { at: at(T0 + 50), eni_id: "eni-g".into(), addresses: vec![secondary] },
         attach(T0 + 100, "eni-g", "i-b", "att-g2"),
-        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+        described_attached(T0 + 300, "eni-g", &[ip("10.0.0.44"), secondary], "i-b", "att-g2"),
     ];
     let (primary, second) = (in_vpc("vpc-1", "10.0.0.44"), in_vpc("vpc-1", "10.0.0.45"));
     let probes = [
@@ -895,11 +890,6 @@ where
     Fut: Future<Output = S>,
 {
     let secondary = ip("10.0.0.45");
-    let mut described = Eni::new("eni-g");
-    described.vpc_id = Some("vpc-1".into());
-    described.private_addresses = vec![ip("10.0.0.44"), secondary];
-    described.instance_id = Some("i-a".into());
-    described.attachment_id = Some("att-g1".into());
     let assign =
         |t: i64| Change::AddressesAssigned { at: at(T0 + t), eni_id: "eni-g".into(), addresses: vec![secondary] };
     let changes = [
@@ -907,7 +897,7 @@ where
         Change::AddressesUnassigned { at: at(T0 + 100), eni_id: "eni-g".into(), addresses: vec![secondary] },
         assign(150),
         attach(T0 + 200, "eni-g", "i-a", "att-g1"),
-        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+        described_attached(T0 + 300, "eni-g", &[ip("10.0.0.44"), secondary], "i-a", "att-g1"),
     ];
     let second = in_vpc("vpc-1", "10.0.0.45");
     let probes =
@@ -967,6 +957,17 @@ fn floating(t: i64, id: &str, address: &str) -> Change {
     let mut eni = Eni::new(id);
     eni.vpc_id = Some("vpc-1".into());
     eni.private_addresses = vec![ip(address)];
+    Change::EniUp { at: at(t), eni: Box::new(eni) }
+}
+
+/// `id` in `vpc-1` described at `t` holding `addresses`, attached to
+/// `instance` by `attachment`.
+fn described_attached(t: i64, id: &str, addresses: &[IpAddr], instance: &str, attachment: &str) -> Change {
+    let mut eni = Eni::new(id);
+    eni.vpc_id = Some("vpc-1".into());
+    eni.private_addresses = addresses.to_vec();
+    eni.instance_id = Some(instance.into());
+    eni.attachment_id = Some(attachment.into());
     Change::EniUp { at: at(t), eni: Box::new(eni) }
 }
 
@@ -1102,14 +1103,9 @@ where
         applier.apply(&setup).await.expect("up");
     }
     let secondary = ip("10.0.0.81");
-    let mut described = Eni::new("eni-r");
-    described.vpc_id = Some("vpc-1".into());
-    described.private_addresses = vec![ip("10.0.0.80"), secondary];
-    described.instance_id = Some("i-2".into());
-    described.attachment_id = Some("att-2".into());
     for change in [
         floating(T0 + 10, "eni-r", "10.0.0.80"),
-        Change::EniUp { at: at(T0 + 300), eni: Box::new(described) },
+        described_attached(T0 + 300, "eni-r", &[ip("10.0.0.80"), secondary], "i-2", "att-2"),
         Change::AddressesAssigned { at: at(T0 + 50), eni_id: "eni-r".into(), addresses: vec![secondary] },
     ] {
         applier.apply(&change).await.expect("apply");

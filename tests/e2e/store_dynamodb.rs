@@ -85,11 +85,16 @@ impl Intercept for Calls {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or("?");
-        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.0.lock().unwrap().push(operation);
+        self.0.lock().unwrap().push(operation(context).to_owned());
         Ok(())
     }
+}
+
+/// The DynamoDB operation a request calls (`DynamoDB_20120810.UpdateItem`
+/// in its `x-amz-target` header): `UpdateItem`.
+fn operation<'a>(context: &'a BeforeTransmitInterceptorContextRef<'_>) -> &'a str {
+    let target = context.request().headers().get("x-amz-target").unwrap_or("?");
+    target.rsplit('.').next().unwrap_or(target)
 }
 
 /// Once armed, makes the next BatchGetItem answer look like DynamoDB under
@@ -183,8 +188,7 @@ impl Intercept for HoldNextUpdate {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or("");
-        if !target.ends_with(".UpdateItem") || !self.armed.swap(false, Ordering::SeqCst) {
+        if operation(context) != "UpdateItem" || !self.armed.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
         self.set(1);

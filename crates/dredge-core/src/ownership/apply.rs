@@ -448,11 +448,8 @@ impl<'s, S: OwnershipStore> Applier<'s, S> {
     /// them. A relabel outside the ENI's holding is void, so the extra are
     /// harmless.
     fn maybe_held(record: &EniRecord, at: UnixTime, now: &[IpAddr]) -> Vec<IpAddr> {
-        // Given up after `at`, or taken again since the (earliest) removal,
-        // in the same second too.
-        let kept_then = |a: &IpAddr| {
-            record.removed.get(a).is_none_or(|r| r.at > at || record.added.get(a).is_some_and(|t| t.latest() >= r.at))
-        };
+        // Given up after `at`, or taken again since the (earliest) removal.
+        let kept_then = |a: &IpAddr| record.removed.get(a).is_none_or(|r| r.at > at || record.taken_since(*a, r.at));
         let later = record.removed.iter().filter(|(_, r)| r.at > at).map(|(ip, _)| *ip);
         let taken = record.added.keys().copied().filter(kept_then);
         let mut all = now.to_vec();
@@ -1902,13 +1899,7 @@ mod tests {
     /// shuffled orders each give the same.
     #[test]
     fn random_stops_and_starts_give_each_public_address_its_own_stop() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: i64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as i64
-        };
+        let mut next = draws(0x9e37_79b9_7f4a_7c15);
         for world in 0..150 {
             // (address, start, stop)
             let mut runs: Vec<(String, i64, Option<i64>)> = Vec::new();
@@ -1949,34 +1940,52 @@ mod tests {
                     .map(|i| (i.address, i.from.0, i.to.map(|t| t.0)))
                     .collect::<Vec<_>>()
             };
-            let mut in_time: Vec<usize> = (0..changes.len()).collect();
-            in_time.sort_by_key(|i| changes[*i].at());
-            let want = history(&in_time);
+            let want = history_in_any_order(&changes, &mut next, world, history);
             let truth: Vec<_> = runs.iter().map(|(p, a, b)| (p.parse::<IpAddr>().unwrap(), *a, *b)).collect();
             assert_eq!(want, truth, "world {world}: {changes:#?}");
-            for _ in 0..40 {
-                let mut order = in_time.clone();
-                for i in (1..order.len()).rev() {
-                    order.swap(i, next(i as i64 + 1) as usize);
-                }
-                assert_eq!(history(&order), want, "world {world}, order {order:?} of {changes:#?}");
-            }
         }
     }
 
-    /// Random histories of one interface (attached and detached up to
-    /// twice, its instances maybe terminated, a secondary address assigned
-    /// and maybe released, maybe twice, a description), every event delivered: in time order and in 40
-    /// shuffled orders each, the same intervals.
-    #[test]
-    fn random_interface_histories_give_one_history_in_any_order() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: i64| {
+    /// Draws below `n` from a xorshift seeded with `seed`: the same every
+    /// run.
+    fn draws(mut seed: u64) -> impl FnMut(i64) -> i64 {
+        move |n| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             (seed % n as u64) as i64
-        };
+        }
+    }
+
+    /// The `history` of `changes` applied in time order, having checked
+    /// that 40 orders shuffled with `next` give it too.
+    fn history_in_any_order<H: PartialEq + std::fmt::Debug>(
+        changes: &[Change],
+        next: &mut impl FnMut(i64) -> i64,
+        world: usize,
+        history: impl Fn(&[usize]) -> H,
+    ) -> H {
+        let mut in_time: Vec<usize> = (0..changes.len()).collect();
+        in_time.sort_by_key(|i| changes[*i].at());
+        let want = history(&in_time);
+        for _ in 0..40 {
+            let mut order = in_time.clone();
+            for i in (1..order.len()).rev() {
+                order.swap(i, next(i as i64 + 1) as usize);
+            }
+            assert_eq!(history(&order), want, "world {world}, order {order:?} of {changes:#?}");
+        }
+        want
+    }
+
+    /// Random histories of one interface (attached and detached up to
+    /// twice, its instances maybe terminated, a secondary address assigned
+    /// and maybe released, maybe twice, a description), every event
+    /// delivered: in time order and in 40 shuffled orders each, the same
+    /// intervals.
+    #[test]
+    fn random_interface_histories_give_one_history_in_any_order() {
+        let mut next = draws(0x2545_f491_4f6c_dd1d);
         let second: IpAddr = "10.0.0.71".parse().unwrap();
         let keys = [
             AddressKey::new(Scope::Vpc(VPC.into()), "10.0.0.70".parse().unwrap()),
@@ -2047,16 +2056,7 @@ mod tests {
                 }
                 keys.iter().flat_map(|k| ready(store.timeline(k)).unwrap().intervals(k)).collect::<Vec<_>>()
             };
-            let mut in_time: Vec<usize> = (0..changes.len()).collect();
-            in_time.sort_by_key(|i| changes[*i].at());
-            let want = history(&in_time);
-            for _ in 0..40 {
-                let mut order = in_time.clone();
-                for i in (1..order.len()).rev() {
-                    order.swap(i, next(i as i64 + 1) as usize);
-                }
-                assert_eq!(history(&order), want, "world {world}, order {order:?} of {changes:#?}");
-            }
+            history_in_any_order(&changes, &mut next, world, history);
         }
     }
 

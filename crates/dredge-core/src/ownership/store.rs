@@ -225,9 +225,7 @@ impl EniRecord {
             let oldest = self.removed.iter().min_by_key(|(ip, r)| (r.at, **ip)).map(|(ip, _)| *ip);
             oldest.map(|ip| self.removed.remove(&ip));
         }
-        // Taken again in the same second is held (closes sort before opens).
-        let gone: Vec<IpAddr> =
-            addresses.iter().copied().filter(|a| self.added.get(a).is_none_or(|t| t.latest() < at)).collect();
+        let gone: Vec<IpAddr> = addresses.iter().copied().filter(|a| !self.taken_since(*a, at)).collect();
         if at >= self.updated_at {
             self.eni.remove_addresses(&gone);
         }
@@ -248,6 +246,13 @@ impl EniRecord {
             before.addresses().filter(|a| !kept.contains(a)).partition(|a| was_auto.contains(a));
         self.remove(&auto, at, true);
         self.remove(&other, at, false);
+    }
+
+    /// Whether a change took `address` at `at` or later: a removal at `at`
+    /// does not end it (taken again in the same second is held, as closes
+    /// sort before opens).
+    pub fn taken_since(&self, address: IpAddr, at: UnixTime) -> bool {
+        self.added.get(&address).is_some_and(|t| t.latest() >= at)
     }
 
     /// Whether a change at `at` giving the ENI `address` is outdated: the
